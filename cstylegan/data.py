@@ -1,0 +1,215 @@
+"""The training data: a zip or folder of images with a dataset.json, as a PyTorch Dataset.
+
+Reads our zips (class names and per-image attributes in dataset.json) and NVlabs' zips
+(integer labels only; their classes are named class0, class1, ...). Every problem a user can
+fix is a `DatasetError` whose one-line message says what is wrong and what to do.
+"""
+
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from cstylegan.classes import resolve_classes
+from cstylegan.dataset_writer import JSON_NAME, DatasetError
+
+__all__ = ["DatasetError", "ImageDataset", "class_index"]
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm"}
+MAKE_HINT = "make one with datasets/make_dataset.py"
+
+
+def class_index(spec, class_names) -> list:
+    """Class indices for a name, an index, or a comma list of either (or `all`), e.g. "ghibli_male,2"."""
+    if isinstance(spec, (list, tuple)):
+        return [i for part in spec for i in class_index(part, class_names)]
+    return resolve_classes(str(spec), class_names)
+
+
+class ImageDataset(torch.utils.data.Dataset):
+    """Items are (uint8 CHW image, float32 one-hot label); the label is empty when labels are unused.
+
+    With `xflip`, the dataset doubles with mirrored copies (NVlabs' --mirror). `max_size`
+    keeps a fixed random subset. Pickles without an open file, so each DataLoader worker
+    opens the zip itself.
+    """
+
+    def __init__(self, path, use_labels: bool = True, xflip: bool = False, max_size=None, seed: int = 0):
+        self.path = Path(path)
+        self._zip = None
+        self._zip_pid = None
+        names = self._list_images()
+        info = self._read_json()
+        label_of = self._labels_by_name(info)
+        self.has_labels = label_of is not None
+        if use_labels and not self.has_labels:
+            raise DatasetError(
+                f"{self.path} has no class labels in {JSON_NAME}; drop --cond, or {MAKE_HINT} from class folders"
+            )
+        if max_size is not None and len(names) > max_size:
+            keep = np.random.RandomState(seed).permutation(len(names))[:max_size]
+            names = [names[i] for i in sorted(keep)]
+        self.names = names
+        if self.has_labels:
+            missing = [n for n in names if n not in label_of]
+            if missing:
+                raise DatasetError(f"{self.path}: {missing[0]} has no label in {JSON_NAME}; {MAKE_HINT} again")
+            self.class_names = self._class_names(info, label_of)
+            self.raw_classes = np.array([label_of[n] for n in names], dtype=np.int64)
+        else:
+            self.class_names = []
+            self.raw_classes = np.zeros(len(names), dtype=np.int64)
+        attributes = (info or {}).get("attributes") or {}
+        self.attributes = [attributes.get(n, {}) for n in names]
+        self.c_dim = len(self.class_names) if use_labels else 0
+        self._one_hot = np.zeros([len(names), self.c_dim], np.float32)
+        if self.c_dim:
+            self._one_hot[np.arange(len(names)), self.raw_classes] = 1
+        self.xflip = xflip
+        self._check_shapes()
+
+    # ---- discovery -------------------------------------------------------------------
+
+    def _list_images(self) -> list:
+        if not self.path.exists():
+            raise DatasetError(f"{self.path}: no such file or folder; give a dataset zip or folder ({MAKE_HINT})")
+        if self.path.is_dir():
+            found = [p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file()]
+        elif zipfile.is_zipfile(self.path):
+            found = self._open_zip().namelist()
+        else:
+            raise DatasetError(f"{self.path} is neither a zip file nor a folder; give a dataset zip ({MAKE_HINT})")
+        names = sorted(n for n in found if Path(n).suffix.lower() in IMAGE_EXTENSIONS)
+        if not names:
+            raise DatasetError(f"{self.path} holds no images; {MAKE_HINT}")
+        return names
+
+    def _read_json(self):
+        try:
+            raw = self._read_bytes(JSON_NAME)
+        except (KeyError, FileNotFoundError):
+            return None
+        try:
+            return json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise DatasetError(f"{self.path}: {JSON_NAME} is not valid JSON ({error}); {MAKE_HINT} again") from error
+
+    def _labels_by_name(self, info):
+        """{image name: class index}, or None for data without labels."""
+        labels = (info or {}).get("labels")
+        if not labels:
+            return None
+        label_of = {}
+        for entry in labels:
+            if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], int) and entry[1] >= 0):
+                raise DatasetError(
+                    f"{self.path}: label {entry!r} in {JSON_NAME} is not [name, class index]; "
+                    "only class labels are supported, make the data with datasets/make_dataset.py"
+                )
+            label_of[entry[0].replace("\\", "/")] = entry[1]
+        return label_of
+
+    def _class_names(self, info, label_of) -> list:
+        names = info.get("class_names")
+        count = max(label_of.values()) + 1
+        if names is None:
+            return [f"class{i}" for i in range(count)]
+        if len(names) < count:
+            raise DatasetError(
+                f"{self.path}: {JSON_NAME} has labels up to {count - 1} but {len(names)} class names; {MAKE_HINT} again"
+            )
+        return list(names)
+
+    def _check_shapes(self) -> None:
+        """Every image square, of one power-of-two size: otherwise training fails hours later."""
+        sizes = {}
+        for name in self.names:
+            try:
+                with self._open_file(name) as file, Image.open(file) as image:
+                    sizes.setdefault((image.size, len(image.getbands())), name)
+            except (OSError, SyntaxError, ValueError) as error:
+                raise DatasetError(f"{self.path}: {name} is not a readable image ({error}); {MAKE_HINT} again") from error
+        if len(sizes) > 1:
+            (size_a, _), (size_b, _) = list(sizes)[:2]
+            example_a, example_b = list(sizes.values())[:2]
+            raise DatasetError(
+                f"{self.path}: images differ in size or channels ({example_a} is {size_a}, {example_b} is {size_b}); "
+                f"{MAKE_HINT} --resolution R to make them all R x R"
+            )
+        ((width, height), channels) = next(iter(sizes))
+        if width != height or width < 4 or width & (width - 1):
+            raise DatasetError(
+                f"{self.path}: images are {width}x{height}, not square with a power-of-two side; "
+                f"{MAKE_HINT} --resolution R (R a power of two)"
+            )
+        self.resolution = width
+        self.num_channels = channels
+
+    # ---- file access -----------------------------------------------------------------
+
+    def _open_zip(self) -> zipfile.ZipFile:
+        """One open zip per process: a handle inherited from the parent is not safe to share."""
+        if self._zip is None or self._zip_pid != os.getpid():
+            self._zip = zipfile.ZipFile(self.path)
+            self._zip_pid = os.getpid()
+        return self._zip
+
+    def _open_file(self, name: str):
+        """A file object, so reading an image's size reads only its header."""
+        return open(self.path / name, "rb") if self.path.is_dir() else self._open_zip().open(name)
+
+    def _read_bytes(self, name: str) -> bytes:
+        with self._open_file(name) as file:
+            return file.read()
+
+    def __getstate__(self):
+        return {**self.__dict__, "_zip": None, "_zip_pid": None}
+
+    # ---- Dataset ---------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.names) * (2 if self.xflip else 1)
+
+    def __getitem__(self, index: int):
+        raw = index % len(self.names)
+        with Image.open(io.BytesIO(self._read_bytes(self.names[raw]))) as image:
+            array = np.asarray(image)
+        array = array[:, :, None] if array.ndim == 2 else array
+        if array.shape != (self.resolution, self.resolution, self.num_channels):
+            raise DatasetError(f"{self.path}: {self.names[raw]} changed size since the data set was opened; restart")
+        if index >= len(self.names):
+            array = array[:, ::-1]
+        return np.ascontiguousarray(array.transpose(2, 0, 1)), self._one_hot[raw]
+
+    @property
+    def labels(self) -> np.ndarray:
+        """float32 one-hot labels [len(self), c_dim], row i for item i (mirrored copies included)."""
+        return np.tile(self._one_hot, (2 if self.xflip else 1, 1))
+
+    @property
+    def class_counts(self) -> dict:
+        """Images per class name (before mirroring), in class-index order."""
+        counts = np.bincount(self.raw_classes, minlength=len(self.class_names)) if self.has_labels else []
+        return {name: int(n) for name, n in zip(self.class_names, counts)}
+
+    @property
+    def label_distribution(self) -> np.ndarray:
+        """Fraction of images in each class, in class-index order."""
+        counts = np.array(list(self.class_counts.values()), dtype=np.float64)
+        return counts / max(counts.sum(), 1)
+
+    def class_index(self, spec) -> list:
+        """Indices of the classes named by `spec` (name, index, comma list or `all`)."""
+        if not self.has_labels:
+            raise DatasetError(f"{self.path} has no class labels, so no class {spec!r}; {MAKE_HINT} from class folders")
+        return class_index(spec, self.class_names)
+
+    def indices_of(self, spec) -> list:
+        """Item indices (mirrored copies included) of the images of the classes in `spec`."""
+        wanted = np.isin(np.tile(self.raw_classes, 2 if self.xflip else 1), self.class_index(spec))
+        return np.flatnonzero(wanted).tolist()

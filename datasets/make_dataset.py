@@ -1,0 +1,227 @@
+"""Turn folders of images, one per art style and gender, into one training zip with named classes.
+
+    python datasets/make_dataset.py faces/ faces256.zip --resolution 256
+
+SRC is laid out as SRC/<style>_<gender>/*, SRC/<style>/<gender>/*, or is a CSV file with the
+columns path,style,gender (more attribute columns allowed; paths relative to the CSV).
+NVlabs' dataset_tool writes integer labels only; this zip also names its classes
+(`ghibli_male`) and records each image's attributes and where the images came from.
+"""
+
+import csv
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+import numpy as np
+from PIL import ImageColor
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from cstylegan.dataset_writer import (  # noqa: E402
+    DatasetError,
+    DatasetWriter,
+    attributes_from_name,
+    check_output,
+    check_resolution,
+    class_name,
+)
+from cstylegan.image_prep import UnreadableImage, center_crop, load_rgb, pad  # noqa: E402
+
+REQUIRED_COLUMNS = ("path", "style", "gender")
+
+
+@dataclass
+class Found:
+    """What SRC holds: (image path, attributes) pairs, files passed over and class folders with no files."""
+
+    sources: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)  # (path, reason)
+    empty: list = field(default_factory=list)  # class names
+
+
+def clean(value: str) -> str:
+    """Class names are typed on command lines: lower case, no spaces or slashes."""
+    return re.sub(r"[\s/\\]+", "-", value.strip().lower())
+
+
+def visible(path: Path) -> bool:
+    return not path.name.startswith(".")
+
+
+def visible_file(path: Path) -> bool:
+    """Any visible file: a non-image is reported as skipped rather than silently ignored."""
+    return path.is_file() and visible(path)
+
+
+def from_folders(src: Path) -> Found:
+    """SRC/<style>_<gender>/* (files) or SRC/<style>/<gender>/** (any depth below the gender folder)."""
+    found = Found()
+    for entry in sorted(filter(visible, src.iterdir())):
+        if entry.is_file():
+            found.skipped.append((entry, "not inside a class folder"))
+            continue
+        children = sorted(filter(visible, entry.iterdir()))
+        genders = [c for c in children if c.is_dir()]
+        if not genders:
+            classes = [(attributes_from_name(clean(entry.name)), children)]
+        else:
+            found.skipped += [(c, f"not inside a <gender> folder of {entry.name}/") for c in children if c.is_file()]
+            classes = [
+                ({"style": clean(entry.name), "gender": clean(g.name)}, sorted(filter(visible_file, g.rglob("*"))))
+                for g in genders
+            ]
+        for attributes, files in classes:
+            if files:
+                found.sources += [(path, attributes) for path in files]
+            else:
+                found.empty.append(class_name(attributes))
+    return found
+
+
+def from_csv(table: Path) -> Found:
+    """Rows path,style,gender[,more]: the class is the attribute values joined by `_`."""
+    found = Found()
+    with open(table, newline="", encoding="utf-8-sig") as file:
+        reader = csv.DictReader(file)
+        columns = [c.strip() for c in reader.fieldnames or []]
+        missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+        if missing:
+            raise DatasetError(f"{table}: no column {', '.join(missing)}; the first line must name path,style,gender")
+        attribute_columns = [c for c in columns if c != "path"]
+        for line, row in enumerate(reader, start=2):
+            row = {k.strip(): (v or "") for k, v in row.items() if k}
+            path = Path(row["path"].strip())
+            path = path if path.is_absolute() else table.parent / path
+            attributes = {c: clean(row[c]) for c in attribute_columns}
+            blank = [c for c, v in attributes.items() if not v]
+            if blank:
+                found.skipped.append((path, f"line {line} has no {', '.join(blank)}"))
+            elif not path.is_file():
+                found.skipped.append((path, f"line {line}: no such file"))
+            else:
+                found.sources.append((path, attributes))
+    return found
+
+
+def interleave(sources: list) -> list:
+    """Take images class by class in turn, so a --max-images subset still holds every class."""
+    by_class = {}
+    for path, attributes in sources:
+        by_class.setdefault(class_name(attributes), []).append((path, attributes))
+    queues = [by_class[name] for name in sorted(by_class)]
+    order = [queue[i] for i in range(max(map(len, queues), default=0)) for queue in queues if i < len(queue)]
+    return order
+
+
+def convert(path: Path, resolution: int, transform: str, background) -> tuple:
+    """(HxWx3 uint8 image, whether it had to be enlarged)."""
+    image = load_rgb(path)
+    short = min(image.size) if transform == "center-crop" else max(image.size)
+    square = center_crop(image, resolution) if transform == "center-crop" else pad(image, resolution, background)
+    return np.asarray(square), short < resolution
+
+
+def report(out: Path, counts: dict, found: Found, duplicates: list, upscaled: int, src: Path) -> None:
+    """The per-class table, then every file left out and why."""
+
+    def show(path):
+        try:
+            return Path(path).relative_to(src).as_posix()
+        except ValueError:
+            return str(path)
+
+    width = max(len("class"), *map(len, counts))
+    click.echo(f"Wrote {out}: {sum(counts.values())} images in {len(counts)} classes")
+    click.echo(f"  {'class':<{width}}  images")
+    for name, n in counts.items():
+        click.echo(f"  {name:<{width}}  {n:>6}")
+    click.echo(f"  {'total':<{width}}  {sum(counts.values()):>6}")
+    if found.skipped:
+        click.echo(f"Files skipped ({len(found.skipped)}; unreadable or misplaced):")
+        for path, reason in found.skipped:
+            click.echo(f"  {show(path)}: {reason}")
+    if duplicates:
+        click.echo(f"Duplicates skipped ({len(duplicates)}; same pixels as an image already written):")
+        for path, earlier in duplicates:
+            click.echo(f"  {show(path)} = {earlier}")
+    if found.empty:
+        click.echo(f"Empty classes, left out: {', '.join(found.empty)}")
+    if upscaled:
+        click.echo(f"Enlarged {upscaled} images smaller than the resolution; they may look blurry")
+
+
+def make_dataset(src: Path, out: Path, resolution: int, transform: str, background: str, max_images, source_note, force):
+    """Check every option, find the images, write the zip, print the summary."""
+    check_resolution(resolution)
+    check_output(out, force)
+    if max_images is not None and max_images < 1:
+        raise DatasetError(f"--max-images {max_images}: give a number >= 1")
+    try:
+        background = ImageColor.getrgb(background)[:3]
+    except ValueError as error:
+        raise DatasetError(f"--background {background!r} is not a colour; give a name like white or #rrggbb") from error
+    if not src.exists():
+        raise DatasetError(f"{src}: no such folder or CSV file; give the folder of class folders or a CSV")
+    if src.is_dir():
+        found = from_folders(src)
+    elif src.suffix.lower() == ".csv":
+        found = from_csv(src)
+    else:
+        raise DatasetError(f"{src} is neither a folder nor a .csv file; give the folder of class folders or a CSV")
+    if not found.sources:
+        raise DatasetError(f"{src} holds no image files in class folders; lay it out as SRC/<style>_<gender>/*.png")
+
+    metadata = {"source_note": source_note} if source_note else {}
+    classes = {class_name(a) for _, a in found.sources}
+    duplicates, upscaled = [], 0
+    with DatasetWriter(out, resolution, force=force, metadata=metadata) as writer:
+        order = interleave(found.sources)
+        with tqdm(total=min(len(order), max_images or len(order)), unit="img", desc="images", disable=None) as bar:
+            for path, attributes in order:
+                try:
+                    image, enlarged = convert(path, resolution, transform, background)
+                except UnreadableImage as error:
+                    found.skipped.append((path, str(error)))
+                    continue
+                earlier = writer.add(image, path.stem, attributes)
+                if earlier:
+                    duplicates.append((path, earlier))
+                    continue
+                upscaled += enlarged
+                bar.update()
+                if len(writer.entries) == max_images:
+                    break
+        counts = writer.class_counts()
+        if not counts:
+            path, reason = found.skipped[-1]
+            raise DatasetError(f"none of the {len(order)} files in {src} is a readable image (e.g. {path.name}: {reason})")
+    if max_images is None:
+        found.empty += sorted(classes - set(counts))
+    report(out, counts, found, duplicates, upscaled, src)
+
+
+@click.command()
+@click.argument("src", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--resolution", type=int, required=True, help="Side of the square images, a power of two (e.g. 256).")
+@click.option("--transform", type=click.Choice(["center-crop", "pad"]), default="center-crop", show_default=True,
+              help="Non-square images: crop the centre square, or pad to a square with --background.")
+@click.option("--background", default="white", show_default=True, help="Padding colour for --transform pad (#rrggbb).")
+@click.option("--max-images", type=int, help="Stop after this many images, taken from the classes in turn.")
+@click.option("--source-note", help="Where the images come from and their licence; stored in dataset.json.")
+@click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
+def main(src, out, resolution, transform, background, max_images, source_note, force):
+    """Make OUT.zip (PNG images + dataset.json with class names) from the images in SRC."""
+    try:
+        make_dataset(src, out, resolution, transform, background, max_images, source_note, force)
+    except DatasetError as error:
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
