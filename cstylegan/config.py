@@ -1,0 +1,191 @@
+"""Training settings: the presets of the official release, user overrides, YAML in/out.
+
+A `TrainConfig` holds every setting a run uses, fully resolved, so that `config.yaml`
+in a run folder is enough to reproduce or resume the run. The network constructor
+arguments (`G_kwargs`, `D_kwargs`) use NVlabs' argument names, which is what lets
+their pickles and ours share one code path.
+"""
+
+import dataclasses
+from pathlib import Path
+from dataclasses import dataclass, field
+from typing import Optional
+
+import yaml
+
+# Presets of the official StyleGAN2-ADA release (fmaps = channel_base / 32768), plus
+# `small`: tiny channels so that a CPU can train in minutes. `auto` is filled from the
+# resolution by `_auto_preset`.
+PRESETS = {
+    "stylegan2": dict(batch=32, mbstd=4, fmaps=1, lr=0.002, gamma=10, ema=10, ramp=None, map=8),
+    "paper256": dict(batch=64, mbstd=8, fmaps=0.5, lr=0.0025, gamma=1, ema=20, ramp=None, map=8),
+    "paper512": dict(batch=64, mbstd=8, fmaps=1, lr=0.0025, gamma=0.5, ema=20, ramp=None, map=8),
+    "paper1024": dict(batch=32, mbstd=4, fmaps=1, lr=0.002, gamma=2, ema=10, ramp=None, map=8),
+}
+CFG_NAMES = ["auto", *PRESETS, "small"]
+
+
+def _auto_preset(resolution: int, batch: Optional[int] = None) -> dict:
+    """The official `auto` formula for one GPU, with gamma and EMA following the batch."""
+    batch = batch or max(min(4096 // resolution, 32), 1)
+    return dict(
+        batch=batch,
+        mbstd=min(batch, 4),
+        fmaps=1 if resolution >= 512 else 0.5,
+        lr=0.002 if resolution >= 1024 else 0.0025,
+        gamma=0.0002 * resolution**2 / batch,
+        ema=batch * 10 / 32,
+        ramp=0.05,
+        map=2,
+    )
+
+
+def _small_preset(resolution: int, batch: Optional[int] = None) -> dict:
+    """Like `auto`, with channel base 2048 and at most 128 channels: minutes on a CPU."""
+    preset = _auto_preset(resolution, batch)
+    preset.update(fmaps=2048 / 32768, cmax=128)
+    return preset
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work; the message names it and what to use instead."""
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of one training run; `resolve` fills the preset-dependent ones."""
+
+    data: str
+    outdir: str = "training-runs"
+    cfg: str = "auto"
+    cond: bool = False
+    mirror: bool = False
+    kimg: float = 25000
+    batch: Optional[int] = None
+    gamma: Optional[float] = None
+    cbase: Optional[int] = None
+    cmax: Optional[int] = None
+    map_depth: Optional[int] = None
+    glr: Optional[float] = None
+    dlr: Optional[float] = None
+    mbstd_group: Optional[int] = None
+    ema_kimg: Optional[float] = None
+    ema_rampup: Optional[float] = None
+    z_dim: int = 512
+    w_dim: int = 512
+    conv_clamp: Optional[int] = 256
+    num_fp16_res: int = 0
+    style_mixing_prob: float = 0.9
+    pl_weight: float = 2.0
+    pl_batch_shrink: int = 2
+    pl_decay: float = 0.01
+    G_reg_interval: int = 4
+    D_reg_interval: int = 16
+    tick: float = 4.0
+    snap: int = 50
+    seed: int = 0
+    workers: int = 2
+    device: str = "auto"
+    resume: Optional[str] = None
+    # Filled from the data set when the run starts.
+    resolution: Optional[int] = None
+    class_names: list = field(default_factory=list)
+
+    def resolve(self, resolution: int) -> "TrainConfig":
+        """Return a copy with every None filled from the preset for this resolution."""
+        if self.cfg not in CFG_NAMES:
+            raise ConfigError(f"unknown --cfg {self.cfg!r}; choose one of {', '.join(CFG_NAMES)}")
+        if self.cfg == "auto":
+            preset = _auto_preset(resolution, self.batch)
+        elif self.cfg == "small":
+            preset = _small_preset(resolution, self.batch)
+        else:
+            preset = PRESETS[self.cfg]
+        resolved = dataclasses.replace(self, resolution=resolution)
+        batch = self.batch or preset["batch"]
+        defaults = dict(
+            batch=batch,
+            gamma=preset["gamma"],
+            cbase=int(preset["fmaps"] * 32768),
+            cmax=preset.get("cmax", 512),
+            map_depth=preset["map"],
+            glr=preset["lr"],
+            dlr=preset["lr"],
+            mbstd_group=min(preset["mbstd"], batch),
+            ema_kimg=preset["ema"],
+            ema_rampup=preset["ramp"],
+        )
+        for name, value in defaults.items():
+            if getattr(resolved, name) is None:
+                setattr(resolved, name, value)
+        resolved.validate()
+        return resolved
+
+    def validate(self) -> None:
+        """Reject settings that would fail later, deep inside the loop."""
+        if self.batch < 1:
+            raise ConfigError("--batch must be at least 1")
+        if self.batch % self.mbstd_group != 0:
+            raise ConfigError(
+                f"--batch {self.batch} is not divisible by the minibatch-std group {self.mbstd_group}; "
+                "pick a batch that is a multiple of it"
+            )
+        if self.gamma < 0:
+            raise ConfigError("--gamma must be non-negative")
+        if self.kimg <= 0:
+            raise ConfigError("--kimg must be positive")
+        if self.resolution is not None and (self.resolution < 4 or self.resolution & (self.resolution - 1)):
+            raise ConfigError(f"resolution {self.resolution} is not a power of two >= 4")
+
+    def network_kwargs(self, c_dim: int) -> tuple:
+        """Constructor arguments of G and D, with NVlabs' names."""
+        G_kwargs = dict(
+            z_dim=self.z_dim,
+            c_dim=c_dim,
+            w_dim=self.w_dim,
+            img_resolution=self.resolution,
+            img_channels=3,
+            mapping_kwargs=dict(num_layers=self.map_depth),
+            channel_base=self.cbase,
+            channel_max=self.cmax,
+            num_fp16_res=self.num_fp16_res,
+            conv_clamp=self.conv_clamp,
+        )
+        D_kwargs = dict(
+            c_dim=c_dim,
+            img_resolution=self.resolution,
+            img_channels=3,
+            channel_base=self.cbase,
+            channel_max=self.cmax,
+            num_fp16_res=self.num_fp16_res,
+            conv_clamp=self.conv_clamp,
+            epilogue_kwargs=dict(mbstd_group_size=self.mbstd_group),
+        )
+        return G_kwargs, D_kwargs
+
+    def description(self) -> str:
+        """Short run-folder suffix, e.g. `cond-all_styles-small-batch32-gamma0.2`."""
+        name = Path(self.data).name.removesuffix(".zip")
+        parts = (["cond"] if self.cond else []) + [name, self.cfg, f"batch{self.batch}", f"gamma{self.gamma:g}"]
+        return "-".join(parts)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown settings in config: {', '.join(unknown)}")
+        return cls(**values)
+
+
+def save_yaml(config: TrainConfig, path) -> None:
+    with open(path, "w") as file:
+        yaml.safe_dump(config.to_dict(), file, sort_keys=False)
+
+
+def load_yaml(path) -> TrainConfig:
+    with open(path) as file:
+        return TrainConfig.from_dict(yaml.safe_load(file))
