@@ -1,0 +1,29 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   install, build the emoji data set, train a small model on the CPU, draw every class
+#   make test   install and run the test suite
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DEMO_KIMG ?= 20
+DEMO_RES ?= 32
+
+.PHONY: install demo test bench clean-demo
+
+$(VENV)/installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+install: $(VENV)/installed
+
+demo: install
+	$(PY) datasets/emoji.py --out all_styles.zip --resolution $(DEMO_RES) --preview all_styles_sheet.png --force
+	$(PY) train.py --cond --data all_styles.zip --cfg small --kimg $(DEMO_KIMG) --tick 1 --snap 5 --outdir training-runs
+	$(PY) generate.py --class all --seeds 0-15 --trunc 0.7 --grid --outdir out/demo
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) benchmarks/train_speed.py

@@ -1,0 +1,116 @@
+"""Training and generation speed of conditional StyleGAN2, printed as a table.
+
+Each configuration runs in its own process so that its peak memory is its own. The
+training figure is amortised over the lazy-regularisation schedule: one image costs
+G main + D main + G path length / 4 + D R1 / 16, each phase timed on its own.
+
+    python benchmarks/train_speed.py                      # 32 and 64 px, small and auto
+    python benchmarks/train_speed.py --res 256 --cfg paper256 --device cuda
+"""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from cstylegan.config import TrainConfig  # noqa: E402
+from cstylegan.networks.discriminator import Discriminator  # noqa: E402
+from cstylegan.networks.stylegan2 import Generator  # noqa: E402
+from cstylegan.training.loop import optimizer, peak_memory_gb, pick_device, step  # noqa: E402
+from cstylegan.training.loss import StyleGAN2Loss  # noqa: E402
+
+NUM_CLASSES = 4
+
+
+def timed(fn, repeats: int, device) -> float:
+    """Mean seconds per call after one warm-up call."""
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - start) / repeats
+
+
+def measure(resolution: int, cfg: str, batch: int, repeats: int, device_name: str) -> dict:
+    device = pick_device(device_name)
+    config = TrainConfig(data="", cfg=cfg, batch=batch).resolve(resolution)
+    G_kwargs, D_kwargs = config.network_kwargs(NUM_CLASSES)
+    G = Generator(**G_kwargs).train().requires_grad_(False).to(device)
+    D = Discriminator(**D_kwargs).train().requires_grad_(False).to(device)
+    G_opt = optimizer(G, config.glr, config.G_reg_interval)
+    D_opt = optimizer(D, config.dlr, config.D_reg_interval)
+    loss = StyleGAN2Loss(G, D, r1_gamma=config.gamma, pl_weight=config.pl_weight)
+    real_img = torch.rand([batch, 3, resolution, resolution], device=device) * 2 - 1
+    c = torch.eye(NUM_CLASSES, device=device)[torch.arange(batch) % NUM_CLASSES]
+    z = torch.randn([batch, G.z_dim], device=device)
+
+    def phase(module, opt, run):
+        def go():
+            module.requires_grad_(True)
+            phase_loss, _ = run()
+            step(module, opt, phase_loss)
+            module.requires_grad_(False)
+
+        return go
+
+    seconds = {
+        "G_main": timed(phase(G, G_opt, lambda: loss.G_main(z, c)), repeats, device),
+        "G_pl": timed(phase(G, G_opt, lambda: loss.G_pl(z, c, gain=4)), repeats, device),
+        "D_main": timed(phase(D, D_opt, lambda: loss.D_main(real_img, c, z, c)), repeats, device),
+        "D_r1": timed(phase(D, D_opt, lambda: loss.D_r1(real_img, c, gain=16)), repeats, device),
+    }
+    per_batch = seconds["G_main"] + seconds["D_main"] + seconds["G_pl"] / 4 + seconds["D_r1"] / 16
+    G.eval()
+    with torch.no_grad():
+        gen_seconds = timed(lambda: G(z, c, noise_mode="const"), repeats, device)
+    return dict(
+        resolution=resolution,
+        cfg=cfg,
+        batch=batch,
+        device=str(device),
+        G_params=sum(p.numel() for p in G.parameters()),
+        D_params=sum(p.numel() for p in D.parameters()),
+        train_img_per_s=batch / per_batch,
+        sec_per_kimg=per_batch / batch * 1000,
+        gen_img_per_s=batch / gen_seconds,
+        peak_mem_gb=peak_memory_gb(device),
+        phase_seconds=seconds,
+    )
+
+
+@click.command()
+@click.option("--res", "resolutions", default="32,64", show_default=True, help="Comma list of resolutions.")
+@click.option("--cfg", "cfgs", default="small,auto", show_default=True, help="Comma list of --cfg presets.")
+@click.option("--batch", default=32, show_default=True)
+@click.option("--repeats", default=3, show_default=True, help="Timed calls per phase, after one warm-up.")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--one", is_flag=True, hidden=True, help="Measure one configuration and print JSON (internal).")
+def main(resolutions, cfgs, batch, repeats, device, one):
+    if one:
+        print(json.dumps(measure(int(resolutions), cfgs, batch, repeats, device)))
+        return
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}")
+    print(f"{'res':>4} {'cfg':>9} {'batch':>5} {'G params':>10} {'D params':>10} "
+          f"{'train img/s':>11} {'s/kimg':>8} {'gen img/s':>9} {'peak GB':>7}")
+    for resolution in resolutions.split(","):
+        for cfg in cfgs.split(","):
+            command = [sys.executable, __file__, "--one", "--res", resolution, "--cfg", cfg,
+                       "--batch", str(batch), "--repeats", str(repeats), "--device", device]
+            r = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+            print(f"{r['resolution']:>4} {r['cfg']:>9} {r['batch']:>5} {r['G_params']:>10,} {r['D_params']:>10,} "
+                  f"{r['train_img_per_s']:>11.1f} {r['sec_per_kimg']:>8.1f} {r['gen_img_per_s']:>9.1f} "
+                  f"{r['peak_mem_gb']:>7.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

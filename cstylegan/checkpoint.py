@@ -1,0 +1,106 @@
+"""Our snapshots: tensors and plain data only, written atomically, loaded without pickled code.
+
+A snapshot is a dict that `torch.load(weights_only=True)` accepts:
+    G, G_ema, D            state dicts (NVlabs parameter names)
+    G_opt, D_opt           optimiser state dicts (absent in export-only files)
+    G_kwargs, D_kwargs     constructor arguments, NVlabs names
+    config                 the run's TrainConfig as a dict
+    class_names            index -> class name ([] for an unconditional model)
+    cur_nimg               images shown so far
+    ada_p                  augmentation probability (0 without ADA)
+    format                 "cstylegan-snapshot-1"
+The per-class w_avg lives in G_ema's state dict as `mapping.w_avg_per_class`.
+"""
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import torch
+
+from cstylegan.networks.discriminator import Discriminator
+from cstylegan.networks.stylegan2 import Generator
+
+FORMAT = "cstylegan-snapshot-1"
+SNAPSHOT_PATTERN = re.compile(r"network-snapshot-(\d+)\.pt$")
+
+
+class CheckpointError(ValueError):
+    """A snapshot that cannot be used; the message names the file and the fix."""
+
+
+def save_snapshot(path, snapshot: dict) -> None:
+    """Write to a temporary file in the same folder, then rename: never half a file."""
+    path = Path(path)
+    snapshot = dict(snapshot, format=FORMAT)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            torch.save(snapshot, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def load_snapshot(path, map_location="cpu") -> dict:
+    """Load one of our snapshots, refusing anything that is not plain tensors and data."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"network file not found: {path}")
+    try:
+        snapshot = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(
+            f"cannot read {path} as a cstylegan snapshot ({first_line}); "
+            "pass a network-snapshot-*.pt written by train.py"
+        ) from None
+    if not isinstance(snapshot, dict) or snapshot.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a cstylegan snapshot; pass a network-snapshot-*.pt written by train.py")
+    return snapshot
+
+
+def build_networks(snapshot: dict, device="cpu") -> dict:
+    """Construct G, G_ema and D from a snapshot and load their weights."""
+    networks = {}
+    for name, cls, kwargs in (
+        ("G", Generator, snapshot["G_kwargs"]),
+        ("G_ema", Generator, snapshot["G_kwargs"]),
+        ("D", Discriminator, snapshot["D_kwargs"]),
+    ):
+        if name in snapshot:
+            module = cls(**kwargs)
+            module.load_state_dict(snapshot[name])
+            networks[name] = module.to(device).eval().requires_grad_(False)
+    return networks
+
+
+def load_generator(path, device="cpu") -> tuple:
+    """The generator to draw images with (G_ema) and the snapshot's plain data."""
+    snapshot = load_snapshot(path)
+    G = Generator(**snapshot["G_kwargs"])
+    G.load_state_dict(snapshot["G_ema"])
+    info = {key: snapshot[key] for key in ("class_names", "cur_nimg", "config") if key in snapshot}
+    return G.to(device).eval().requires_grad_(False), info
+
+
+def snapshot_kimg(path) -> int:
+    """The kimg in a snapshot file name, -1 if the name has none."""
+    match = SNAPSHOT_PATTERN.search(Path(path).name)
+    return int(match.group(1)) if match else -1
+
+
+def newest_snapshot(root) -> Path:
+    """The most recent snapshot below `root` (newest run folder, then highest kimg)."""
+    root = Path(root)
+    candidates = sorted(
+        root.glob("*/network-snapshot-*.pt"),
+        key=lambda p: (p.parent.name, snapshot_kimg(p)),
+    )
+    if not candidates:
+        raise CheckpointError(f"no network-snapshot-*.pt under {root}/; train first or pass --network PATH")
+    return candidates[-1]

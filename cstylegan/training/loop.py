@@ -1,0 +1,309 @@
+"""One training run of a (class-conditional) StyleGAN2, start to finish.
+
+Read top to bottom: set up data, networks and optimisers; then repeat one minibatch of
+the four phases (G main, G path length every 4th, D main, D R1 every 16th), update
+G_ema, and once per tick print a line, append to stats.jsonl, and now and then write
+a picture and a snapshot.
+"""
+
+import copy
+import json
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cstylegan import checkpoint
+from cstylegan.config import ConfigError, TrainConfig, save_yaml
+from cstylegan.data import ImageDataset
+from cstylegan.image_grid import save_grid, to_uint8
+from cstylegan.networks.discriminator import Discriminator
+from cstylegan.networks.stylegan2 import Generator
+from cstylegan.training.loss import StyleGAN2Loss
+
+GRID_COLUMNS = 8
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name} asked for, but torch sees no CUDA device; use --device cpu")
+    return torch.device(name)
+
+
+def new_run_dir(outdir: Path, description: str) -> Path:
+    """`<outdir>/<00000>-<description>`, numbered one past the highest existing run."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    numbers = [int(p.name.split("-")[0]) for p in outdir.iterdir() if p.is_dir() and p.name.split("-")[0].isdigit()]
+    run_dir = outdir / f"{max(numbers, default=-1) + 1:05d}-{description}"
+    run_dir.mkdir()
+    return run_dir
+
+
+def infinite_batches(dataset, batch_size: int, workers: int, seed: int):
+    """Shuffled minibatches forever, uint8 images kept as uint8 until the device."""
+    generator = torch.Generator().manual_seed(seed)
+    sampler = torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=1 << 31, generator=generator)
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=workers > 0,
+        drop_last=True,
+    )
+    yield from loader
+
+
+class FakeLabels:
+    """Labels for generated images, drawn from the data's own label distribution."""
+
+    def __init__(self, dataset, device, seed: int):
+        self.labels = torch.as_tensor(np.stack(dataset.labels), dtype=torch.float32, device=device)
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+
+    def sample(self, n: int) -> torch.Tensor:
+        index = torch.randint(len(self.labels), [n], device=self.labels.device, generator=self.generator)
+        return self.labels[index]
+
+
+def grid_labels(class_names, c_dim: int, columns: int, device):
+    """One row per class (or 4 unlabelled rows): labels and row names for fakes*.png."""
+    if c_dim == 0:
+        return torch.zeros([4 * columns, 0], device=device), None
+    eye = torch.eye(c_dim, device=device)
+    return eye.repeat_interleave(columns, dim=0), list(class_names)
+
+
+def save_reals(dataset, path: Path, columns: int, seed: int) -> None:
+    """A sample of training images, one row per class as in fakes*.png."""
+    rng = np.random.default_rng(seed)
+    if dataset.c_dim == 0:
+        picks = rng.choice(len(dataset), size=4 * columns, replace=len(dataset) < 4 * columns)
+        row_labels = None
+    else:
+        class_of = np.argmax(np.stack(dataset.labels), axis=1)
+        picks = [
+            i
+            for k in range(dataset.c_dim)
+            for i in rng.choice(np.flatnonzero(class_of == k), size=columns, replace=(class_of == k).sum() < columns)
+        ]
+        row_labels = list(dataset.class_names)
+    images = np.stack([np.asarray(dataset[int(i)][0]).transpose(1, 2, 0) for i in picks])
+    save_grid(images, path, columns, row_labels)
+
+
+@torch.no_grad()
+def save_fakes(G_ema, grid_z, grid_c, row_labels, path: Path, batch: int) -> None:
+    images = torch.cat(
+        [G_ema(z, c, noise_mode="const") for z, c in zip(grid_z.split(batch), grid_c.split(batch))]
+    )
+    save_grid(to_uint8(images), path, GRID_COLUMNS, row_labels)
+
+
+def optimizer(module, lr: float, reg_interval: int) -> torch.optim.Adam:
+    """Adam (0, 0.99) with the lazy-regularisation correction of lr and betas."""
+    ratio = reg_interval / (reg_interval + 1)
+    return torch.optim.Adam(module.parameters(), lr=lr * ratio, betas=(0.0, 0.99**ratio), eps=1e-8)
+
+
+def step(module, opt, loss) -> None:
+    """One optimiser step on one phase's loss; non-finite gradients become finite."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    for param in module.parameters():
+        if param.grad is not None:
+            torch.nan_to_num_(param.grad, nan=0, posinf=1e5, neginf=-1e5)
+    opt.step()
+
+
+def peak_memory_gb(device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def format_seconds(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
+
+
+def load_resume(snapshot: dict, path, G, G_ema, D, G_opt, D_opt) -> int:
+    """Restore weights, optimisers and progress from one of our snapshots; return cur_nimg."""
+    try:
+        for module, key in ((G, "G"), (G_ema, "G_ema"), (D, "D")):
+            module.load_state_dict(snapshot[key])
+    except RuntimeError as error:
+        raise checkpoint.CheckpointError(
+            f"{path} was trained with other network settings ({str(error).splitlines()[-1].strip()}); "
+            "resume with the --cfg/--cbase/--cmax/--map-depth and data it was trained with"
+        ) from None
+    if "G_opt" in snapshot:
+        G_opt.load_state_dict(snapshot["G_opt"])
+        D_opt.load_state_dict(snapshot["D_opt"])
+    return int(snapshot.get("cur_nimg", 0))
+
+
+def train(config: TrainConfig, log=print) -> Path:
+    """Run training as configured; return the run folder."""
+    device = pick_device(config.device)
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    torch.backends.cudnn.benchmark = True
+
+    dataset = ImageDataset(config.data, use_labels=config.cond, xflip=config.mirror)
+    resume = checkpoint.load_snapshot(config.resume) if config.resume else None
+    config = config.resolve(dataset.resolution)
+    config.class_names = list(dataset.class_names) if config.cond else []
+    run_dir = new_run_dir(Path(config.outdir), config.description())
+    save_yaml(config, run_dir / "config.yaml")
+    log_file = open(run_dir / "log.txt", "a")
+
+    def say(line: str) -> None:
+        log(line)
+        log_file.write(line + "\n")
+        log_file.flush()
+
+    say(f"Run folder: {run_dir}")
+    say(
+        f"Data: {config.data}, {len(dataset)} images at {dataset.resolution}px"
+        + (f", {dataset.c_dim} classes: {', '.join(config.class_names)}" if config.cond else ", unconditional")
+    )
+
+    G_kwargs, D_kwargs = config.network_kwargs(dataset.c_dim)
+    G = Generator(**G_kwargs).train().requires_grad_(False).to(device)
+    D = Discriminator(**D_kwargs).train().requires_grad_(False).to(device)
+    G_ema = copy.deepcopy(G).eval()
+    G_opt = optimizer(G, config.glr, config.G_reg_interval)
+    D_opt = optimizer(D, config.dlr, config.D_reg_interval)
+    cur_nimg = 0
+    if resume is not None:
+        cur_nimg = load_resume(resume, config.resume, G, G_ema, D, G_opt, D_opt)
+        say(f"Resumed from {config.resume} at {cur_nimg / 1000:.1f} kimg")
+    num_params = sum(p.numel() for p in G.parameters()), sum(p.numel() for p in D.parameters())
+    say(f"Networks: G {num_params[0]:,} parameters, D {num_params[1]:,}; device {device}")
+
+    loss = StyleGAN2Loss(
+        G,
+        D,
+        r1_gamma=config.gamma,
+        style_mixing_prob=config.style_mixing_prob,
+        pl_weight=config.pl_weight,
+        pl_batch_shrink=config.pl_batch_shrink,
+        pl_decay=config.pl_decay,
+    )
+    batches = infinite_batches(dataset, config.batch, config.workers, config.seed)
+    fake_labels = FakeLabels(dataset, device, config.seed)
+
+    grid_c, row_labels = grid_labels(config.class_names, dataset.c_dim, GRID_COLUMNS, device)
+    grid_z = torch.from_numpy(np.random.RandomState(config.seed).randn(len(grid_c), G.z_dim)).float().to(device)
+    save_reals(dataset, run_dir / "reals.png", GRID_COLUMNS, config.seed)
+    save_fakes(G_ema, grid_z, grid_c, row_labels, run_dir / f"fakes{cur_nimg // 1000:06d}.png", config.batch)
+
+    def save_snapshot() -> Path:
+        kimg = cur_nimg // 1000
+        save_fakes(G_ema, grid_z, grid_c, row_labels, run_dir / f"fakes{kimg:06d}.png", config.batch)
+        path = run_dir / f"network-snapshot-{kimg:06d}.pt"
+        checkpoint.save_snapshot(
+            path,
+            dict(
+                G=G.state_dict(),
+                G_ema=G_ema.state_dict(),
+                D=D.state_dict(),
+                G_opt=G_opt.state_dict(),
+                D_opt=D_opt.state_dict(),
+                G_kwargs=G_kwargs,
+                D_kwargs=D_kwargs,
+                config=config.to_dict(),
+                class_names=config.class_names,
+                cur_nimg=cur_nimg,
+                ada_p=0.0,
+            ),
+        )
+        say(f"Saved {path.name}")
+        return path
+
+    say(f"Training for {config.kimg:g} kimg (batch {config.batch}, gamma {config.gamma:g}, lr {config.glr:g})...")
+    total_nimg = int(config.kimg * 1000)
+    batch_idx = 0
+    tick = 0
+    tick_stats: dict = {}
+    start_time = tick_start_time = time.time()
+    tick_start_nimg = cur_nimg
+    stats_file = open(run_dir / "stats.jsonl", "a")
+    while cur_nimg < total_nimg:
+        real_img, real_c = next(batches)
+        real_img = real_img.to(device, non_blocking=True).to(torch.float32) / 127.5 - 1
+        real_c = real_c.to(device, non_blocking=True)
+
+        def gen_inputs():
+            return torch.randn([config.batch, G.z_dim], device=device), fake_labels.sample(config.batch)
+
+        phases = [(G, G_opt, lambda: loss.G_main(*gen_inputs()))]
+        if batch_idx % config.G_reg_interval == 0 and config.pl_weight > 0:
+            phases.append((G, G_opt, lambda: loss.G_pl(*gen_inputs(), gain=config.G_reg_interval)))
+        phases.append((D, D_opt, lambda: loss.D_main(real_img, real_c, *gen_inputs())))
+        if batch_idx % config.D_reg_interval == 0 and config.gamma > 0:
+            phases.append((D, D_opt, lambda: loss.D_r1(real_img, real_c, gain=config.D_reg_interval)))
+        for module, opt, run_phase in phases:
+            module.requires_grad_(True)
+            phase_loss, stats = run_phase()
+            step(module, opt, phase_loss)
+            module.requires_grad_(False)
+            for name, value in stats.items():
+                tick_stats.setdefault(name, []).append(value)
+
+        update_ema(G_ema, G, config, cur_nimg)
+        cur_nimg += config.batch
+        batch_idx += 1
+
+        done = cur_nimg >= total_nimg
+        if not done and cur_nimg < tick_start_nimg + config.tick * 1000:
+            continue
+        now = time.time()
+        tick_nimg = cur_nimg - tick_start_nimg
+        record = {
+            "tick": tick,
+            "kimg": cur_nimg / 1000,
+            "time_s": now - start_time,
+            "sec_per_kimg": (now - tick_start_time) / tick_nimg * 1000,
+            "img_per_s": tick_nimg / (now - tick_start_time),
+            "peak_mem_gb": peak_memory_gb(device),
+            **{name: torch.stack(values).mean().item() for name, values in tick_stats.items()},
+        }
+        stats_file.write(json.dumps(record) + "\n")
+        stats_file.flush()
+        say(
+            f"tick {tick:<4d} kimg {record['kimg']:<8.1f} time {format_seconds(record['time_s']):<10s} "
+            f"sec/kimg {record['sec_per_kimg']:<7.2f} img/s {record['img_per_s']:<7.1f} "
+            f"G {record.get('Loss/G/loss', float('nan')):.3f}  D {record.get('Loss/D/loss', float('nan')):.3f}  "
+            f"r1 {record.get('Loss/r1_penalty', float('nan')):.3g}  pl {record.get('Loss/pl_penalty', float('nan')):.3g}  "
+            f"mem {record['peak_mem_gb']:.2f} GB"
+        )
+        tick += 1
+        tick_stats = {}
+        tick_start_time, tick_start_nimg = time.time(), cur_nimg
+        if done or tick % config.snap == 0:
+            save_snapshot()
+    stats_file.close()
+    say(f"Done: {cur_nimg / 1000:g} kimg in {format_seconds(time.time() - start_time)}. Run folder: {run_dir}")
+    log_file.close()
+    return run_dir
+
+
+@torch.no_grad()
+def update_ema(G_ema, G, config: TrainConfig, cur_nimg: int) -> None:
+    """G_ema <- lerp toward G with a half-life of ema_kimg (ramped up early); buffers copied."""
+    ema_nimg = config.ema_kimg * 1000
+    if config.ema_rampup is not None:
+        ema_nimg = min(ema_nimg, cur_nimg * config.ema_rampup)
+    beta = 0.5 ** (config.batch / max(ema_nimg, 1e-8))
+    for p_ema, p in zip(G_ema.parameters(), G.parameters()):
+        p_ema.copy_(p.lerp(p_ema, beta))
+    for b_ema, b in zip(G_ema.buffers(), G.buffers()):
+        b_ema.copy_(b)

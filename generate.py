@@ -1,0 +1,102 @@
+"""Draw images of chosen classes: `python generate.py --class ghibli_male --seeds 0-63`."""
+
+import re
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+import torch
+
+from cstylegan.checkpoint import CheckpointError, load_generator, newest_snapshot
+from cstylegan.classes import UnknownClassError, resolve_classes
+from cstylegan.image_grid import save_grid, to_uint8
+from cstylegan.training.loop import pick_device
+
+DEFAULT_RUNS = "training-runs"
+
+
+def parse_seeds(text: str) -> list:
+    """`0-63`, `1,5,9` or a mix such as `0-3,10` -> list of ints."""
+    seeds = []
+    for part in text.split(","):
+        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not match or (match.group(2) and int(match.group(2)) < int(match.group(1))):
+            raise ValueError(f"--seeds {text!r} is not a seed list; write e.g. 0-63 or 1,5,9")
+        first, last = int(match.group(1)), int(match.group(2) or match.group(1))
+        seeds.extend(range(first, last + 1))
+    return seeds
+
+
+def seed_z(seed: int, z_dim: int) -> np.ndarray:
+    """The official mapping from seed to latent, so seeds mean the same as in NVlabs' tools."""
+    return np.random.RandomState(seed).randn(z_dim)
+
+
+@click.command(context_settings=dict(help_option_names=["-h", "--help"], max_content_width=100))
+@click.option("--network", "network_path", type=str,
+              help=f"Snapshot to draw from.  [default: newest under {DEFAULT_RUNS}/]")
+@click.option("--class", "class_spec", type=str,
+              help="Class name, index, comma list, or all (conditional networks only).")
+@click.option("--seeds", type=str, default="0-7", show_default=True, help="Seeds: 0-63, 1,5,9 or a mix.")
+@click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True,
+              help="Truncation psi: 1 = none, smaller = closer to the average face.")
+@click.option("--trunc-center", type=click.Choice(["class", "global"]), default="class", show_default=True,
+              help="Truncate toward the class's own average w, or the global one as NVlabs does.")
+@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
+@click.option("--outdir", type=click.Path(file_okay=False), default="out", show_default=True)
+@click.option("--grid", is_flag=True, help="Also write one grid image per class.")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1 or auto.")
+def main(network_path, class_spec, seeds, truncation_psi, trunc_center, noise_mode, outdir, grid, device):
+    """Write OUTDIR/<class>/seed0000.png for every class and seed asked for.
+
+    Seed s gives z = np.random.RandomState(s).randn(z_dim), as NVlabs' generate.py, so the
+    same network, seed and class give the same picture as their tool (with --trunc 1).
+    """
+    try:
+        seed_list = parse_seeds(seeds)
+        if network_path is None:
+            network_path = newest_snapshot(DEFAULT_RUNS)
+        device = pick_device(device)
+        G, info = load_generator(network_path, device)
+        class_names = info.get("class_names") or [f"class{i}" for i in range(G.c_dim)]
+        classes = pick_classes(class_spec, class_names, G.c_dim)
+    except (CheckpointError, UnknownClassError, ValueError) as error:
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(2)
+    click.echo(f"Network: {network_path}")
+
+    outdir = Path(outdir)
+    center = trunc_center if G.c_dim else "global"
+    for class_index in classes:
+        folder = outdir / (class_names[class_index] if class_index is not None else "")
+        folder.mkdir(parents=True, exist_ok=True)
+        c = torch.zeros([1, G.c_dim], device=device)
+        if class_index is not None:
+            c[:, class_index] = 1
+        images = []
+        for seed in seed_list:
+            z = torch.from_numpy(seed_z(seed, G.z_dim)).float().unsqueeze(0).to(device)
+            with torch.no_grad():
+                img = G(z, c, truncation_psi=truncation_psi, truncation_center=center, noise_mode=noise_mode)
+            image = to_uint8(img)
+            save_grid(image, folder / f"seed{seed:04d}.png", columns=1)
+            images.append(image[0])
+        if grid:
+            save_grid(np.stack(images), folder / "grid.png", columns=int(np.ceil(np.sqrt(len(images)))))
+        click.echo(f"Wrote {len(seed_list)} images to {folder}/")
+
+
+def pick_classes(class_spec, class_names, c_dim: int) -> list:
+    """Class indices to draw; [None] for an unconditional network."""
+    if c_dim == 0:
+        if class_spec is not None:
+            raise ValueError("--class given, but this network is unconditional; drop --class")
+        return [None]
+    if class_spec is None:
+        raise ValueError(f"this network is conditional: pass --class NAME (one of {', '.join(class_names)}) or --class all")
+    return resolve_classes(class_spec, class_names)
+
+
+if __name__ == "__main__":
+    main()

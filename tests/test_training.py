@@ -1,0 +1,92 @@
+"""A short CPU run learns the conditioning, writes every file it promises, and resumes."""
+
+import json
+
+import numpy as np
+import torch
+import yaml
+from PIL import Image
+
+from cstylegan.checkpoint import load_generator, load_snapshot
+from cstylegan.config import TrainConfig
+from cstylegan.training.loop import train
+from tests.conftest import COLOURS, run_cli
+
+
+def test_generated_class_k_has_colour_k(trained_run):
+    G, info = load_generator(sorted(trained_run.glob("network-snapshot-*.pt"))[-1])
+    assert info["class_names"] == list(COLOURS)
+    colours = torch.tensor(list(COLOURS.values()), dtype=torch.float32)
+    z = torch.randn([64, G.z_dim], generator=torch.Generator().manual_seed(1))
+    for k in range(len(COLOURS)):
+        c = torch.zeros([64, G.c_dim])
+        c[:, k] = 1
+        with torch.no_grad():
+            img = (G(z, c, noise_mode="const") * 127.5 + 128).clamp(0, 255)
+        mean_colour = img.mean(dim=[0, 2, 3])
+        distances = (colours - mean_colour).norm(dim=1)
+        assert distances.argmin() == k, f"class {k}: mean colour {mean_colour.tolist()}, distances {distances.tolist()}"
+        assert distances[k] < 0.5 * distances[torch.arange(len(COLOURS)) != k].min()
+
+
+def test_run_folder_has_every_promised_file(trained_run):
+    names = {p.name for p in trained_run.iterdir()}
+    assert {"config.yaml", "log.txt", "stats.jsonl", "reals.png", "fakes000000.png", "fakes000002.png"} <= names
+    assert {"network-snapshot-000002.pt"} <= names
+    records = [json.loads(line) for line in (trained_run / "stats.jsonl").read_text().splitlines()]
+    assert [r["tick"] for r in records] == list(range(len(records)))
+    assert records[-1]["kimg"] >= 2
+    for key in ("sec_per_kimg", "img_per_s", "Loss/G/loss", "Loss/D/loss", "peak_mem_gb"):
+        assert all(np.isfinite(r[key]) for r in records), key
+    assert any("Loss/r1_penalty" in r for r in records) and any("Loss/pl_penalty" in r for r in records)
+    config = yaml.safe_load((trained_run / "config.yaml").read_text())
+    assert TrainConfig.from_dict(config).class_names == list(COLOURS)
+    # fakes: one row of 8 per class, plus a label column on the left.
+    fakes = Image.open(trained_run / "fakes000002.png")
+    assert fakes.height == 4 * 16 and fakes.width > 8 * 16
+
+
+def test_snapshot_is_plain_tensors(trained_run):
+    path = trained_run / "network-snapshot-000002.pt"
+    snapshot = torch.load(path, weights_only=True)
+    assert set(snapshot) >= {"G", "G_ema", "D", "G_opt", "D_opt", "G_kwargs", "D_kwargs", "config", "cur_nimg"}
+    assert snapshot["cur_nimg"] >= 2000 and snapshot["cur_nimg"] % 16 == 0
+    w_avg_per_class = snapshot["G_ema"]["mapping.w_avg_per_class"]
+    assert w_avg_per_class.shape[0] == 4 and (w_avg_per_class.abs().sum(dim=1) > 0).all()
+    assert not list(path.parent.glob("*.tmp"))
+
+
+def test_resume_continues_the_kimg_count(trained_run, tmp_path):
+    start = load_snapshot(trained_run / "network-snapshot-000002.pt")["cur_nimg"]
+    config = TrainConfig.from_dict(
+        {
+            **{k: v for k, v in TrainConfig.from_dict(yaml.safe_load((trained_run / "config.yaml").read_text())).to_dict().items()
+               if k not in ("resolution", "class_names")},
+            "outdir": str(tmp_path),
+            "resume": str(trained_run / "network-snapshot-000002.pt"),
+            "kimg": 2.5,
+        }
+    )
+    run_dir = train(config, log=lambda line: None)
+    assert "Resumed from" in (run_dir / "log.txt").read_text()
+    records = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
+    assert records[0]["kimg"] > start / 1000 and records[-1]["kimg"] >= 2.5
+    assert load_snapshot(run_dir / "network-snapshot-000002.pt")["cur_nimg"] == records[-1]["kimg"] * 1000
+
+
+def test_train_cli_errors_are_one_line(colour_zip, tmp_path):
+    unlabelled = tmp_path / "unlabelled"
+    unlabelled.mkdir()
+    Image.new("RGB", (8, 8)).save(unlabelled / "a.png")
+    cases = [
+        ([], "--data is required"),
+        (["--data", str(tmp_path / "missing.zip")], "no such file"),
+        (["--cond", "--data", str(unlabelled)], "no class labels"),
+        (["--data", str(colour_zip), "--batch", "6", "--cfg", "small"], "not divisible"),
+        (["--data", str(colour_zip), "--resume", str(tmp_path / "nope.pt")], "not found"),
+    ]
+    for args, message in cases:
+        result = run_cli("train.py", "--outdir", str(tmp_path / "runs"), "--device", "cpu", *args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert message in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -1,0 +1,64 @@
+"""Train a (class-conditional) StyleGAN2: `python train.py --cond --data all_styles.zip`."""
+
+import sys
+
+import click
+
+from cstylegan.checkpoint import CheckpointError
+from cstylegan.config import CFG_NAMES, ConfigError, TrainConfig, load_yaml
+from cstylegan.data import DatasetError
+
+
+@click.command(context_settings=dict(help_option_names=["-h", "--help"], max_content_width=100))
+@click.option("--data", type=str, help="Training data: a zip or folder with dataset.json (datasets/make_dataset.py).")
+@click.option("--cond", is_flag=True, default=None, help="Condition on the class labels of the data set.")
+@click.option("--outdir", type=str, help="Where run folders go.  [default: training-runs]")
+@click.option("--cfg", type=click.Choice(CFG_NAMES), help="Preset: auto = official formula from the resolution; "
+              "small = tiny channels for a CPU.  [default: auto]")
+@click.option("--kimg", type=float, help="Training length in thousands of real images shown.  [default: 25000]")
+@click.option("--batch", type=int, help="Total batch size.  [default: from --cfg]")
+@click.option("--gamma", type=float, help="R1 weight.  [default: from --cfg; auto: 0.0002*res^2/batch]")
+@click.option("--cbase", type=int, help="Channel base: channels = min(cbase/res, cmax).  [default: from --cfg]")
+@click.option("--cmax", type=int, help="Most channels in any layer.  [default: from --cfg]")
+@click.option("--map-depth", "map_depth", type=int, help="Mapping network layers.  [default: from --cfg]")
+@click.option("--glr", type=float, help="G learning rate.  [default: from --cfg]")
+@click.option("--dlr", type=float, help="D learning rate.  [default: from --cfg]")
+@click.option("--mirror", is_flag=True, default=None, help="Add x-flipped copies of the data.")
+@click.option("--tick", type=float, help="kimg between progress lines.  [default: 4]")
+@click.option("--snap", type=int, help="Ticks between snapshots and image grids.  [default: 50]")
+@click.option("--seed", type=int, help="Random seed.  [default: 0]")
+@click.option("--workers", type=int, help="Data loader processes.  [default: 2]")
+@click.option("--device", type=str, help="cpu, cuda, cuda:1 or auto.  [default: auto]")
+@click.option("--resume", type=str, help="Continue from a network-snapshot-*.pt (weights, optimisers, kimg).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Start from a run's config.yaml; other flags override it.")
+def main(config_path, **flags):
+    """Train one StyleGAN2 on all classes of a data set.
+
+    Writes <outdir>/<NNNNN>-<desc>/ with config.yaml, log.txt, stats.jsonl, reals.png,
+    fakes<kimg>.png (one row per class) and network-snapshot-<kimg>.pt.
+
+    Example:  python train.py --cond --data all_styles.zip --cfg small --kimg 200
+    """
+    from cstylegan.training.loop import train
+
+    given = {name: value for name, value in flags.items() if value is not None}
+    try:
+        if config_path:
+            config = load_yaml(config_path)
+            fields = config.to_dict()
+            for derived in ("resolution", "class_names"):
+                fields.pop(derived)
+            config = TrainConfig.from_dict({**fields, **given})
+        elif "data" not in given:
+            raise click.UsageError("--data is required (a zip made by datasets/make_dataset.py or datasets/emoji.py)")
+        else:
+            config = TrainConfig(**given)
+        train(config)
+    except (DatasetError, CheckpointError, ConfigError) as error:
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
