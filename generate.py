@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from cstylegan.checkpoint import CheckpointError, load_generator, newest_snapshot
+from cstylegan.cli import Command
 from cstylegan.classes import UnknownClassError, resolve_classes
 from cstylegan.image_grid import save_grid, to_uint8
 from cstylegan.training.loop import pick_device
@@ -33,7 +34,7 @@ def seed_z(seed: int, z_dim: int) -> np.ndarray:
     return np.random.RandomState(seed).randn(z_dim)
 
 
-@click.command(context_settings=dict(help_option_names=["-h", "--help"], max_content_width=100))
+@click.command(cls=Command)
 @click.option("--network", "network_path", type=str,
               help=f"Snapshot to draw from.  [default: newest under {DEFAULT_RUNS}/]")
 @click.option("--class", "class_spec", type=str,

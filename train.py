@@ -5,11 +5,12 @@ import sys
 import click
 
 from cstylegan.checkpoint import CheckpointError
+from cstylegan.cli import Command
 from cstylegan.config import CFG_NAMES, ConfigError, TrainConfig, load_yaml
 from cstylegan.data import DatasetError
 
 
-@click.command(context_settings=dict(help_option_names=["-h", "--help"], max_content_width=100))
+@click.command(cls=Command)
 @click.option("--data", type=str, help="Training data: a zip or folder with dataset.json (datasets/make_dataset.py).")
 @click.option("--cond", is_flag=True, default=None, help="Condition on the class labels of the data set.")
 @click.option("--outdir", type=str, help="Where run folders go.  [default: training-runs]")
@@ -38,7 +39,9 @@ def main(config_path, **flags):
     Writes <outdir>/<NNNNN>-<desc>/ with config.yaml, log.txt, stats.jsonl, reals.png,
     fakes<kimg>.png (one row per class) and network-snapshot-<kimg>.pt.
 
-    Example:  python train.py --cond --data all_styles.zip --cfg small --kimg 200
+    \b
+    Example:
+      python train.py --cond --data all_styles.zip --cfg small --kimg 200
     """
     from cstylegan.training.loop import train
 
@@ -51,7 +54,7 @@ def main(config_path, **flags):
                 fields.pop(derived)
             config = TrainConfig.from_dict({**fields, **given})
         elif "data" not in given:
-            raise click.UsageError("--data is required (a zip made by datasets/make_dataset.py or datasets/emoji.py)")
+            raise ConfigError("--data is required (a zip made by datasets/make_dataset.py or datasets/emoji.py)")
         else:
             config = TrainConfig(**given)
         train(config)

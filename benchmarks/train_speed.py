@@ -19,6 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from cstylegan.cli import Command  # noqa: E402
 from cstylegan.config import TrainConfig  # noqa: E402
 from cstylegan.networks.discriminator import Discriminator  # noqa: E402
 from cstylegan.networks.stylegan2 import Generator  # noqa: E402
@@ -88,7 +89,7 @@ def measure(resolution: int, cfg: str, batch: int, repeats: int, device_name: st
     )
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option("--res", "resolutions", default="32,64", show_default=True, help="Comma list of resolutions.")
 @click.option("--cfg", "cfgs", default="small,auto", show_default=True, help="Comma list of --cfg presets.")
 @click.option("--batch", default=32, show_default=True)

@@ -16,11 +16,12 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import click  # noqa: E402
 
+from cstylegan.cli import Command  # noqa: E402
 from cstylegan.dataset_writer import DatasetError  # noqa: E402
 from cstylegan.emoji_set import DEFAULT_FONT, build  # noqa: E402
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="The zip to write.")
 @click.option("--resolution", type=int, default=64, show_default=True, help="Side of the square images, a power of two.")
 @click.option("--styles", default="twemoji,openmoji", show_default=True, help="Comma list of twemoji, openmoji, noto.")

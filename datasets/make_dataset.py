@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from cstylegan.cli import Command  # noqa: E402
 from cstylegan.dataset_writer import (  # noqa: E402
     DatasetError,
     DatasetWriter,
@@ -204,7 +205,7 @@ def make_dataset(src: Path, out: Path, resolution: int, transform: str, backgrou
     report(out, counts, found, duplicates, upscaled, src)
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--resolution", type=int, required=True, help="Side of the square images, a power of two (e.g. 256).")

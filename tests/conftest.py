@@ -45,7 +45,7 @@ def trained_run(colour_zip, tmp_path_factory) -> Path:
         outdir=str(tmp_path_factory.mktemp("runs")),
         cfg="small",
         cond=True,
-        kimg=2,
+        kimg=4,
         batch=16,
         cbase=1024,
         cmax=64,

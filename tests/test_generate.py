@@ -47,7 +47,7 @@ def test_network_defaults_to_newest_snapshot_under_training_runs(trained_run, tm
     shutil.copytree(trained_run, tmp_path / "training-runs" / trained_run.name)
     result = run_cli("generate.py", "--class", "all", "--seeds", "0", "--outdir", "out", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "network-snapshot-000002.pt" in result.stdout
+    assert "network-snapshot-000004.pt" in result.stdout
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(COLOURS)
 
 

@@ -31,47 +31,47 @@ def test_generated_class_k_has_colour_k(trained_run):
 
 def test_run_folder_has_every_promised_file(trained_run):
     names = {p.name for p in trained_run.iterdir()}
-    assert {"config.yaml", "log.txt", "stats.jsonl", "reals.png", "fakes000000.png", "fakes000002.png"} <= names
-    assert {"network-snapshot-000002.pt"} <= names
+    assert {"config.yaml", "log.txt", "stats.jsonl", "reals.png", "fakes000000.png", "fakes000004.png"} <= names
+    assert {"network-snapshot-000004.pt"} <= names
     records = [json.loads(line) for line in (trained_run / "stats.jsonl").read_text().splitlines()]
     assert [r["tick"] for r in records] == list(range(len(records)))
-    assert records[-1]["kimg"] >= 2
+    assert records[-1]["kimg"] >= 4
     for key in ("sec_per_kimg", "img_per_s", "Loss/G/loss", "Loss/D/loss", "peak_mem_gb"):
         assert all(np.isfinite(r[key]) for r in records), key
     assert any("Loss/r1_penalty" in r for r in records) and any("Loss/pl_penalty" in r for r in records)
     config = yaml.safe_load((trained_run / "config.yaml").read_text())
     assert TrainConfig.from_dict(config).class_names == list(COLOURS)
     # fakes: one row of 8 per class, plus a label column on the left.
-    fakes = Image.open(trained_run / "fakes000002.png")
+    fakes = Image.open(trained_run / "fakes000004.png")
     assert fakes.height == 4 * 16 and fakes.width > 8 * 16
 
 
 def test_snapshot_is_plain_tensors(trained_run):
-    path = trained_run / "network-snapshot-000002.pt"
+    path = trained_run / "network-snapshot-000004.pt"
     snapshot = torch.load(path, weights_only=True)
     assert set(snapshot) >= {"G", "G_ema", "D", "G_opt", "D_opt", "G_kwargs", "D_kwargs", "config", "cur_nimg"}
-    assert snapshot["cur_nimg"] >= 2000 and snapshot["cur_nimg"] % 16 == 0
+    assert snapshot["cur_nimg"] >= 4000 and snapshot["cur_nimg"] % 16 == 0
     w_avg_per_class = snapshot["G_ema"]["mapping.w_avg_per_class"]
     assert w_avg_per_class.shape[0] == 4 and (w_avg_per_class.abs().sum(dim=1) > 0).all()
     assert not list(path.parent.glob("*.tmp"))
 
 
 def test_resume_continues_the_kimg_count(trained_run, tmp_path):
-    start = load_snapshot(trained_run / "network-snapshot-000002.pt")["cur_nimg"]
+    start = load_snapshot(trained_run / "network-snapshot-000004.pt")["cur_nimg"]
     config = TrainConfig.from_dict(
         {
             **{k: v for k, v in TrainConfig.from_dict(yaml.safe_load((trained_run / "config.yaml").read_text())).to_dict().items()
                if k not in ("resolution", "class_names")},
             "outdir": str(tmp_path),
-            "resume": str(trained_run / "network-snapshot-000002.pt"),
-            "kimg": 2.5,
+            "resume": str(trained_run / "network-snapshot-000004.pt"),
+            "kimg": 4.5,
         }
     )
     run_dir = train(config, log=lambda line: None)
     assert "Resumed from" in (run_dir / "log.txt").read_text()
     records = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
-    assert records[0]["kimg"] > start / 1000 and records[-1]["kimg"] >= 2.5
-    assert load_snapshot(run_dir / "network-snapshot-000002.pt")["cur_nimg"] == records[-1]["kimg"] * 1000
+    assert records[0]["kimg"] > start / 1000 and records[-1]["kimg"] >= 4.5
+    assert load_snapshot(run_dir / "network-snapshot-000004.pt")["cur_nimg"] == records[-1]["kimg"] * 1000
 
 
 def test_train_cli_errors_are_one_line(colour_zip, tmp_path):
