@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-DEMO_KIMG ?= 20
+DEMO_KIMG ?= 10
 DEMO_RES ?= 32
 
 .PHONY: install demo test bench clean-demo

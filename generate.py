@@ -11,8 +11,8 @@ import torch
 from cstylegan.checkpoint import CheckpointError, load_generator, newest_snapshot
 from cstylegan.cli import Command
 from cstylegan.classes import UnknownClassError, resolve_classes
+from cstylegan.devices import pick_device
 from cstylegan.image_grid import save_grid, to_uint8
-from cstylegan.training.loop import pick_device
 
 DEFAULT_RUNS = "training-runs"
 

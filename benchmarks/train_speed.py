@@ -23,7 +23,8 @@ from cstylegan.cli import Command  # noqa: E402
 from cstylegan.config import TrainConfig  # noqa: E402
 from cstylegan.networks.discriminator import Discriminator  # noqa: E402
 from cstylegan.networks.stylegan2 import Generator  # noqa: E402
-from cstylegan.training.loop import optimizer, peak_memory_gb, pick_device, step  # noqa: E402
+from cstylegan.devices import peak_memory_gb, pick_device  # noqa: E402
+from cstylegan.training.loop import optimizer, step  # noqa: E402
 from cstylegan.training.loss import StyleGAN2Loss  # noqa: E402
 
 NUM_CLASSES = 4

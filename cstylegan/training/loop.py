@@ -8,7 +8,6 @@ a picture and a snapshot.
 
 import copy
 import json
-import resource
 import time
 from pathlib import Path
 
@@ -16,22 +15,15 @@ import numpy as np
 import torch
 
 from cstylegan import checkpoint
-from cstylegan.config import ConfigError, TrainConfig, save_yaml
+from cstylegan.config import TrainConfig, save_yaml
 from cstylegan.data import ImageDataset
+from cstylegan.devices import peak_memory_gb, pick_device
 from cstylegan.image_grid import save_grid, to_uint8
 from cstylegan.networks.discriminator import Discriminator
 from cstylegan.networks.stylegan2 import Generator
 from cstylegan.training.loss import StyleGAN2Loss
 
 GRID_COLUMNS = 8
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name} asked for, but torch sees no CUDA device; use --device cpu")
-    return torch.device(name)
 
 
 def new_run_dir(outdir: Path, description: str) -> Path:
@@ -119,12 +111,6 @@ def step(module, opt, loss) -> None:
         if param.grad is not None:
             torch.nan_to_num_(param.grad, nan=0, posinf=1e5, neginf=-1e5)
     opt.step()
-
-
-def peak_memory_gb(device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**30
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def format_seconds(seconds: float) -> str:
