@@ -6,8 +6,9 @@ import click
 
 from cstylegan.checkpoint import CheckpointError
 from cstylegan.cli import Command
-from cstylegan.config import CFG_NAMES, ConfigError, TrainConfig, load_yaml
+from cstylegan.config import AUG_MODES, CFG_NAMES, ConfigError, TrainConfig, load_yaml
 from cstylegan.data import DatasetError
+from cstylegan.training.augment import AUGPIPE_PRESETS
 
 
 @click.command(cls=Command)
@@ -30,7 +31,17 @@ from cstylegan.data import DatasetError
 @click.option("--seed", type=int, help="Random seed.  [default: 0]")
 @click.option("--workers", type=int, help="Data loader processes.  [default: 2]")
 @click.option("--device", type=str, help="cpu, cuda, cuda:1 or auto.  [default: auto]")
-@click.option("--resume", type=str, help="Continue from a network-snapshot-*.pt (weights, optimisers, kimg).")
+@click.option("--resume", type=str, help="Start from a network-snapshot-*.pt or an NVlabs .pkl; the class list "
+              "may differ (shared classes kept, new ones added).")
+@click.option("--nkimg", type=float, help="kimg count to start at.  [default: the resume file's, else 0]")
+@click.option("--freezed", type=int, help="Freeze-D: freeze the first N discriminator layers.  [default: 0]")
+@click.option("--aug", type=click.Choice(AUG_MODES), help="Augmentation: ada = adaptive p, fixed = --p, noaug.  "
+              "[default: ada]")
+@click.option("--p", type=float, help="Augmentation probability for --aug fixed.  [default: 0.2]")
+@click.option("--target", type=float, help="ADA target for E[sign(D(real))].  [default: 0.6]")
+@click.option("--augpipe", type=click.Choice(list(AUGPIPE_PRESETS)), help="Augmentations used.  [default: bgc]")
+@click.option("--ada-kimg", "ada_kimg", type=float, help="kimg for p to go from 0 to 1.  "
+              "[default: 500, 100 when resuming]")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Start from a run's config.yaml; other flags override it.")
 def main(config_path, **flags):

@@ -24,7 +24,7 @@ from cstylegan.config import TrainConfig  # noqa: E402
 from cstylegan.networks.discriminator import Discriminator  # noqa: E402
 from cstylegan.networks.stylegan2 import Generator  # noqa: E402
 from cstylegan.devices import peak_memory_gb, pick_device  # noqa: E402
-from cstylegan.training.loop import optimizer, step  # noqa: E402
+from cstylegan.training.loop import optimizer, set_requires_grad, step  # noqa: E402
 from cstylegan.training.loss import StyleGAN2Loss  # noqa: E402
 
 NUM_CLASSES = 4
@@ -49,27 +49,28 @@ def measure(resolution: int, cfg: str, batch: int, repeats: int, device_name: st
     G_kwargs, D_kwargs = config.network_kwargs(NUM_CLASSES)
     G = Generator(**G_kwargs).train().requires_grad_(False).to(device)
     D = Discriminator(**D_kwargs).train().requires_grad_(False).to(device)
-    G_opt = optimizer(G, config.glr, config.G_reg_interval)
-    D_opt = optimizer(D, config.dlr, config.D_reg_interval)
+    G_params, D_params = list(G.parameters()), list(D.parameters())
+    G_opt = optimizer(G_params, config.glr, config.G_reg_interval)
+    D_opt = optimizer(D_params, config.dlr, config.D_reg_interval)
     loss = StyleGAN2Loss(G, D, r1_gamma=config.gamma, pl_weight=config.pl_weight)
     real_img = torch.rand([batch, 3, resolution, resolution], device=device) * 2 - 1
     c = torch.eye(NUM_CLASSES, device=device)[torch.arange(batch) % NUM_CLASSES]
     z = torch.randn([batch, G.z_dim], device=device)
 
-    def phase(module, opt, run):
+    def phase(params, opt, run):
         def go():
-            module.requires_grad_(True)
+            set_requires_grad(params, True)
             phase_loss, _ = run()
-            step(module, opt, phase_loss)
-            module.requires_grad_(False)
+            step(params, opt, phase_loss)
+            set_requires_grad(params, False)
 
         return go
 
     seconds = {
-        "G_main": timed(phase(G, G_opt, lambda: loss.G_main(z, c)), repeats, device),
-        "G_pl": timed(phase(G, G_opt, lambda: loss.G_pl(z, c, gain=4)), repeats, device),
-        "D_main": timed(phase(D, D_opt, lambda: loss.D_main(real_img, c, z, c)), repeats, device),
-        "D_r1": timed(phase(D, D_opt, lambda: loss.D_r1(real_img, c, gain=16)), repeats, device),
+        "G_main": timed(phase(G_params, G_opt, lambda: loss.G_main(z, c)), repeats, device),
+        "G_pl": timed(phase(G_params, G_opt, lambda: loss.G_pl(z, c, gain=4)), repeats, device),
+        "D_main": timed(phase(D_params, D_opt, lambda: loss.D_main(real_img, c, z, c)), repeats, device),
+        "D_r1": timed(phase(D_params, D_opt, lambda: loss.D_r1(real_img, c, gain=16)), repeats, device),
     }
     per_batch = seconds["G_main"] + seconds["D_main"] + seconds["G_pl"] / 4 + seconds["D_r1"] / 16
     G.eval()

@@ -23,6 +23,7 @@ PRESETS = {
     "paper1024": dict(batch=32, mbstd=4, fmaps=1, lr=0.002, gamma=2, ema=10, ramp=None, map=8),
 }
 CFG_NAMES = ["auto", *PRESETS, "small"]
+AUG_MODES = ["ada", "noaug", "fixed"]
 
 
 def _auto_preset(resolution: int, batch: Optional[int] = None) -> dict:
@@ -87,6 +88,14 @@ class TrainConfig:
     workers: int = 2
     device: str = "auto"
     resume: Optional[str] = None
+    nkimg: Optional[float] = None
+    freezed: int = 0
+    aug: str = "ada"
+    p: float = 0.2
+    target: float = 0.6
+    augpipe: str = "bgc"
+    ada_kimg: Optional[float] = None
+    ada_interval: int = 4
     # Filled from the data set when the run starts.
     resolution: Optional[int] = None
     class_names: list = field(default_factory=list)
@@ -114,6 +123,7 @@ class TrainConfig:
             mbstd_group=min(preset["mbstd"], batch),
             ema_kimg=preset["ema"],
             ema_rampup=preset["ramp"],
+            ada_kimg=100 if self.resume else 500,
         )
         for name, value in defaults.items():
             if getattr(resolved, name) is None:
@@ -132,6 +142,12 @@ class TrainConfig:
             )
         if self.gamma < 0:
             raise ConfigError("--gamma must be non-negative")
+        if self.aug not in AUG_MODES:
+            raise ConfigError(f"unknown --aug {self.aug!r}; choose one of {', '.join(AUG_MODES)}")
+        if not 0 <= self.p <= 1:
+            raise ConfigError(f"--p {self.p} is not a probability; give a number in [0, 1]")
+        if self.freezed < 0:
+            raise ConfigError("--freezed must be 0 or more (the number of D layers to freeze)")
         if self.kimg <= 0:
             raise ConfigError("--kimg must be positive")
         if self.resolution is not None and (self.resolution < 4 or self.resolution & (self.resolution - 1)):
@@ -159,9 +175,23 @@ class TrainConfig:
             channel_max=self.cmax,
             num_fp16_res=self.num_fp16_res,
             conv_clamp=self.conv_clamp,
+            block_kwargs=dict(freeze_layers=self.freezed),
             epilogue_kwargs=dict(mbstd_group_size=self.mbstd_group),
         )
         return G_kwargs, D_kwargs
+
+    def with_architecture(self, G_kwargs: dict) -> "TrainConfig":
+        """A copy whose network settings are those of `G_kwargs` (e.g. taken from a resume file)."""
+        return dataclasses.replace(
+            self,
+            z_dim=G_kwargs["z_dim"],
+            w_dim=G_kwargs["w_dim"],
+            cbase=G_kwargs["channel_base"],
+            cmax=G_kwargs["channel_max"],
+            map_depth=G_kwargs.get("mapping_kwargs", {}).get("num_layers", 8),
+            conv_clamp=G_kwargs.get("conv_clamp"),
+            num_fp16_res=G_kwargs.get("num_fp16_res", 0),
+        )
 
     def description(self) -> str:
         """Short run-folder suffix, e.g. `cond-all_styles-small-batch32-gamma0.2`."""

@@ -9,6 +9,8 @@ from PIL import Image
 
 from cstylegan.checkpoint import load_generator, load_snapshot
 from cstylegan.config import TrainConfig
+from cstylegan.data import ImageDataset
+from cstylegan.dataset_writer import write_dataset_zip
 from cstylegan.training.loop import train
 from tests.conftest import COLOURS, run_cli
 
@@ -68,7 +70,8 @@ def test_resume_continues_the_kimg_count(trained_run, tmp_path):
         }
     )
     run_dir = train(config, log=lambda line: None)
-    assert "Resumed from" in (run_dir / "log.txt").read_text()
+    log = (run_dir / "log.txt").read_text()
+    assert "Resumed weights from" in log and "every tensor copied as it was" in log and "Restored optimiser states" in log
     records = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
     assert records[0]["kimg"] > start / 1000 and records[-1]["kimg"] >= 4.5
     assert load_snapshot(run_dir / "network-snapshot-000004.pt")["cur_nimg"] == records[-1]["kimg"] * 1000
@@ -90,3 +93,29 @@ def test_train_cli_errors_are_one_line(colour_zip, tmp_path):
         assert result.returncode == 2, (args, result.stderr)
         assert message in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_resume_into_new_classes_with_freeze_d(trained_run, colour_zip, tmp_path):
+    """From the 4-class run into a data set with one class renamed: shared classes kept, the
+    architecture taken from the snapshot (no --cbase given), the first D layers frozen."""
+    source = load_snapshot(trained_run / "network-snapshot-000004.pt")
+    reals = ImageDataset(colour_zip)
+    renamed = {"red_male": [], "green_female": [], "blue_male": [], "purple_female": []}
+    for i in range(len(reals)):
+        image, label = reals[i]
+        renamed[list(renamed)[int(label.argmax())]].append(image.transpose(1, 2, 0))
+    data = write_dataset_zip(tmp_path / "renamed.zip", renamed)
+    config = TrainConfig(data=str(data), outdir=str(tmp_path / "runs"), cfg="small", cond=True, kimg=4.25,
+                         batch=16, tick=0.25, workers=0, device="cpu", freezed=2, aug="noaug",
+                         resume=str(trained_run / "network-snapshot-000004.pt"))
+    run_dir = train(config, log=lambda line: None)
+    log = (run_dir / "log.txt").read_text()
+    assert "G.mapping.embed.weight: kept 3 of 4 class columns" in log
+    assert "frozen by --freezed 2" in log
+    result = load_snapshot(sorted(run_dir.glob("network-snapshot-*.pt"))[-1])
+    assert result["class_names"] == list(renamed)
+    assert result["cur_nimg"] > source["cur_nimg"]
+    first_block = "b16"
+    for layer in ("fromrgb", "conv0"):
+        assert torch.equal(result["D"][f"{first_block}.{layer}.weight"], source["D"][f"{first_block}.{layer}.weight"])
+    assert not torch.equal(result["D"][f"{first_block}.conv1.weight"], source["D"][f"{first_block}.conv1.weight"])

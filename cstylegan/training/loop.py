@@ -21,9 +21,14 @@ from cstylegan.devices import peak_memory_gb, pick_device
 from cstylegan.image_grid import save_grid, to_uint8
 from cstylegan.networks.discriminator import Discriminator
 from cstylegan.networks.stylegan2 import Generator
+from cstylegan.training.ada import AdaptiveP
+from cstylegan.training.augment import augment_pipe
 from cstylegan.training.loss import StyleGAN2Loss
+from cstylegan.transfer import transfer_state
 
 GRID_COLUMNS = 8
+# (label, stats key) of the optional numbers on a progress line.
+TICK_EXTRAS = [("r1", "Loss/r1_penalty"), ("pl", "Loss/pl_penalty"), ("p", "augment_p"), ("rt", "ada_rt")]
 
 
 def new_run_dir(outdir: Path, description: str) -> Path:
@@ -97,17 +102,22 @@ def save_fakes(G_ema, grid_z, grid_c, row_labels, path: Path, batch: int) -> Non
     save_grid(to_uint8(images), path, GRID_COLUMNS, row_labels)
 
 
-def optimizer(module, lr: float, reg_interval: int) -> torch.optim.Adam:
+def optimizer(params, lr: float, reg_interval: int) -> torch.optim.Adam:
     """Adam (0, 0.99) with the lazy-regularisation correction of lr and betas."""
     ratio = reg_interval / (reg_interval + 1)
-    return torch.optim.Adam(module.parameters(), lr=lr * ratio, betas=(0.0, 0.99**ratio), eps=1e-8)
+    return torch.optim.Adam(params, lr=lr * ratio, betas=(0.0, 0.99**ratio), eps=1e-8)
 
 
-def step(module, opt, loss) -> None:
+def set_requires_grad(params, flag: bool) -> None:
+    for param in params:
+        param.requires_grad_(flag)
+
+
+def step(params, opt, loss) -> None:
     """One optimiser step on one phase's loss; non-finite gradients become finite."""
     opt.zero_grad(set_to_none=True)
     loss.backward()
-    for param in module.parameters():
+    for param in params:
         if param.grad is not None:
             torch.nan_to_num_(param.grad, nan=0, posinf=1e5, neginf=-1e5)
     opt.step()
@@ -119,20 +129,31 @@ def format_seconds(seconds: float) -> str:
     return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
 
 
-def load_resume(snapshot: dict, path, G, G_ema, D, G_opt, D_opt) -> int:
-    """Restore weights, optimisers and progress from one of our snapshots; return cur_nimg."""
-    try:
+def build_networks(config: TrainConfig, c_dim: int, resume, say) -> tuple:
+    """G, G_ema, D and their constructor arguments; from a resume file, its own architecture
+    with this data's classes, the weights carried over by `transfer_state`."""
+    G_kwargs, D_kwargs = config.network_kwargs(c_dim)
+    if resume is not None:
+        if resume["G_kwargs"]["img_resolution"] != config.resolution:
+            raise checkpoint.CheckpointError(
+                f"{config.resume} makes {resume['G_kwargs']['img_resolution']} px images but the data is "
+                f"{config.resolution} px; make the data set at {resume['G_kwargs']['img_resolution']} px"
+            )
+        G_kwargs = {**resume["G_kwargs"], "c_dim": c_dim}
+        D_kwargs = {**resume["D_kwargs"], "c_dim": c_dim, "block_kwargs": D_kwargs["block_kwargs"],
+                    "epilogue_kwargs": {**resume["D_kwargs"].get("epilogue_kwargs", {}), **D_kwargs["epilogue_kwargs"]}}
+    G = Generator(**G_kwargs)
+    D = Discriminator(**D_kwargs)
+    G_ema = copy.deepcopy(G)
+    if resume is not None:
+        source_classes = resume.get("class_names") or []
+        report = []
         for module, key in ((G, "G"), (G_ema, "G_ema"), (D, "D")):
-            module.load_state_dict(snapshot[key])
-    except RuntimeError as error:
-        raise checkpoint.CheckpointError(
-            f"{path} was trained with other network settings ({str(error).splitlines()[-1].strip()}); "
-            "resume with the --cfg/--cbase/--cmax/--map-depth and data it was trained with"
-        ) from None
-    if "G_opt" in snapshot:
-        G_opt.load_state_dict(snapshot["G_opt"])
-        D_opt.load_state_dict(snapshot["D_opt"])
-    return int(snapshot.get("cur_nimg", 0))
+            report += transfer_state(resume[key], source_classes, module, config.class_names, key)
+        say(f"Resumed weights from {config.resume}" + ("" if report else " (every tensor copied as it was)"))
+        for line in report:
+            say(f"  {line}")
+    return G, G_ema, D, G_kwargs, D_kwargs
 
 
 def train(config: TrainConfig, log=print) -> Path:
@@ -147,7 +168,6 @@ def train(config: TrainConfig, log=print) -> Path:
     config = config.resolve(dataset.resolution)
     config.class_names = list(dataset.class_names) if config.cond else []
     run_dir = new_run_dir(Path(config.outdir), config.description())
-    save_yaml(config, run_dir / "config.yaml")
     log_file = open(run_dir / "log.txt", "a")
 
     def say(line: str) -> None:
@@ -160,23 +180,49 @@ def train(config: TrainConfig, log=print) -> Path:
         f"Data: {config.data}, {len(dataset)} images at {dataset.resolution}px"
         + (f", {dataset.c_dim} classes: {', '.join(config.class_names)}" if config.cond else ", unconditional")
     )
-
-    G_kwargs, D_kwargs = config.network_kwargs(dataset.c_dim)
-    G = Generator(**G_kwargs).train().requires_grad_(False).to(device)
-    D = Discriminator(**D_kwargs).train().requires_grad_(False).to(device)
-    G_ema = copy.deepcopy(G).eval()
-    G_opt = optimizer(G, config.glr, config.G_reg_interval)
-    D_opt = optimizer(D, config.dlr, config.D_reg_interval)
+    G, G_ema, D, G_kwargs, D_kwargs = build_networks(config, dataset.c_dim, resume, say)
+    config = config.with_architecture(G_kwargs)
+    save_yaml(config, run_dir / "config.yaml")
+    G = G.train().to(device)
+    D = D.train().to(device)
+    G_ema = G_ema.eval().requires_grad_(False).to(device)
+    # Freeze-D leaves the first layers' requires_grad False: only the rest is ever trained.
+    G_params = [p for p in G.parameters() if p.requires_grad]
+    D_params = [p for p in D.parameters() if p.requires_grad]
+    G.requires_grad_(False)
+    D.requires_grad_(False)
+    G_opt = optimizer(G_params, config.glr, config.G_reg_interval)
+    D_opt = optimizer(D_params, config.dlr, config.D_reg_interval)
     cur_nimg = 0
     if resume is not None:
-        cur_nimg = load_resume(resume, config.resume, G, G_ema, D, G_opt, D_opt)
-        say(f"Resumed from {config.resume} at {cur_nimg / 1000:.1f} kimg")
+        cur_nimg = int(resume.get("cur_nimg", 0))
+        if "G_opt" in resume and resume["G_kwargs"] == G_kwargs and resume.get("class_names") == config.class_names:
+            G_opt.load_state_dict(resume["G_opt"])
+            D_opt.load_state_dict(resume["D_opt"])
+            say("Restored optimiser states")
+    if config.nkimg is not None:
+        cur_nimg = int(config.nkimg * 1000)
     num_params = sum(p.numel() for p in G.parameters()), sum(p.numel() for p in D.parameters())
-    say(f"Networks: G {num_params[0]:,} parameters, D {num_params[1]:,}; device {device}")
+    say(f"Networks: G {num_params[0]:,} parameters, D {num_params[1]:,}"
+        + (f" ({num_params[1] - sum(p.numel() for p in D_params):,} frozen by --freezed {config.freezed})" if config.freezed else "")
+        + f"; device {device}")
+
+    augment = None
+    ada = None
+    if config.aug != "noaug":
+        augment = augment_pipe(config.augpipe).train().requires_grad_(False).to(device)
+        if config.aug == "fixed":
+            augment.p.fill_(config.p)
+        else:
+            augment.p.fill_(float(resume.get("ada_p", 0.0)) if resume is not None else 0.0)
+            ada = AdaptiveP(augment, config.target, config.batch, config.ada_interval, config.ada_kimg)
+        say(f"Augmentation: {config.aug} {config.augpipe}, p {float(augment.p):.3f}"
+            + (f", target {config.target}, ada_kimg {config.ada_kimg:g}" if ada else ""))
 
     loss = StyleGAN2Loss(
         G,
         D,
+        augment_pipe=augment,
         r1_gamma=config.gamma,
         style_mixing_prob=config.style_mixing_prob,
         pl_weight=config.pl_weight,
@@ -208,7 +254,7 @@ def train(config: TrainConfig, log=print) -> Path:
                 config=config.to_dict(),
                 class_names=config.class_names,
                 cur_nimg=cur_nimg,
-                ada_p=0.0,
+                ada_p=float(augment.p) if augment is not None else 0.0,
             ),
         )
         say(f"Saved {path.name}")
@@ -230,23 +276,27 @@ def train(config: TrainConfig, log=print) -> Path:
         def gen_inputs():
             return torch.randn([config.batch, G.z_dim], device=device), fake_labels.sample(config.batch)
 
-        phases = [(G, G_opt, lambda: loss.G_main(*gen_inputs()))]
+        phases = [(G_params, G_opt, lambda: loss.G_main(*gen_inputs()))]
         if batch_idx % config.G_reg_interval == 0 and config.pl_weight > 0:
-            phases.append((G, G_opt, lambda: loss.G_pl(*gen_inputs(), gain=config.G_reg_interval)))
-        phases.append((D, D_opt, lambda: loss.D_main(real_img, real_c, *gen_inputs())))
+            phases.append((G_params, G_opt, lambda: loss.G_pl(*gen_inputs(), gain=config.G_reg_interval)))
+        phases.append((D_params, D_opt, lambda: loss.D_main(real_img, real_c, *gen_inputs())))
         if batch_idx % config.D_reg_interval == 0 and config.gamma > 0:
-            phases.append((D, D_opt, lambda: loss.D_r1(real_img, real_c, gain=config.D_reg_interval)))
-        for module, opt, run_phase in phases:
-            module.requires_grad_(True)
+            phases.append((D_params, D_opt, lambda: loss.D_r1(real_img, real_c, gain=config.D_reg_interval)))
+        for params, opt, run_phase in phases:
+            set_requires_grad(params, True)
             phase_loss, stats = run_phase()
-            step(module, opt, phase_loss)
-            module.requires_grad_(False)
+            step(params, opt, phase_loss)
+            set_requires_grad(params, False)
             for name, value in stats.items():
                 tick_stats.setdefault(name, []).append(value)
+            if ada is not None and "Loss/signs/real" in stats:
+                ada.observe(stats["Loss/signs/real"])
 
         update_ema(G_ema, G, config, cur_nimg)
         cur_nimg += config.batch
         batch_idx += 1
+        if ada is not None:
+            ada.maybe_adjust(batch_idx)
 
         done = cur_nimg >= total_nimg
         if not done and cur_nimg < tick_start_nimg + config.tick * 1000:
@@ -262,14 +312,18 @@ def train(config: TrainConfig, log=print) -> Path:
             "peak_mem_gb": peak_memory_gb(device),
             **{name: torch.stack(values).mean().item() for name, values in tick_stats.items()},
         }
+        if augment is not None:
+            record["augment_p"] = float(augment.p)
+        if ada is not None:
+            record["ada_rt"] = float(ada.last_rt)
         stats_file.write(json.dumps(record) + "\n")
         stats_file.flush()
         say(
             f"tick {tick:<4d} kimg {record['kimg']:<8.1f} time {format_seconds(record['time_s']):<10s} "
             f"sec/kimg {record['sec_per_kimg']:<7.2f} img/s {record['img_per_s']:<7.1f} "
-            f"G {record.get('Loss/G/loss', float('nan')):.3f}  D {record.get('Loss/D/loss', float('nan')):.3f}  "
-            f"r1 {record.get('Loss/r1_penalty', float('nan')):.3g}  pl {record.get('Loss/pl_penalty', float('nan')):.3g}  "
-            f"mem {record['peak_mem_gb']:.2f} GB"
+            f"G {record.get('Loss/G/loss', float('nan')):.3f}  D {record.get('Loss/D/loss', float('nan')):.3f}"
+            + "".join(f"  {label} {record[key]:.3g}" for label, key in TICK_EXTRAS if key in record)
+            + f"  mem {record['peak_mem_gb']:.2f} GB"
         )
         tick += 1
         tick_stats = {}
