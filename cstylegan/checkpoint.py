@@ -9,6 +9,7 @@ A snapshot is a dict that `torch.load(weights_only=True)` accepts:
     cur_nimg               images shown so far
     ada_p                  augmentation probability (0 without ADA)
     format                 "cstylegan-snapshot-1"
+    augment_pipe           augmentation tensors (NVlabs imports only)
 The per-class w_avg lives in G_ema's state dict as `mapping.w_avg_per_class`.
 """
 
@@ -19,7 +20,6 @@ from pathlib import Path
 
 import torch
 
-from cstylegan.networks.discriminator import Discriminator
 from cstylegan.networks.stylegan2 import Generator
 
 FORMAT = "cstylegan-snapshot-1"
@@ -47,36 +47,29 @@ def save_snapshot(path, snapshot: dict) -> None:
 
 
 def load_snapshot(path, map_location="cpu") -> dict:
-    """Load one of our snapshots, refusing anything that is not plain tensors and data."""
+    """Load one of our snapshots, refusing anything that is not plain tensors and data.
+
+    An NVlabs `.pkl` is converted to the same layout (cstylegan.nvlabs_pickle), without
+    running the code stored in it.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"network file not found: {path}")
+    if path.suffix.lower() == ".pkl":
+        from cstylegan.nvlabs_pickle import load_nvlabs_pickle  # it imports this module
+
+        return load_nvlabs_pickle(path)
     try:
         snapshot = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(
             f"cannot read {path} as a cstylegan snapshot ({first_line}); "
-            "pass a network-snapshot-*.pt written by train.py"
+            "pass a network-snapshot-*.pt written by train.py or an NVlabs .pkl"
         ) from None
     if not isinstance(snapshot, dict) or snapshot.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a cstylegan snapshot; pass a network-snapshot-*.pt written by train.py")
     return snapshot
-
-
-def build_networks(snapshot: dict, device="cpu") -> dict:
-    """Construct G, G_ema and D from a snapshot and load their weights."""
-    networks = {}
-    for name, cls, kwargs in (
-        ("G", Generator, snapshot["G_kwargs"]),
-        ("G_ema", Generator, snapshot["G_kwargs"]),
-        ("D", Discriminator, snapshot["D_kwargs"]),
-    ):
-        if name in snapshot:
-            module = cls(**kwargs)
-            module.load_state_dict(snapshot[name])
-            networks[name] = module.to(device).eval().requires_grad_(False)
-    return networks
 
 
 def load_generator(path, device="cpu") -> tuple:

@@ -105,6 +105,25 @@ class MappingNetwork(nn.Module):
         fresh = (old == 0).all(dim=1, keepdim=True)
         self.w_avg_per_class[present] = torch.where(fresh, means, means.lerp(old, beta))
 
+    @torch.no_grad()
+    def estimate_class_averages(self, num_samples: int = 2000, seed: int = 0, batch_size: int = 500) -> torch.Tensor:
+        """Set each row of `w_avg_per_class` to the mean w of `num_samples` random z of that
+        class (no truncation), for networks trained without per-class averages (NVlabs')."""
+        if not (self.tracks_averages and self.c_dim > 0):
+            raise ValueError("per-class averages need a conditional mapping that tracks averages")
+        generator = torch.Generator().manual_seed(seed)
+        device = self.w_avg_per_class.device
+        for k in range(self.c_dim):
+            total = torch.zeros([self.w_dim], dtype=torch.float64, device=device)
+            for start in range(0, num_samples, batch_size):
+                n = min(batch_size, num_samples - start)
+                z = torch.randn([n, self.z_dim], generator=generator).to(device)
+                c = torch.zeros([n, self.c_dim], device=device)
+                c[:, k] = 1
+                total += self(z, c)[:, 0].sum(dim=0, dtype=torch.float64)
+            self.w_avg_per_class[k] = (total / num_samples).to(self.w_avg_per_class.dtype)
+        return self.w_avg_per_class
+
     def _truncate(self, x, c, psi, cutoff, center):
         if not self.tracks_averages:
             raise ValueError("truncation needs the tracked averages (num_ws and w_avg_beta set)")
