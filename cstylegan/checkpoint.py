@@ -3,6 +3,7 @@
 A snapshot is a dict that `torch.load(weights_only=True)` accepts:
     G, G_ema, D            state dicts (NVlabs parameter names)
     G_opt, D_opt           optimiser state dicts (absent in export-only files)
+    G_family               "stylegan2" or "stylegan3": which Generator class G_kwargs are for
     G_kwargs, D_kwargs     constructor arguments, NVlabs names
     config                 the run's TrainConfig as a dict
     class_names            index -> class name ([] for an unconditional model)
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from cstylegan.networks.stylegan2 import Generator
+from cstylegan.networks import GENERATORS
 
 FORMAT = "cstylegan-snapshot-1"
 SNAPSHOT_PATTERN = re.compile(r"network-snapshot-(\d+)\.pt$")
@@ -75,7 +76,7 @@ def load_snapshot(path, map_location="cpu") -> dict:
 def load_generator(path, device="cpu") -> tuple:
     """The generator to draw images with (G_ema) and the snapshot's plain data."""
     snapshot = load_snapshot(path)
-    G = Generator(**snapshot["G_kwargs"])
+    G = GENERATORS[snapshot.get("G_family", "stylegan2")](**snapshot["G_kwargs"])
     G.load_state_dict(snapshot["G_ema"])
     info = {key: snapshot[key] for key in ("class_names", "cur_nimg", "config") if key in snapshot}
     return G.to(device).eval().requires_grad_(False), info

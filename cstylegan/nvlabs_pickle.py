@@ -30,7 +30,10 @@ import torch
 
 from cstylegan.checkpoint import FORMAT, CheckpointError
 from cstylegan.networks.discriminator import Discriminator
-from cstylegan.networks.stylegan2 import Generator
+from cstylegan.networks import GENERATORS, StyleGAN3Generator
+from cstylegan.networks import StyleGAN2Generator as Generator
+
+GENERATOR_FAMILY = {cls: family for family, cls in GENERATORS.items()}
 
 try:  # numpy 2 keeps these in numpy._core, numpy 1 in numpy.core
     from numpy._core.multiarray import _reconstruct as _numpy_reconstruct, scalar as _numpy_scalar
@@ -362,9 +365,25 @@ def stylegan2_discriminator_kwargs(net: PersistentObject) -> dict:
     return {**top, "block_kwargs": block, "mapping_kwargs": mapping, "epilogue_kwargs": epilogue}
 
 
-def _stylegan3_not_yet(net: PersistentObject):
-    raise NVlabsPickleError("StyleGAN3 pickles are not supported yet (this file holds "
-                            f"{net.qualified_name}); StyleGAN2 pickles of stylegan2-ada-pytorch and stylegan3 are")
+G3_SYNTHESIS = {"channel_base", "channel_max", "num_layers", "num_critical", "first_cutoff", "first_stopband",
+                "last_stopband_rel", "margin_size", "output_scale", "num_fp16_res", "conv_kernel", "filter_size",
+                "lrelu_upsampling", "use_radial_filters", "conv_clamp", "magnitude_ema_beta"}
+G3_MAPPING = {"num_layers", "lr_multiplier", "w_avg_beta"}
+
+
+def stylegan3_generator_kwargs(net: PersistentObject) -> dict:
+    """Our StyleGAN3 Generator kwargs: the synthesis arguments are passed flat; num_fp16_res,
+    whose default differs from ours, is read from the pickled source."""
+    where = f"G ({net.qualified_name})"
+    kwargs = net.kwargs()
+    mapping = _checked(_nested(kwargs, "mapping_kwargs", where), G3_MAPPING, where + " mapping")
+    missing = [key for key in G_TOP if key not in kwargs]
+    if missing:
+        raise NVlabsPickleError(f"{where} has no {', '.join(missing)} among its constructor arguments")
+    top = {key: kwargs.pop(key) for key in G_TOP}
+    synthesis = _checked(kwargs, G3_SYNTHESIS, where)
+    synthesis.setdefault("num_fp16_res", net.default("SynthesisNetwork", "num_fp16_res"))
+    return {**top, "mapping_kwargs": mapping, **synthesis}
 
 
 # Official class -> (our class, its constructor arguments). One line per supported class.
@@ -373,7 +392,7 @@ BUILDERS = {
     "training.networks.Discriminator": (Discriminator, stylegan2_discriminator_kwargs),
     "training.networks_stylegan2.Generator": (Generator, stylegan2_generator_kwargs),     # stylegan3, --cfg stylegan2
     "training.networks_stylegan2.Discriminator": (Discriminator, stylegan2_discriminator_kwargs),
-    "training.networks_stylegan3.Generator": (None, _stylegan3_not_yet),
+    "training.networks_stylegan3.Generator": (StyleGAN3Generator, stylegan3_generator_kwargs),
 }
 
 
@@ -424,11 +443,11 @@ def load_nvlabs_pickle(path) -> dict:
     if "G" in made and made["G"][1] != made["G_ema"][1]:
         raise NVlabsPickleError(f"{path}: G and G_ema were built with different arguments")
 
-    snapshot = {"format": FORMAT, "G_kwargs": made["G_ema"][1]}
+    snapshot = {"format": FORMAT, "G_kwargs": made["G_ema"][1], "G_family": GENERATOR_FAMILY[made["G_ema"][0]]}
     for role, net in networks.items():
         cls, kwargs = made[role]
         module = _build(cls, kwargs, net, role, path)
-        if cls is Generator and module.c_dim > 0:
+        if cls in GENERATOR_FAMILY and module.c_dim > 0:
             module.mapping.estimate_class_averages(CLASS_AVERAGE_SAMPLES, seed=CLASS_AVERAGE_SEED)
         snapshot[role] = module.state_dict()
         if cls is Discriminator:

@@ -5,7 +5,8 @@ match the size of tensor b (512)"). Only a few tensors depend on the classes; th
 file adapts exactly those and copies the rest:
 
 - `mapping.embed.weight` (G and D): one column per class. Columns of class names
-  present in both lists are copied; new classes keep their fresh initialisation.
+  present in both lists are copied (unnamed NVlabs classes `classN` by index); new
+  classes keep their fresh initialisation.
 - G `mapping.fc0.weight`: its input is z, or z and the label embedding. From an
   unconditional network the z part is copied and the embedding part starts at zero,
   so that every class first draws exactly the pretrained model's images. The copied
@@ -32,7 +33,10 @@ MAPPING_INPUT = "mapping.fc0.weight"
 
 
 def _shared_classes(source_classes, target_classes) -> list:
-    """(source index, target index) for each class name present in both lists."""
+    """(source index, target index) for each class name present in both lists. Unnamed
+    source classes (`class0`, `class1`, ... as in NVlabs pickles) are matched by index."""
+    if source_classes == [f"class{i}" for i in range(len(source_classes))]:
+        return [(i, i) for i in range(min(len(source_classes), len(target_classes)))]
     return [(source_classes.index(name), i) for i, name in enumerate(target_classes) if name in source_classes]
 
 

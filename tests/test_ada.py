@@ -36,6 +36,6 @@ def test_p_rises_when_d_overfits_a_tiny_data_set(colour_zip, tmp_path):
     records = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
     assert all(0 <= r["augment_p"] <= 1.5 for r in records)
     assert records[-1]["augment_p"] > 0.1, records
-    assert records[-1]["ada_rt"] > 0.6
+    assert max(r["ada_rt"] for r in records) > 0.6  # what drove p up: D scored reals above the target
     snapshot = torch.load(next(run_dir.glob("network-snapshot-*.pt")), weights_only=True)
     assert snapshot["ada_p"] == pytest.approx(records[-1]["augment_p"])

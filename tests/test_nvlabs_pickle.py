@@ -1,5 +1,5 @@
 """NVlabs .pkl files are read as data and never run: the networks in them compute what the
-fixtures say, code hidden in them is refused, StyleGAN3 gets a clear not-yet error.
+fixtures say, code hidden in them is refused.
 
 The pickles are made here, in the layout NVlabs' `torch_utils.persistence` writes: every
 network module pickles as `_reconstruct_persistent_obj(meta)`, meta = {type: 'class',
@@ -24,6 +24,7 @@ from PIL import Image
 
 from cstylegan.checkpoint import CheckpointError, load_generator, load_snapshot
 from cstylegan.networks.discriminator import Discriminator
+from cstylegan.networks import StyleGAN3Generator
 from cstylegan.networks.stylegan2 import Generator
 from cstylegan.nvlabs_pickle import CLASS_AVERAGE_SAMPLES, NVlabsPickleError, load_nvlabs_pickle
 from tests.conftest import run_cli
@@ -63,6 +64,10 @@ SIGNATURES = {
                          "mapping_kwargs={}, epilogue_kwargs={}",
     },
     "stylegan3-t": {"SynthesisInput": "w_dim, channels, size, sampling_rate, bandwidth",
+                    "SynthesisNetwork": "w_dim, img_resolution, img_channels, channel_base=32768, channel_max=512, "
+                                        "num_layers=14, num_critical=2, first_cutoff=2, first_stopband=2**2.1, "
+                                        "last_stopband_rel=2**0.3, margin_size=10, output_scale=0.25, num_fp16_res=4, "
+                                        "**layer_kwargs",
                     "Generator": "z_dim, c_dim, w_dim, img_resolution, img_channels, mapping_kwargs={}, **synthesis_kwargs"},
     "augment": {"AugmentPipe": "xflip=0, rotate90=0, xint=0, xint_max=0.125"},
     "custom": {"MyNetwork": "width=64"},
@@ -138,7 +143,8 @@ def persistent_module(module, module_src, init_kwargs=None, skip_buffers=()) -> 
         training=False,
         _parameters=OrderedDict((k, torch.nn.Parameter(v.detach().clone(), requires_grad=False))
                                 for k, v in module._parameters.items()),
-        _buffers=OrderedDict((k, v.detach().clone()) for k, v in module._buffers.items() if k not in skip_buffers),
+        _buffers=OrderedDict((k, v.detach().clone()) for k, v in module._buffers.items()
+                             if k not in skip_buffers and v is not None),
         _non_persistent_buffers_set=set(),
         _backward_hooks=OrderedDict(), _forward_hooks=OrderedDict(), _forward_pre_hooks=OrderedDict(),
         _state_dict_hooks=OrderedDict(), _load_state_dict_pre_hooks=OrderedDict(),
@@ -327,12 +333,20 @@ def tiny_network_pickle(tmp_path, flavour, class_name, init_kwargs):
     return write_pickle(tmp_path / "net.pkl", dict(G=G, G_ema=G, D=None, augment_pipe=None)), marker
 
 
-def test_stylegan3_pickles_get_a_clear_not_yet_error(tmp_path):
-    path, marker = tiny_network_pickle(tmp_path, "stylegan3-t", "Generator", dict(
-        z_dim=512, c_dim=0, w_dim=512, img_resolution=256, img_channels=3, mapping_kwargs={}, channel_base=32768))
-    with pytest.raises(CheckpointError, match="StyleGAN3 pickles are not supported yet"):
-        load_snapshot(path)
-    assert not marker.exists()
+def test_stylegan3_pickle_reproduces_the_fixture(tmp_path):
+    meta, t = load_fixture("sg3t_cond32")
+    marker = tmp_path / "module_src_was_run"
+    G = StyleGAN3Generator(**meta["G_kwargs"])
+    G.load_state_dict(tensors_under("G.", t), strict=False)
+    official = easy({**meta["G_kwargs"], "num_fp16_res": 0})
+    G_pickled = persistent_module(G, module_source("stylegan3-t", marker), official, skip_buffers={"w_avg_per_class"})
+    path = write_pickle(tmp_path / "sg3t.pkl", dict(G=G_pickled, G_ema=G_pickled, D=None, augment_pipe=None))
+    loaded, info = load_generator(path)
+    assert isinstance(loaded, StyleGAN3Generator) and load_snapshot(path)["G_family"] == "stylegan3"
+    with torch.no_grad():
+        img = loaded(t["z"], t["c"], truncation_center="global", noise_mode="const")
+    torch.testing.assert_close(img, t["psi100.img"], rtol=0, atol=ATOL)
+    assert info["class_names"] == ["class0", "class1", "class2", "class3"] and not marker.exists()
 
 
 def test_arguments_that_change_the_network_are_refused(tmp_path):

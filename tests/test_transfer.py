@@ -73,3 +73,11 @@ def test_other_architecture_is_refused():
     base = Generator(c_dim=0, **{**G_KWARGS, "channel_max": 16})
     with pytest.raises(CheckpointError, match="differ in more than their classes"):
         transfer_state(base.state_dict(), [], Generator(c_dim=0, **G_KWARGS), [], "G")
+
+
+def test_unnamed_nvlabs_classes_are_matched_by_index():
+    base = perturbed(Generator(c_dim=2, **G_KWARGS))
+    target = Generator(c_dim=3, **G_KWARGS).eval()
+    transfer_state(base.state_dict(), ["class0", "class1"], target, ["x", "y", "z"], "G")
+    assert torch.equal(target.mapping.embed.weight[:, :2], base.mapping.embed.weight)
+    assert torch.equal(target.mapping.w_avg_per_class[2], base.mapping.w_avg)
