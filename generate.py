@@ -13,6 +13,7 @@ from cstylegan.cli import Command
 from cstylegan.classes import UnknownClassError, resolve_classes
 from cstylegan.devices import pick_device
 from cstylegan.image_grid import save_grid, to_uint8
+from cstylegan.networks.stylegan3 import set_input_transform
 
 DEFAULT_RUNS = "training-runs"
 
@@ -45,10 +46,15 @@ def seed_z(seed: int, z_dim: int) -> np.ndarray:
 @click.option("--trunc-center", type=click.Choice(["class", "global"]), default="class", show_default=True,
               help="Truncate toward the class's own average w, or the global one as NVlabs does.")
 @click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
+@click.option("--translate", default="0,0", show_default=True,
+              help="StyleGAN3 only: shift the picture by X,Y (in image widths) through the input transform.")
+@click.option("--rotate", type=float, default=0.0, show_default=True,
+              help="StyleGAN3 only: rotate the picture by this many degrees through the input transform.")
 @click.option("--outdir", type=click.Path(file_okay=False), default="out", show_default=True)
 @click.option("--grid", is_flag=True, help="Also write one grid image per class.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1 or auto.")
-def main(network_path, class_spec, seeds, truncation_psi, trunc_center, noise_mode, outdir, grid, device):
+def main(network_path, class_spec, seeds, truncation_psi, trunc_center, noise_mode, translate, rotate, outdir, grid,
+         device):
     """Write OUTDIR/<class>/seed0000.png for every class and seed asked for.
 
     Seed s gives z = np.random.RandomState(s).randn(z_dim), as NVlabs' generate.py, so the
@@ -62,6 +68,11 @@ def main(network_path, class_spec, seeds, truncation_psi, trunc_center, noise_mo
         G, info = load_generator(network_path, device)
         class_names = info.get("class_names") or [f"class{i}" for i in range(G.c_dim)]
         classes = pick_classes(class_spec, class_names, G.c_dim)
+        shift = parse_translate(translate)
+        if shift != (0.0, 0.0) or rotate != 0:
+            if not hasattr(G.synthesis, "input"):
+                raise ValueError("--translate and --rotate move a StyleGAN3 input grid; this is a StyleGAN2 network")
+            set_input_transform(G, translate=shift, rotate_deg=rotate)
     except (CheckpointError, UnknownClassError, ValueError) as error:
         click.echo(f"Error: {error}", err=True)
         sys.exit(2)
@@ -86,6 +97,14 @@ def main(network_path, class_spec, seeds, truncation_psi, trunc_center, noise_mo
         if grid:
             save_grid(np.stack(images), folder / "grid.png", columns=int(np.ceil(np.sqrt(len(images)))))
         click.echo(f"Wrote {len(seed_list)} images to {folder}/")
+
+
+def parse_translate(text: str) -> tuple:
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--translate {text!r} is not X,Y; write e.g. 0.1,-0.25") from None
+    return x, y
 
 
 def pick_classes(class_spec, class_names, c_dim: int) -> list:

@@ -13,20 +13,24 @@ from typing import Optional
 
 import yaml
 
-# Presets of the official StyleGAN2-ADA release (fmaps = channel_base / 32768), plus
-# `small`: tiny channels so that a CPU can train in minutes. `auto` is filled from the
-# resolution by `_auto_preset`.
+# Presets of the official releases (fmaps = channel_base / 32768): StyleGAN2-ADA's fixed
+# ones, its `auto` formula, StyleGAN3's T and R, and our `small` (tiny channels, so a
+# CPU trains in minutes). Keys not given fall back to STYLEGAN2_DEFAULTS.
+STYLEGAN2_DEFAULTS = dict(
+    arch="stylegan2", mbstd=4, ramp=None, map=8, cmax=512, style_mixing=0.9, pl_weight=2.0, G_reg=4,
+    blur_sigma=0, blur_fade=0,
+)
 PRESETS = {
-    "stylegan2": dict(batch=32, mbstd=4, fmaps=1, lr=0.002, gamma=10, ema=10, ramp=None, map=8),
-    "paper256": dict(batch=64, mbstd=8, fmaps=0.5, lr=0.0025, gamma=1, ema=20, ramp=None, map=8),
-    "paper512": dict(batch=64, mbstd=8, fmaps=1, lr=0.0025, gamma=0.5, ema=20, ramp=None, map=8),
-    "paper1024": dict(batch=32, mbstd=4, fmaps=1, lr=0.002, gamma=2, ema=10, ramp=None, map=8),
+    "stylegan2": dict(batch=32, fmaps=1, lr=0.002, gamma=10, ema=10),
+    "paper256": dict(batch=64, mbstd=8, fmaps=0.5, lr=0.0025, gamma=1, ema=20),
+    "paper512": dict(batch=64, mbstd=8, fmaps=1, lr=0.0025, gamma=0.5, ema=20),
+    "paper1024": dict(batch=32, fmaps=1, lr=0.002, gamma=2, ema=10),
 }
-CFG_NAMES = ["auto", *PRESETS, "small"]
+CFG_NAMES = ["auto", *PRESETS, "small", "stylegan3-t", "stylegan3-r"]
 AUG_MODES = ["ada", "noaug", "fixed"]
 
 
-def _auto_preset(resolution: int, batch: Optional[int] = None) -> dict:
+def _auto_preset(resolution: int, batch: Optional[int]) -> dict:
     """The official `auto` formula for one GPU, with gamma and EMA following the batch."""
     batch = batch or max(min(4096 // resolution, 32), 1)
     return dict(
@@ -41,11 +45,32 @@ def _auto_preset(resolution: int, batch: Optional[int] = None) -> dict:
     )
 
 
-def _small_preset(resolution: int, batch: Optional[int] = None) -> dict:
-    """Like `auto`, with channel base 2048 and at most 128 channels: minutes on a CPU."""
-    preset = _auto_preset(resolution, batch)
-    preset.update(fmaps=2048 / 32768, cmax=128)
+def _stylegan3_preset(cfg: str, resolution: int, batch: Optional[int]) -> dict:
+    """StyleGAN3's train.py: G lr 0.0025, D lr 0.002, mapping depth 2, no style mixing, no
+    path length; R has 1x1 convs, radial filters, doubled G channels and a fading blur.
+    NVlabs require --gamma; the default here, res^2 / 32768, is their recommended table
+    (0.5 at 128 px, 2 at 256, 8 at 512, 32 at 1024, batch 32)."""
+    batch = batch or 32
+    preset = dict(
+        arch=cfg, batch=batch, fmaps=1, lr=0.0025, dlr=0.002, gamma=resolution**2 / 32768, ema=batch * 10 / 32,
+        ramp=0.05, map=2, style_mixing=0, pl_weight=0, G_reg=None,
+    )
+    if cfg == "stylegan3-r":
+        preset.update(blur_sigma=10, blur_fade=batch * 200 / 32)
     return preset
+
+
+def preset_for(cfg: str, resolution: int, batch: Optional[int]) -> dict:
+    """Every preset-dependent setting of `cfg` at this resolution (and batch, where it matters)."""
+    if cfg == "auto":
+        preset = _auto_preset(resolution, batch)
+    elif cfg == "small":
+        preset = dict(_auto_preset(resolution, batch), fmaps=2048 / 32768, cmax=128)
+    elif cfg.startswith("stylegan3"):
+        preset = _stylegan3_preset(cfg, resolution, batch)
+    else:
+        preset = PRESETS[cfg]
+    return {**STYLEGAN2_DEFAULTS, **preset}
 
 
 class ConfigError(ValueError):
@@ -76,12 +101,15 @@ class TrainConfig:
     w_dim: int = 512
     conv_clamp: Optional[int] = 256
     num_fp16_res: int = 0
-    style_mixing_prob: float = 0.9
-    pl_weight: float = 2.0
+    arch: Optional[str] = None  # stylegan2, stylegan3-t or stylegan3-r; from --cfg
+    style_mixing_prob: Optional[float] = None
+    pl_weight: Optional[float] = None
     pl_batch_shrink: int = 2
     pl_decay: float = 0.01
-    G_reg_interval: int = 4
+    G_reg_interval: Optional[int] = None  # None: no lazy path-length step (StyleGAN3)
     D_reg_interval: int = 16
+    blur_init_sigma: Optional[float] = None
+    blur_fade_kimg: Optional[float] = None
     tick: float = 4.0
     snap: int = 50
     seed: int = 0
@@ -104,12 +132,7 @@ class TrainConfig:
         """Return a copy with every None filled from the preset for this resolution."""
         if self.cfg not in CFG_NAMES:
             raise ConfigError(f"unknown --cfg {self.cfg!r}; choose one of {', '.join(CFG_NAMES)}")
-        if self.cfg == "auto":
-            preset = _auto_preset(resolution, self.batch)
-        elif self.cfg == "small":
-            preset = _small_preset(resolution, self.batch)
-        else:
-            preset = PRESETS[self.cfg]
+        preset = preset_for(self.cfg, resolution, self.batch)
         resolved = dataclasses.replace(self, resolution=resolution)
         batch = self.batch or preset["batch"]
         defaults = dict(
@@ -119,11 +142,17 @@ class TrainConfig:
             cmax=preset.get("cmax", 512),
             map_depth=preset["map"],
             glr=preset["lr"],
-            dlr=preset["lr"],
+            dlr=preset.get("dlr", preset["lr"]),
             mbstd_group=min(preset["mbstd"], batch),
             ema_kimg=preset["ema"],
             ema_rampup=preset["ramp"],
             ada_kimg=100 if self.resume else 500,
+            arch=preset["arch"],
+            style_mixing_prob=preset["style_mixing"],
+            pl_weight=preset["pl_weight"],
+            G_reg_interval=preset["G_reg"],
+            blur_init_sigma=0 if self.resume else preset["blur_sigma"],
+            blur_fade_kimg=preset["blur_fade"],
         )
         for name, value in defaults.items():
             if getattr(resolved, name) is None:
@@ -153,8 +182,13 @@ class TrainConfig:
         if self.resolution is not None and (self.resolution < 4 or self.resolution & (self.resolution - 1)):
             raise ConfigError(f"resolution {self.resolution} is not a power of two >= 4")
 
+    @property
+    def generator_family(self) -> str:
+        """Which generator class G_kwargs are for: `stylegan2` or `stylegan3` (T and R)."""
+        return "stylegan3" if self.arch.startswith("stylegan3") else "stylegan2"
+
     def network_kwargs(self, c_dim: int) -> tuple:
-        """Constructor arguments of G and D, with NVlabs' names."""
+        """Constructor arguments of G and D, with NVlabs' names (StyleGAN3-R doubles G's channels)."""
         G_kwargs = dict(
             z_dim=self.z_dim,
             c_dim=c_dim,
@@ -167,6 +201,10 @@ class TrainConfig:
             num_fp16_res=self.num_fp16_res,
             conv_clamp=self.conv_clamp,
         )
+        if self.arch.startswith("stylegan3"):
+            G_kwargs["magnitude_ema_beta"] = 0.5 ** (self.batch / 20e3)
+        if self.arch == "stylegan3-r":
+            G_kwargs.update(conv_kernel=1, use_radial_filters=True, channel_base=self.cbase * 2, channel_max=self.cmax * 2)
         D_kwargs = dict(
             c_dim=c_dim,
             img_resolution=self.resolution,
@@ -182,12 +220,13 @@ class TrainConfig:
 
     def with_architecture(self, G_kwargs: dict) -> "TrainConfig":
         """A copy whose network settings are those of `G_kwargs` (e.g. taken from a resume file)."""
+        doubled = 2 if self.arch == "stylegan3-r" else 1
         return dataclasses.replace(
             self,
             z_dim=G_kwargs["z_dim"],
             w_dim=G_kwargs["w_dim"],
-            cbase=G_kwargs["channel_base"],
-            cmax=G_kwargs["channel_max"],
+            cbase=G_kwargs["channel_base"] // doubled,
+            cmax=G_kwargs["channel_max"] // doubled,
             map_depth=G_kwargs.get("mapping_kwargs", {}).get("num_layers", 8),
             conv_clamp=G_kwargs.get("conv_clamp"),
             num_fp16_res=G_kwargs.get("num_fp16_res", 0),

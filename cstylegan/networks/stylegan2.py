@@ -216,8 +216,11 @@ class SynthesisNetwork(nn.Module):
             self.num_ws += block.num_conv + (block.num_torgb if is_last else 0)
             self.add_module(f"b{res}", block)
 
-    def forward(self, ws: torch.Tensor, noise_mode: str = "random", fused_modconv=None) -> torch.Tensor:
-        """fused_modconv: True = grouped conv, False = shared conv, None = block default."""
+    def forward(self, ws: torch.Tensor, noise_mode: str = "random", fused_modconv=None,
+                update_emas: bool = False) -> torch.Tensor:
+        """fused_modconv: True = grouped conv, False = shared conv, None = block default.
+        update_emas is accepted so that StyleGAN2 and StyleGAN3 synthesis share one call;
+        StyleGAN2 synthesis keeps no running averages."""
         if ws.shape[1:] != (self.num_ws, self.w_dim):
             raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}")
         ws = ws.to(torch.float32)

@@ -20,7 +20,7 @@ from cstylegan.data import ImageDataset
 from cstylegan.devices import peak_memory_gb, pick_device
 from cstylegan.image_grid import save_grid, to_uint8
 from cstylegan.networks.discriminator import Discriminator
-from cstylegan.networks.stylegan2 import Generator
+from cstylegan.networks import GENERATORS
 from cstylegan.training.ada import AdaptiveP
 from cstylegan.training.augment import augment_pipe
 from cstylegan.training.loss import StyleGAN2Loss
@@ -28,7 +28,8 @@ from cstylegan.transfer import transfer_state
 
 GRID_COLUMNS = 8
 # (label, stats key) of the optional numbers on a progress line.
-TICK_EXTRAS = [("r1", "Loss/r1_penalty"), ("pl", "Loss/pl_penalty"), ("p", "augment_p"), ("rt", "ada_rt")]
+TICK_EXTRAS = [("r1", "Loss/r1_penalty"), ("pl", "Loss/pl_penalty"), ("p", "augment_p"), ("rt", "ada_rt"),
+               ("blur", "blur_sigma")]
 
 
 def new_run_dir(outdir: Path, description: str) -> Path:
@@ -102,9 +103,10 @@ def save_fakes(G_ema, grid_z, grid_c, row_labels, path: Path, batch: int) -> Non
     save_grid(to_uint8(images), path, GRID_COLUMNS, row_labels)
 
 
-def optimizer(params, lr: float, reg_interval: int) -> torch.optim.Adam:
-    """Adam (0, 0.99) with the lazy-regularisation correction of lr and betas."""
-    ratio = reg_interval / (reg_interval + 1)
+def optimizer(params, lr: float, reg_interval) -> torch.optim.Adam:
+    """Adam (0, 0.99) with the lazy-regularisation correction of lr and betas (none when
+    `reg_interval` is None, i.e. the network has no separate regularisation step)."""
+    ratio = reg_interval / (reg_interval + 1) if reg_interval else 1
     return torch.optim.Adam(params, lr=lr * ratio, betas=(0.0, 0.99**ratio), eps=1e-8)
 
 
@@ -134,22 +136,33 @@ def build_networks(config: TrainConfig, c_dim: int, resume, say) -> tuple:
     with this data's classes, the weights carried over by `transfer_state`."""
     G_kwargs, D_kwargs = config.network_kwargs(c_dim)
     if resume is not None:
+        family = resume.get("G_family", "stylegan2")
+        if family != config.generator_family:
+            raise checkpoint.CheckpointError(
+                f"{config.resume} is a {family} network but --cfg {config.cfg} trains {config.generator_family}; "
+                + ("pass --cfg stylegan3-t or stylegan3-r" if family == "stylegan3" else "pass a StyleGAN2 --cfg such as auto")
+            )
         if resume["G_kwargs"]["img_resolution"] != config.resolution:
             raise checkpoint.CheckpointError(
                 f"{config.resume} makes {resume['G_kwargs']['img_resolution']} px images but the data is "
                 f"{config.resolution} px; make the data set at {resume['G_kwargs']['img_resolution']} px"
             )
         G_kwargs = {**resume["G_kwargs"], "c_dim": c_dim}
-        D_kwargs = {**resume["D_kwargs"], "c_dim": c_dim, "block_kwargs": D_kwargs["block_kwargs"],
-                    "epilogue_kwargs": {**resume["D_kwargs"].get("epilogue_kwargs", {}), **D_kwargs["epilogue_kwargs"]}}
-    G = Generator(**G_kwargs)
+        if "D" in resume:
+            D_kwargs = {**resume["D_kwargs"], "c_dim": c_dim, "block_kwargs": D_kwargs["block_kwargs"],
+                        "epilogue_kwargs": {**resume["D_kwargs"].get("epilogue_kwargs", {}), **D_kwargs["epilogue_kwargs"]}}
+    G = GENERATORS[config.generator_family](**G_kwargs)
     D = Discriminator(**D_kwargs)
     G_ema = copy.deepcopy(G)
     if resume is not None:
         source_classes = resume.get("class_names") or []
         report = []
+        sources = {"G": resume.get("G", resume["G_ema"]), "G_ema": resume["G_ema"], "D": resume.get("D")}
         for module, key in ((G, "G"), (G_ema, "G_ema"), (D, "D")):
-            report += transfer_state(resume[key], source_classes, module, config.class_names, key)
+            if sources[key] is not None:
+                report += transfer_state(sources[key], source_classes, module, config.class_names, key)
+            else:
+                report.append(f"{key}: new, from --cfg (the resume file has no {key})")
         say(f"Resumed weights from {config.resume}" + ("" if report else " (every tensor copied as it was)"))
         for line in report:
             say(f"  {line}")
@@ -191,7 +204,7 @@ def train(config: TrainConfig, log=print) -> Path:
     D_params = [p for p in D.parameters() if p.requires_grad]
     G.requires_grad_(False)
     D.requires_grad_(False)
-    G_opt = optimizer(G_params, config.glr, config.G_reg_interval)
+    G_opt = optimizer(G_params, config.glr, config.G_reg_interval if config.pl_weight > 0 else None)
     D_opt = optimizer(D_params, config.dlr, config.D_reg_interval)
     cur_nimg = 0
     if resume is not None:
@@ -228,6 +241,8 @@ def train(config: TrainConfig, log=print) -> Path:
         pl_weight=config.pl_weight,
         pl_batch_shrink=config.pl_batch_shrink,
         pl_decay=config.pl_decay,
+        blur_init_sigma=config.blur_init_sigma,
+        blur_fade_kimg=config.blur_fade_kimg,
     )
     batches = infinite_batches(dataset, config.batch, config.workers, config.seed)
     fake_labels = FakeLabels(dataset, device, config.seed)
@@ -249,6 +264,7 @@ def train(config: TrainConfig, log=print) -> Path:
                 D=D.state_dict(),
                 G_opt=G_opt.state_dict(),
                 D_opt=D_opt.state_dict(),
+                G_family=config.generator_family,
                 G_kwargs=G_kwargs,
                 D_kwargs=D_kwargs,
                 config=config.to_dict(),
@@ -272,12 +288,13 @@ def train(config: TrainConfig, log=print) -> Path:
         real_img, real_c = next(batches)
         real_img = real_img.to(device, non_blocking=True).to(torch.float32) / 127.5 - 1
         real_c = real_c.to(device, non_blocking=True)
+        loss.cur_nimg = cur_nimg
 
         def gen_inputs():
             return torch.randn([config.batch, G.z_dim], device=device), fake_labels.sample(config.batch)
 
         phases = [(G_params, G_opt, lambda: loss.G_main(*gen_inputs()))]
-        if batch_idx % config.G_reg_interval == 0 and config.pl_weight > 0:
+        if config.pl_weight > 0 and config.G_reg_interval and batch_idx % config.G_reg_interval == 0:
             phases.append((G_params, G_opt, lambda: loss.G_pl(*gen_inputs(), gain=config.G_reg_interval)))
         phases.append((D_params, D_opt, lambda: loss.D_main(real_img, real_c, *gen_inputs())))
         if batch_idx % config.D_reg_interval == 0 and config.gamma > 0:
@@ -316,6 +333,8 @@ def train(config: TrainConfig, log=print) -> Path:
             record["augment_p"] = float(augment.p)
         if ada is not None:
             record["ada_rt"] = float(ada.last_rt)
+        if config.blur_fade_kimg:
+            record["blur_sigma"] = loss.blur_sigma()
         stats_file.write(json.dumps(record) + "\n")
         stats_file.flush()
         say(

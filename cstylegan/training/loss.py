@@ -9,6 +9,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cstylegan.torch_utils.upfirdn2d import filter2d
+
 
 class StyleGAN2Loss:
     def __init__(
@@ -21,6 +23,8 @@ class StyleGAN2Loss:
         pl_weight=2.0,
         pl_batch_shrink=2,
         pl_decay=0.01,
+        blur_init_sigma=0.0,
+        blur_fade_kimg=0.0,
     ):
         self.G = G
         self.D = D
@@ -31,6 +35,15 @@ class StyleGAN2Loss:
         self.pl_batch_shrink = pl_batch_shrink
         self.pl_decay = pl_decay
         self.pl_mean = None  # running mean of path lengths, created on first use
+        self.blur_init_sigma = blur_init_sigma
+        self.blur_fade_kimg = blur_fade_kimg
+        self.cur_nimg = 0  # set by the training loop; drives the blur fade-out
+
+    def blur_sigma(self) -> float:
+        """StyleGAN3-R blurs every image D sees, fading linearly to none over blur_fade_kimg."""
+        if self.blur_fade_kimg <= 0:
+            return 0.0
+        return max(1 - self.cur_nimg / (self.blur_fade_kimg * 1e3), 0) * self.blur_init_sigma
 
     def run_G(self, z, c, update_emas=False):
         """Map and synthesise; with probability `style_mixing_prob` the ws after a random
@@ -44,10 +57,15 @@ class StyleGAN2Loss:
             if cutoff < num_ws:
                 mixed = self.G.mapping(torch.randn_like(z), c, update_emas=False)
                 ws = torch.cat([ws[:, :cutoff], mixed[:, cutoff:]], dim=1)
-        img = self.G.synthesis(ws)
+        img = self.G.synthesis(ws, update_emas=update_emas)
         return img, ws
 
     def run_D(self, img, c):
+        sigma = self.blur_sigma()
+        radius = int(np.floor(sigma * 3))
+        if radius > 0:
+            taps = torch.arange(-radius, radius + 1, device=img.device, dtype=torch.float32).div(sigma).square().neg().exp2()
+            img = filter2d(img, taps / taps.sum())
         if self.augment_pipe is not None:
             img = self.augment_pipe(img)
         return self.D(img, c)
