@@ -15,22 +15,42 @@ def _label_width(labels) -> int:
     return max((int(font.getlength(text)) for text in labels), default=0) + 8
 
 
-def make_grid(images: np.ndarray, columns: int, row_labels=None) -> Image.Image:
-    """Tile uint8 NHWC images `columns` to a row; a text column on the left names each row."""
+def _column_header(labels, cell_width: int) -> tuple:
+    """(height, vertical): labels lie flat when every one fits its column, else they stand
+    on end, so that narrow tiles (16 px emoji) still get readable names."""
+    font = ImageFont.load_default()
+    longest = max(int(font.getlength(text)) for text in labels)
+    if longest + 4 <= cell_width:
+        return font.getbbox("Ag")[3] + 8, False
+    return longest + 8, True
+
+
+def make_grid(images: np.ndarray, columns: int, row_labels=None, column_labels=None) -> Image.Image:
+    """Tile uint8 NHWC images `columns` to a row; a text column on the left names each row,
+    and an optional band on top names each column."""
     num, height, width, channels = images.shape
     rows = -(-num // columns)
     label_width = _label_width(row_labels) if row_labels else 0
-    canvas = np.full((rows * height, label_width + columns * width, channels), 255, np.uint8)
+    header, vertical = _column_header(column_labels, width) if column_labels else (0, False)
+    canvas = np.full((header + rows * height, label_width + columns * width, channels), 255, np.uint8)
     for index, image in enumerate(images):
         y, x = divmod(index, columns)
-        canvas[y * height : (y + 1) * height, label_width + x * width : label_width + (x + 1) * width] = image
+        top, left = header + y * height, label_width + x * width
+        canvas[top : top + height, left : left + width] = image
     grid = Image.fromarray(canvas.squeeze(-1) if channels == 1 else canvas)
-    if row_labels:
-        draw = ImageDraw.Draw(grid)
-        for row, text in enumerate(row_labels):
-            draw.text((4, row * height + height // 2), text, fill="black", anchor="lm")
+    draw = ImageDraw.Draw(grid)
+    for row, text in enumerate(row_labels or []):
+        draw.text((4, header + row * height + height // 2), text, fill="black", anchor="lm")
+    for column, text in enumerate(column_labels or []):
+        if not vertical:
+            draw.text((label_width + column * width + width // 2, header // 2), text, fill="black", anchor="mm")
+            continue
+        # Draw flat on a strip, turn it a quarter left, and stand it above the column.
+        strip = Image.new(grid.mode, (header, width), "white")
+        ImageDraw.Draw(strip).text((4, width // 2), text, fill="black", anchor="lm")
+        grid.paste(strip.rotate(90, expand=True), (label_width + column * width, 0))
     return grid
 
 
-def save_grid(images: np.ndarray, path, columns: int, row_labels=None) -> None:
-    make_grid(images, columns, row_labels).save(path)
+def save_grid(images: np.ndarray, path, columns: int, row_labels=None, column_labels=None) -> None:
+    make_grid(images, columns, row_labels, column_labels).save(path)

@@ -1,0 +1,232 @@
+"""Layer swapping: between two generators (one fine-tuned from the other), and between
+two classes of one conditional generator.
+
+Between generators (Pinkney & Adler 2020, "Resolution dependent GAN interpolation for
+controllable image synthesis between domains"): the coarse synthesis layers come from
+the `lower` network, whose pose and shape you want, the fine ones from the `higher`
+network, whose texture and colour you want, and the mapping network from `lower`:
+
+    python -m cstylegan.blend --lower A.pt --higher B.pt --split-res 16 --out blended.pt \
+        --preview preview.png --seeds 0-7 --class twemoji_male
+
+Each synthesis tensor gets a weight t and becomes lerp(lower, higher, t). Its position is
+log2 of its block's resolution for StyleGAN2 (`synthesis.b16.*` is at 4, to-RGB included
+with its block) and the layer index for StyleGAN3 (`synthesis.L5_*` is at 5, the
+Fourier-feature input `synthesis.input.*` at -1). With split s (log2 of --split-res, or
+--split-layer) a hard split gives t = 0 for position <= s and 1 above; --blend-width W
+gives t = sigmoid((position - s) / W), so the layer at the split itself is a 50/50 mix.
+
+Between classes (generate.py --class A --style-class B --swap-layer K): the first K ws
+come from class A, the rest from class B, for the same z; `class_swap_ws`.
+"""
+
+import math
+import re
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+import torch
+
+from cstylegan.checkpoint import load_snapshot, save_snapshot
+from cstylegan.classes import UnknownClassError, resolve_classes
+from cstylegan.cli import Command
+from cstylegan.devices import pick_device
+from cstylegan.image_grid import save_grid, to_uint8
+from cstylegan.networks import GENERATORS
+
+SG2_BLOCK = re.compile(r"synthesis\.b(\d+)\.")
+SG3_LAYER = re.compile(r"synthesis\.L(\d+)_")
+
+
+class BlendError(ValueError):
+    """Two networks or a split that cannot be blended; the message says what to change."""
+
+
+def layer_position(name: str, family: str):
+    """Where a state-dict tensor sits along the synthesis network: log2 of the block
+    resolution (StyleGAN2), the layer index (StyleGAN3, the input at -1), or None for a
+    tensor outside synthesis (the mapping network), which always comes from `lower`."""
+    if not name.startswith("synthesis."):
+        return None
+    if family == "stylegan2":
+        match = SG2_BLOCK.match(name)
+        if match:
+            return int(math.log2(int(match.group(1))))
+    elif family == "stylegan3":
+        if name.startswith("synthesis.input."):
+            return -1
+        match = SG3_LAYER.match(name)
+        if match:
+            return int(match.group(1))
+    raise BlendError(f"cannot place {name} of a {family} network along the synthesis layers")
+
+
+def blend_generators(lower_snapshot: dict, higher_snapshot: dict, split_res=None, split_layer=None, width=None,
+                     lower_name=None, higher_name=None) -> dict:
+    """A snapshot whose G and G_ema are the blend of the two networks' G_ema.
+
+    StyleGAN2 splits at a block resolution (`split_res`), StyleGAN3 at a layer index
+    (`split_layer`). Class names, G_kwargs and the mapping (with its per-class w_avg) are
+    `lower`'s. The snapshot's `blend` entry records the inputs and the split.
+    """
+    family = _check_same_architecture(lower_snapshot, higher_snapshot)
+    split = _split_position(family, lower_snapshot["G_ema"], split_res, split_layer)
+    if width is not None and not width > 0:
+        raise BlendError(f"--blend-width must be > 0, got {width}")
+    lower, higher = lower_snapshot["G_ema"], higher_snapshot["G_ema"]
+    blended = {}
+    for name, tensor in lower.items():
+        position = layer_position(name, family)
+        if position is None:
+            blended[name] = tensor.clone()
+        elif width is None:
+            blended[name] = (tensor if position <= split else higher[name]).clone()
+        else:
+            t = 1 / (1 + math.exp(-(position - split) / width))
+            blended[name] = torch.lerp(tensor, higher[name], t)
+    note = dict(lower=lower_name, higher=higher_name, width=width,
+                split=split_res if family == "stylegan2" else split_layer,
+                split_by="res" if family == "stylegan2" else "layer")
+    return dict(G=blended, G_ema=blended, G_family=family, G_kwargs=lower_snapshot["G_kwargs"],
+                class_names=list(lower_snapshot.get("class_names") or []), blend=note)
+
+
+def _check_same_architecture(lower: dict, higher: dict) -> str:
+    """The common family; c_dim may differ because the mapping comes from `lower` alone."""
+    family = lower.get("G_family", "stylegan2")
+    other = higher.get("G_family", "stylegan2")
+    if family != other:
+        raise BlendError(f"cannot blend a {family} network (lower) with a {other} network (higher)")
+    a = {k: v for k, v in lower["G_kwargs"].items() if k != "c_dim"}
+    b = {k: v for k, v in higher["G_kwargs"].items() if k != "c_dim"}
+    for key in sorted(a.keys() | b.keys()):
+        if a.get(key) != b.get(key):
+            raise BlendError(f"the networks differ in {key}: {a.get(key)!r} (lower) vs {b.get(key)!r} (higher); "
+                             "blending needs the same architecture, e.g. a network and one fine-tuned from it")
+    return family
+
+
+def _split_position(family: str, state: dict, split_res, split_layer) -> int:
+    """The split as a position (see layer_position), after checking it suits the network."""
+    positions = sorted({layer_position(name, family) for name in state} - {None})
+    if family == "stylegan2":
+        choices = ", ".join(str(2 ** p) for p in positions)
+        if split_layer is not None:
+            raise BlendError(f"--split-layer is for StyleGAN3 networks; this is StyleGAN2: "
+                             f"use --split-res (one of {choices})")
+        if split_res is None or split_res < 1 or math.log2(split_res) not in positions:
+            given = "none given" if split_res is None else f"{split_res} is not one of them"
+            raise BlendError(f"--split-res must be one of this network's resolutions {choices}; {given}")
+        return int(math.log2(split_res))
+    last = positions[-1]
+    if split_res is not None:
+        raise BlendError(f"--split-res is for StyleGAN2 networks; this is StyleGAN3: "
+                         f"use --split-layer K (0-{last}; layers L0 ... L<K> come from --lower)")
+    if split_layer is None or not 0 <= split_layer <= last:
+        given = "none given" if split_layer is None else f"got {split_layer}"
+        raise BlendError(f"--split-layer must be a layer index 0-{last}; {given}")
+    return split_layer
+
+
+def class_swap_ws(G, z: torch.Tensor, content_c: torch.Tensor, style_c: torch.Tensor, swap_layer: int,
+                  truncation_psi: float = 1, truncation_center: str = "global") -> torch.Tensor:
+    """ws [N, num_ws, w_dim] for G.synthesis: the content class's w for the first
+    `swap_layer` layers (coarse: shape, pose) and the style class's after (colour, line).
+    Truncation pulls each part toward its own class's average when the center is 'class'."""
+    if not 0 <= swap_layer <= G.num_ws:
+        raise ValueError(f"swap_layer must be 0-{G.num_ws}, got {swap_layer}")
+    kwargs = dict(truncation_psi=truncation_psi, truncation_center=truncation_center)
+    content = G.mapping(z, content_c, **kwargs)
+    style = G.mapping(z, style_c, **kwargs)
+    return torch.cat([content[:, :swap_layer], style[:, swap_layer:]], dim=1)
+
+
+def _generator(snapshot: dict, device):
+    G = GENERATORS[snapshot.get("G_family", "stylegan2")](**snapshot["G_kwargs"])
+    G.load_state_dict(snapshot["G_ema"])
+    return G.to(device).eval().requires_grad_(False)
+
+
+def preview_label(snapshot: dict, class_spec, role: str) -> torch.Tensor:
+    """The one-hot label [1, c_dim] of the preview's class in one network's own class list
+    (a fine-tuned network may order or name its classes differently)."""
+    c_dim = snapshot["G_kwargs"]["c_dim"]
+    c = torch.zeros([1, c_dim])
+    if c_dim == 0:
+        return c
+    names = snapshot.get("class_names") or [f"class{i}" for i in range(c_dim)]
+    if class_spec is None:
+        raise BlendError(f"the {role} network is conditional: pass --class NAME (one of {', '.join(names)})")
+    try:
+        indices = resolve_classes(class_spec, names)
+    except UnknownClassError as error:
+        raise BlendError(f"{role} network: {error}") from None
+    if len(indices) != 1:
+        raise BlendError(f"--class {class_spec!r}: the preview draws one class; name one")
+    c[0, indices[0]] = 1
+    return c
+
+
+def save_preview(path, rows: list, seeds: list, device) -> None:
+    """One labelled row per (label, snapshot, one-hot c), the same seeds in every row."""
+    tiles = []
+    for _, snapshot, c in rows:
+        G = _generator(snapshot, device)
+        z = torch.from_numpy(np.stack([np.random.RandomState(s).randn(G.z_dim) for s in seeds])).float()
+        with torch.no_grad():
+            images = G(z.to(device), c.to(device).expand(len(seeds), -1), noise_mode="const")
+        tiles.append(to_uint8(images))
+    save_grid(np.concatenate(tiles), path, columns=len(seeds), row_labels=[label for label, _, _ in rows])
+
+
+@click.command(cls=Command)
+@click.option("--lower", "lower_path", required=True,
+              help="Network whose coarse layers (pose, shape) and mapping are kept.")
+@click.option("--higher", "higher_path", required=True,
+              help="Network fine-tuned from --lower whose fine layers (texture, colour) are taken.")
+@click.option("--split-res", type=int, help="StyleGAN2: blocks at or below this resolution come from --lower.")
+@click.option("--split-layer", type=int, help="StyleGAN3: layers L0 ... L<K> come from --lower.")
+@click.option("--blend-width", type=float,
+              help="Soft blend: t = sigmoid((position - split) / W) instead of a hard split.")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Snapshot to write.")
+@click.option("--preview", "preview_path", type=click.Path(dir_okay=False),
+              help="Also write a grid: rows lower, higher, blended for the same seeds.")
+@click.option("--seeds", default="0-7", show_default=True, help="Seeds of the preview: 0-7, 1,5,9 or a mix.")
+@click.option("--class", "class_spec", help="Class of the preview (conditional networks).")
+@click.option("--device", default="auto", show_default=True, help="Device of the preview: cpu, cuda or auto.")
+def main(lower_path, higher_path, split_res, split_layer, blend_width, out_path, preview_path, seeds, class_spec,
+         device):
+    """Blend two generators by layer: coarse layers from --lower, fine ones from --higher."""
+    # Seeds mean what they mean in generate.py; like it, this command runs from the repo root.
+    from generate import parse_seeds
+
+    try:
+        lower, higher = load_snapshot(lower_path), load_snapshot(higher_path)
+        blended = blend_generators(lower, higher, split_res, split_layer, blend_width,
+                                   lower_name=str(lower_path), higher_name=str(higher_path))
+        if preview_path:
+            seed_list = parse_seeds(seeds)
+            device = pick_device(device)
+            c_lower = preview_label(lower, class_spec, "lower")
+            c_higher = preview_label(higher, class_spec, "higher")
+            if class_spec is not None and c_lower.shape[1] == c_higher.shape[1] == 0:
+                raise BlendError("--class given, but both networks are unconditional; drop --class")
+    except ValueError as error:  # CheckpointError, ConfigError, BlendError, a bad --seeds
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(2)
+    save_snapshot(out_path, blended)
+    click.echo(f"Wrote {out_path}")
+    if preview_path:
+        split = f"@{split_res}" if split_res is not None else f"@L{split_layer}"
+        width = f" w={blend_width:g}" if blend_width is not None else ""
+        rows = [(f"lower: {Path(lower_path).name}", lower, c_lower),
+                (f"higher: {Path(higher_path).name}", higher, c_higher),
+                (f"blended {split}{width}", blended, c_lower)]
+        save_preview(preview_path, rows, seed_list, device)
+        click.echo(f"Wrote {preview_path}")
+
+
+if __name__ == "__main__":
+    main()
