@@ -1,6 +1,5 @@
 """Draw images of chosen classes: `python generate.py --class ghibli_male --seeds 0-63`."""
 
-import re
 import sys
 from pathlib import Path
 
@@ -15,25 +14,9 @@ from cstylegan.classes import UnknownClassError, resolve_classes
 from cstylegan.devices import pick_device
 from cstylegan.image_grid import save_grid, to_uint8
 from cstylegan.networks.stylegan3 import set_input_transform
+from cstylegan.seeds import parse_seeds, seed_z
 
 DEFAULT_RUNS = "training-runs"
-
-
-def parse_seeds(text: str) -> list:
-    """`0-63`, `1,5,9` or a mix such as `0-3,10` -> list of ints."""
-    seeds = []
-    for part in text.split(","):
-        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
-        if not match or (match.group(2) and int(match.group(2)) < int(match.group(1))):
-            raise ValueError(f"--seeds {text!r} is not a seed list; write e.g. 0-63 or 1,5,9")
-        first, last = int(match.group(1)), int(match.group(2) or match.group(1))
-        seeds.extend(range(first, last + 1))
-    return seeds
-
-
-def seed_z(seed: int, z_dim: int) -> np.ndarray:
-    """The official mapping from seed to latent, so seeds mean the same as in NVlabs' tools."""
-    return np.random.RandomState(seed).randn(z_dim)
 
 
 @click.command(cls=Command)

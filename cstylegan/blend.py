@@ -35,6 +35,7 @@ from cstylegan.cli import Command
 from cstylegan.devices import pick_device
 from cstylegan.image_grid import save_grid, to_uint8
 from cstylegan.networks import GENERATORS
+from cstylegan.seeds import parse_seeds, seed_z
 
 SG2_BLOCK = re.compile(r"synthesis\.b(\d+)\.")
 SG3_LAYER = re.compile(r"synthesis\.L(\d+)_")
@@ -174,7 +175,7 @@ def save_preview(path, rows: list, seeds: list, device) -> None:
     tiles = []
     for _, snapshot, c in rows:
         G = _generator(snapshot, device)
-        z = torch.from_numpy(np.stack([np.random.RandomState(s).randn(G.z_dim) for s in seeds])).float()
+        z = torch.from_numpy(np.stack([seed_z(s, G.z_dim) for s in seeds])).float()
         with torch.no_grad():
             images = G(z.to(device), c.to(device).expand(len(seeds), -1), noise_mode="const")
         tiles.append(to_uint8(images))
@@ -199,9 +200,6 @@ def save_preview(path, rows: list, seeds: list, device) -> None:
 def main(lower_path, higher_path, split_res, split_layer, blend_width, out_path, preview_path, seeds, class_spec,
          device):
     """Blend two generators by layer: coarse layers from --lower, fine ones from --higher."""
-    # Seeds mean what they mean in generate.py; like it, this command runs from the repo root.
-    from generate import parse_seeds
-
     try:
         lower, higher = load_snapshot(lower_path), load_snapshot(higher_path)
         blended = blend_generators(lower, higher, split_res, split_layer, blend_width,

@@ -1,6 +1,5 @@
 """ADA pipe: each op alone does what it should, p gates it, and R1's double backward works."""
 
-import math
 
 import pytest
 import torch

@@ -22,7 +22,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cstylegan.checkpoint import CheckpointError, load_generator, load_snapshot
+from cstylegan.checkpoint import load_generator, load_snapshot
 from cstylegan.networks.discriminator import Discriminator
 from cstylegan.networks import StyleGAN3Generator
 from cstylegan.networks.stylegan2 import Generator

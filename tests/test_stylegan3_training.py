@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from cstylegan.checkpoint import load_generator, load_snapshot

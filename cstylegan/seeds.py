@@ -1,0 +1,22 @@
+"""Seeds as NVlabs' tools read them, so that seed 7 means the same picture everywhere."""
+
+import re
+
+import numpy as np
+
+
+def parse_seeds(text: str) -> list:
+    """`0-63`, `1,5,9` or a mix such as `0-3,10` -> list of ints."""
+    seeds = []
+    for part in text.split(","):
+        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not match or (match.group(2) and int(match.group(2)) < int(match.group(1))):
+            raise ValueError(f"--seeds {text!r} is not a seed list; write e.g. 0-63 or 1,5,9")
+        first, last = int(match.group(1)), int(match.group(2) or match.group(1))
+        seeds.extend(range(first, last + 1))
+    return seeds
+
+
+def seed_z(seed: int, z_dim: int) -> np.ndarray:
+    """z = np.random.RandomState(seed).randn(z_dim), the official mapping from seed to latent."""
+    return np.random.RandomState(seed).randn(z_dim)
