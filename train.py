@@ -8,6 +8,7 @@ from cstylegan.checkpoint import CheckpointError
 from cstylegan.cli import Command
 from cstylegan.config import AUG_MODES, CFG_NAMES, ConfigError, TrainConfig, load_yaml
 from cstylegan.data import DatasetError
+from cstylegan.metrics.errors import MetricError
 from cstylegan.training.augment import AUGPIPE_PRESETS
 
 
@@ -42,6 +43,10 @@ from cstylegan.training.augment import AUGPIPE_PRESETS
 @click.option("--augpipe", type=click.Choice(list(AUGPIPE_PRESETS)), help="Augmentations used.  [default: bgc]")
 @click.option("--ada-kimg", "ada_kimg", type=float, help="kimg for p to go from 0 to 1.  "
               "[default: 500, 100 when resuming]")
+@click.option("--metrics", type=str, help="Comma list computed at every snapshot: fid, kid, fid_per_class, pr, "
+              "class_acc (see python -m cstylegan.metrics --help).  [default: none]")
+@click.option("--metrics-num-gen", "metrics_num_gen", type=int, help="Generated images per metric (and per class).  "
+              "[default: 10000]")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Start from a run's config.yaml; other flags override it.")
 def main(config_path, **flags):
@@ -57,6 +62,8 @@ def main(config_path, **flags):
     from cstylegan.training.loop import train
 
     given = {name: value for name, value in flags.items() if value is not None}
+    if "metrics" in given:
+        given["metrics"] = [m.strip() for m in given["metrics"].split(",") if m.strip()]
     try:
         if config_path:
             config = load_yaml(config_path)
@@ -69,7 +76,7 @@ def main(config_path, **flags):
         else:
             config = TrainConfig(**given)
         train(config)
-    except (DatasetError, CheckpointError, ConfigError) as error:
+    except (DatasetError, CheckpointError, ConfigError, MetricError) as error:
         click.echo(f"Error: {error}", err=True)
         sys.exit(2)
 

@@ -124,6 +124,8 @@ class TrainConfig:
     augpipe: str = "bgc"
     ada_kimg: Optional[float] = None
     ada_interval: int = 4
+    metrics: list = field(default_factory=list)  # computed at every snapshot, e.g. ["fid", "fid_per_class"]
+    metrics_num_gen: int = 10000
     # Filled from the data set when the run starts.
     resolution: Optional[int] = None
     class_names: list = field(default_factory=list)

@@ -19,6 +19,9 @@ from cstylegan.config import TrainConfig, save_yaml
 from cstylegan.data import ImageDataset
 from cstylegan.devices import peak_memory_gb, pick_device
 from cstylegan.image_grid import save_grid, to_uint8
+from cstylegan.metrics.compute import PER_CLASS_METRICS, compute_metrics, parse_metrics
+from cstylegan.metrics.errors import MetricError
+from cstylegan.metrics.report import plot_fid, write_metric_jsonl
 from cstylegan.networks.discriminator import Discriminator
 from cstylegan.networks import GENERATORS
 from cstylegan.training.ada import AdaptiveP
@@ -180,6 +183,10 @@ def train(config: TrainConfig, log=print) -> Path:
     resume = checkpoint.load_snapshot(config.resume) if config.resume else None
     config = config.resolve(dataset.resolution)
     config.class_names = list(dataset.class_names) if config.cond else []
+    if config.metrics:
+        per_class = [m for m in parse_metrics(config.metrics) if m in PER_CLASS_METRICS]
+        if per_class and not config.cond:
+            raise MetricError(f"--metrics {','.join(per_class)} needs --cond and labelled data")
     run_dir = new_run_dir(Path(config.outdir), config.description())
     log_file = open(run_dir / "log.txt", "a")
 
@@ -245,6 +252,7 @@ def train(config: TrainConfig, log=print) -> Path:
         blur_fade_kimg=config.blur_fade_kimg,
     )
     batches = infinite_batches(dataset, config.batch, config.workers, config.seed)
+    metric_data = ImageDataset(config.data, use_labels=config.cond) if config.metrics else None
     fake_labels = FakeLabels(dataset, device, config.seed)
 
     grid_c, row_labels = grid_labels(config.class_names, dataset.c_dim, GRID_COLUMNS, device)
@@ -274,7 +282,19 @@ def train(config: TrainConfig, log=print) -> Path:
             ),
         )
         say(f"Saved {path.name}")
+        if config.metrics:
+            evaluate(path.name, kimg)
         return path
+
+    def evaluate(snapshot_name: str, kimg: int) -> None:
+        """The --metrics of this snapshot: metric-<name>.jsonl lines, fid.png, one line each."""
+        results = compute_metrics(G_ema, metric_data, config.metrics, config.metrics_num_gen, device=device,
+                                  batch=config.batch, seed=config.seed, progress=False)
+        write_metric_jsonl(run_dir, results, kimg, snapshot_name,
+                           settings=dict(num_gen=config.metrics_num_gen, seed=config.seed))
+        if any(name.startswith("fid") for name in config.metrics):
+            plot_fid(run_dir)
+        say("Metrics: " + "  ".join(f"{key} {value:.4g}" for key, value in results.items()))
 
     say(f"Training for {config.kimg:g} kimg (batch {config.batch}, gamma {config.gamma:g}, lr {config.glr:g})...")
     total_nimg = int(config.kimg * 1000)
