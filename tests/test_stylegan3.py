@@ -1,9 +1,6 @@
 """StyleGAN3 (T and R): parity with NVlabs' networks, filtered_lrelu against an
 independent formula, translation equivariance, and double backward."""
 
-import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,25 +12,7 @@ from cstylegan.networks.stylegan2 import Generator as SG2Generator
 from cstylegan.networks.stylegan3 import Generator, make_transform, set_input_transform
 from cstylegan.torch_utils import ops_switch
 from cstylegan.torch_utils.filtered_lrelu import filtered_lrelu
-
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "nvlabs"
-ATOL = 1e-4
-
-
-def load_fixture(name):
-    if not FIXTURES.is_dir():
-        reason = f"NVlabs fixtures not found at {FIXTURES}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    meta = json.loads((FIXTURES / f"{name}.json").read_text())
-    arrays = dict(np.load(FIXTURES / f"{name}.npz"))
-    return meta, {k: torch.from_numpy(v) for k, v in arrays.items()}
-
-
-def tensors_under(prefix, tensors):
-    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-
+from tests.test_fixture_parity import ATOL, load_fixture, tensors_under
 
 # --- parity with NVlabs' StyleGAN3 -----------------------------------------------------
 
