@@ -1,0 +1,148 @@
+"""What one comparison is: the YAML in experiments/configs/, read into checked dataclasses.
+
+A config names the data, the training settings every run shares, the metric budget and
+the methods: `transfer` (one unconditional base model, one fine-tune per class, and
+layer-swapped blends of the two) and any number of `conditional` models (StyleGAN2,
+StyleGAN3-T/R, or other networks through their `train:` settings). See
+experiments/configs/emoji32_cpu.yaml for every key with a comment.
+"""
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import yaml
+
+from cstylegan.config import TrainConfig
+
+# Settings the runner sets itself for every training run.
+RUNNER_SETTINGS = ("data", "outdir", "cond", "kimg", "resume", "nkimg", "snap", "metrics", "metrics_num_gen",
+                   "resolution", "class_names")
+TRAIN_SETTINGS = sorted({f.name for f in dataclasses.fields(TrainConfig)} - set(RUNNER_SETTINGS))
+
+
+class SpecError(ValueError):
+    """A config that cannot run; the message names the key and what to write instead."""
+
+
+@dataclass
+class Transfer:
+    """Per-style transfer: base on all images without labels, then one fine-tune per class."""
+
+    base_kimg: float
+    finetune_kimg: float
+    snap_kimg: float  # fine-tune snapshots (the curve's points) every this many kimg
+    freezed: int = 0  # Freeze-D layers during fine-tuning
+    swap_split_res: list = field(default_factory=list)  # one blended method per resolution
+    swap_lower: str = "base"  # which model gives the layers at or below the split: base or finetune
+    base_resume: Optional[str] = None  # start the base from this snapshot or NVlabs .pkl (e.g. FFHQ)
+    train: dict = field(default_factory=dict)
+
+
+@dataclass
+class Conditional:
+    """One conditional model on every class."""
+
+    name: str
+    kimg: float
+    snap_kimg: float
+    train: dict = field(default_factory=dict)
+
+
+@dataclass
+class Spec:
+    name: str
+    data: str
+    make_data: str  # the command that builds `data`, shown when it is missing
+    train: dict
+    num_gen: int  # fakes for the overall FID and KID (classes drawn as in the data)
+    num_gen_per_class: int  # fakes per class for per-class FID and class consistency, at every curve point
+    sample_seeds: str = "0-7"
+    swap_layer: int = 4  # class swap inside the conditional StyleGAN2 model (swap_grid.png)
+    device: str = "auto"
+    seed: int = 0
+    transfer: Optional[Transfer] = None
+    conditional: list = field(default_factory=list)
+
+    def method_names(self) -> list:
+        """Every row of the table, in order."""
+        names = []
+        if self.transfer:
+            names.append("transfer")
+            names += [f"transfer_swap{res}" for res in self.transfer.swap_split_res]
+        return names + [method.name for method in self.conditional]
+
+
+def _build(cls, values, where: str):
+    """cls(**values) with unknown or missing keys reported by name."""
+    if not isinstance(values, dict):
+        raise SpecError(f"{where} must be a mapping of keys to values, got {values!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise SpecError(f"{where}: unknown key {', '.join(unknown)}; known keys: {', '.join(fields)}")
+    required = [name for name, f in fields.items()
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [name for name in required if name not in values]
+    if missing:
+        raise SpecError(f"{where}: missing key {', '.join(missing)}")
+    return cls(**values)
+
+
+def _check_train(settings: dict, where: str) -> None:
+    if not isinstance(settings, dict):
+        raise SpecError(f"{where}.train must be a mapping of train.py settings")
+    unknown = sorted(set(settings) - set(TRAIN_SETTINGS))
+    if unknown:
+        raise SpecError(f"{where}.train: {', '.join(unknown)} cannot be set here (the runner sets "
+                        f"{', '.join(RUNNER_SETTINGS[:7])}); settable: {', '.join(TRAIN_SETTINGS)}")
+
+
+def parse_spec(values: dict, name: str) -> Spec:
+    """A checked Spec from the YAML's mapping; `name` is the config's file stem."""
+    values = dict(values or {})
+    transfer = values.pop("transfer", None)
+    conditional = values.pop("conditional", None) or []
+    spec = _build(Spec, {"name": name, **values}, name)
+    _check_train(spec.train, name)
+    if transfer is not None:
+        spec.transfer = _build(Transfer, transfer, f"{name}.transfer")
+        _check_train(spec.transfer.train, f"{name}.transfer")
+        if spec.transfer.swap_lower not in ("base", "finetune"):
+            raise SpecError(f"{name}.transfer.swap_lower must be base or finetune, got {spec.transfer.swap_lower!r}")
+    if not isinstance(conditional, list):
+        raise SpecError(f"{name}.conditional must be a list of methods (- name: ..., kimg: ...)")
+    spec.conditional = [_build(Conditional, method, f"{name}.conditional[{i}]") for i, method in enumerate(conditional)]
+    for method in spec.conditional:
+        _check_train(method.train, f"{name}.{method.name}")
+    names = spec.method_names()
+    if not names:
+        raise SpecError(f"{name}: no methods; add a transfer: section and/or conditional: models")
+    if len(set(names)) != len(names):
+        raise SpecError(f"{name}: method names must differ, got {', '.join(names)}")
+    for kimg_owner, kimg, snap in _budgets(spec):
+        if not 1 <= snap <= kimg:
+            raise SpecError(f"{kimg_owner}: snap_kimg must be from 1 (snapshot files are named by whole kimg) "
+                            f"to kimg, got {snap} for {kimg} kimg")
+    if spec.num_gen < 2 or spec.num_gen_per_class < 2:
+        raise SpecError(f"{name}: num_gen and num_gen_per_class must be at least 2 (FID needs a covariance)")
+    return spec
+
+
+def _budgets(spec: Spec):
+    if spec.transfer:
+        yield f"{spec.name}.transfer", spec.transfer.finetune_kimg, spec.transfer.snap_kimg
+    for method in spec.conditional:
+        yield f"{spec.name}.{method.name}", method.kimg, method.snap_kimg
+
+
+def load_spec(path) -> Spec:
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"config {path} not found; the shipped ones are in experiments/configs/")
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise SpecError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    return parse_spec(values, path.stem)
