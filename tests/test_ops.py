@@ -10,11 +10,12 @@ import torch.nn.functional as F
 from scipy.signal import convolve2d, correlate2d
 
 from cstylegan.torch_utils import ops_switch
+from cstylegan.torch_utils import upfirdn2d as upfirdn2d_module
 from cstylegan.torch_utils.bias_act import bias_act
 from cstylegan.torch_utils.conv2d_resample import conv2d_resample
 from cstylegan.torch_utils.modulated_conv import modulated_conv2d
 from cstylegan.torch_utils.upfirdn2d import (downsample2d, filter2d, setup_filter, upfirdn2d,
-                                             upsample2d)
+                                             upfirdn2d_reference, upfirdn2d_strided, upsample2d)
 
 
 def scipy_upfirdn2d(img, f, up, down, pad, flip_filter, gain):
@@ -216,11 +217,58 @@ def test_ops_gradcheck():
         assert torch.autograd.gradgradcheck(fn, inputs, fast_mode=True)
 
 
-def test_ops_switch_falls_back_to_reference(monkeypatch):
+def test_ops_switch_fused_request_warns_once(monkeypatch):
     monkeypatch.setattr(ops_switch, "IMPL", "fused")
     monkeypatch.setattr(ops_switch, "_warned", False)
-    with pytest.warns(UserWarning, match="no fused ops"):
+    with pytest.warns(UserWarning, match="no compiled kernels"):
         assert ops_switch.use_fused() is False
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert ops_switch.use_fused() is False  # warns only once
+
+
+# --- the strided upfirdn2d path against the literal one ---------------------------------
+
+STRIDED_CASES = [
+    # (filter taps (1-D or 2-D), up, down, padding, flip, gain, image size (h, w))
+    ([1, 3, 3, 1], 1, 1, 0, False, 1, (8, 8)),
+    ([1, 3, 3, 1], 2, 1, [2, 1, 2, 1], False, 4, (5, 7)),
+    ([1, 3, 3, 1], 1, 2, [1, 1, 1, 1], True, 1, (8, 6)),
+    (list(range(1, 13)), 2, 1, [6, 5, 6, 5], False, 4, (6, 6)),  # separable 12 taps, uneven
+    (list(range(1, 13)), 1, 2, [-3, 2, 1, -2], True, 1, (16, 13)),  # negative padding crops
+    (list(range(1, 13)), 4, 1, [10, 9, 10, 9], False, 16, (4, 5)),
+    (list(range(1, 14)), (2, 1), (1, 2), [3, 4, 1, 2], False, 2, (14, 10)),  # anisotropic, odd taps
+    (torch.rand(5, 3).tolist(), 2, 1, [1, 3, 2, 0], True, 4, (6, 7)),  # non-separable, not square
+    (torch.rand(6, 6).tolist(), 1, 2, [-1, 0, 2, 2], False, 1, (12, 12)),
+    (torch.rand(4, 4).tolist(), 3, 1, [0, 0, 0, 0], False, 9, (3, 4)),  # filter shorter than zero cells
+]
+
+
+@pytest.mark.parametrize("taps, up, down, padding, flip, gain, size", STRIDED_CASES)
+def test_strided_upfirdn2d_equals_the_reference(taps, up, down, padding, flip, gain, size):
+    f = setup_filter(taps)
+    x = torch.randn(2, 3, *size, dtype=torch.float64, requires_grad=True)
+    f = f.double()
+    kwargs = dict(up=up, down=down, padding=padding, flip_filter=flip, gain=gain)
+    expected = upfirdn2d_reference(x, f, **kwargs)
+    actual = upfirdn2d_strided(x, f, **kwargs)
+    assert actual.shape == expected.shape
+    torch.testing.assert_close(actual, expected, rtol=1e-12, atol=1e-12)
+    weights = torch.randn_like(expected)
+    (grad_expected,) = torch.autograd.grad((expected * weights).sum(), x)
+    (grad_actual,) = torch.autograd.grad((actual * weights).sum(), x)
+    torch.testing.assert_close(grad_actual, grad_expected, rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradgradcheck(lambda v: upfirdn2d_strided(v, f, **kwargs), (x[:1, :1],), fast_mode=True)
+
+
+def test_the_switch_picks_the_path(monkeypatch):
+    f = setup_filter([1, 3, 3, 1])
+    x = torch.randn(1, 1, 4, 4)
+    calls = []
+    for name in ("upfirdn2d_reference", "upfirdn2d_strided"):
+        original = getattr(upfirdn2d_module, name)
+        monkeypatch.setattr(upfirdn2d_module, name, lambda *a, _o=original, _n=name, **k: calls.append(_n) or _o(*a, **k))
+    for impl in ("reference", "fast"):
+        monkeypatch.setattr(ops_switch, "IMPL", impl)
+        upfirdn2d(x, f, up=2, padding=2)
+    assert calls == ["upfirdn2d_reference", "upfirdn2d_strided"]

@@ -141,7 +141,7 @@ def test_filtered_lrelu_fused_request_falls_back(monkeypatch):
     monkeypatch.setattr(ops_switch, "IMPL", "fused")
     monkeypatch.setattr(ops_switch, "_warned", False)
     x = torch.randn(1, 2, 4, 4)
-    with pytest.warns(UserWarning, match="no fused ops"):
+    with pytest.warns(UserWarning, match="no compiled kernels"):
         y = filtered_lrelu(x, clamp=1.0)
     torch.testing.assert_close(y, (torch.nn.functional.leaky_relu(x, 0.2) * 2 ** 0.5).clamp(-1, 1))
 

@@ -1,24 +1,30 @@
-"""The one switch between the pure-PyTorch ("reference") ops and fused kernels.
+"""The one switch between op implementations, read once from CSTYLEGAN_OPS:
 
-Set ``CSTYLEGAN_OPS=fused`` to ask for fused kernels. None exist yet, so the
-reference path is used and a single warning says so.
+  fast (default)  pure-PyTorch paths that skip wasted work (strided / polyphase upfirdn2d)
+  reference       the literal pure-PyTorch ops, the ground truth tests compare against
+  fused           compiled kernels; none exist yet, so this warns once and runs `fast`
 """
 
 import os
 import warnings
 
-IMPL = os.environ.get("CSTYLEGAN_OPS", "reference")
-if IMPL not in ("reference", "fused"):
-    raise ValueError(f"CSTYLEGAN_OPS must be 'reference' or 'fused', got {IMPL!r}")
+IMPL = os.environ.get("CSTYLEGAN_OPS", "fast")
+if IMPL not in ("fast", "reference", "fused"):
+    raise ValueError(f"CSTYLEGAN_OPS must be 'fast', 'reference' or 'fused', got {IMPL!r}")
 
 _warned = False
 
 
+def use_fast() -> bool:
+    """Whether ops take their fast path (everything but CSTYLEGAN_OPS=reference)."""
+    return IMPL != "reference"
+
+
 def use_fused() -> bool:
-    """Whether ops should take their fused path. Always False for now."""
+    """Whether ops should take a compiled kernel. Always False for now (warns once if asked)."""
     global _warned
     if IMPL == "fused" and not _warned:
-        warnings.warn("CSTYLEGAN_OPS=fused requested, but no fused ops exist yet; "
-                      "using the reference PyTorch ops.", stacklevel=2)
+        warnings.warn("CSTYLEGAN_OPS=fused requested, but no compiled kernels exist yet; "
+                      "using the fast PyTorch ops.", stacklevel=2)
         _warned = True
     return False
