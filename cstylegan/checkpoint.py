@@ -9,6 +9,7 @@ A snapshot is a dict that `torch.load(weights_only=True)` accepts:
     class_names            index -> class name ([] for an unconditional model)
     cur_nimg               images shown so far
     ada_p                  augmentation probability (0 without ADA)
+    rng                    random generator states (cstylegan.training.rng_state), for --resume auto
     format                 "cstylegan-snapshot-1"
     augment_pipe           augmentation tensors (NVlabs imports only)
 The per-class w_avg lives in G_ema's state dict as `mapping.w_avg_per_class`.
@@ -98,3 +99,16 @@ def newest_snapshot(root) -> Path:
     if not candidates:
         raise CheckpointError(f"no network-snapshot-*.pt under {root}/; train first or pass --network PATH")
     return candidates[-1]
+
+
+def newest_valid_snapshot(outdir, say=print):
+    """The newest snapshot under `outdir` that loads, for `--resume auto`: run folders newest
+    first, then highest kimg; unreadable ones are named and skipped. None if there is none."""
+    candidates = sorted(Path(outdir).glob("*/network-snapshot-*.pt"), key=lambda p: (p.parent.name, snapshot_kimg(p)),
+                        reverse=True)
+    for path in candidates:
+        try:
+            return path, load_snapshot(path)
+        except CheckpointError as error:
+            say(f"Skipping {path}: {error}")
+    return None, None

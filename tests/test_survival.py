@@ -1,0 +1,205 @@
+"""A run survives what happens to long runs: Ctrl-C / SIGTERM, kill -9, corrupt snapshots,
+a full disk and NaN losses, without losing more than one snapshot interval of work."""
+
+import errno
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cstylegan import checkpoint
+from cstylegan.config import TrainConfig
+from cstylegan.training import loop
+from cstylegan.training.loss import StyleGAN2Loss
+from cstylegan.training.rng_state import capture_rng, restore_rng
+from tests.conftest import REPO
+
+TINY = ["--cfg", "small", "--cbase", "256", "--cmax", "16", "--batch", "8", "--workers", "0", "--device", "cpu"]
+
+
+def tiny_config(data, outdir, **settings) -> TrainConfig:
+    values = dict(data=str(data), outdir=str(outdir), cfg="small", cond=True, cbase=256, cmax=16, batch=8,
+                  workers=0, device="cpu", kimg=0.048, tick=0.016, snap=1)
+    return TrainConfig(**{**values, **settings})
+
+
+@pytest.fixture
+def start_training():
+    """Start train.py in the background; whatever a test leaves running is killed after it."""
+    started = []
+
+    def start(*args) -> subprocess.Popen:
+        started.append(subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], cwd=REPO,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        return started[-1]
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def wait_for(condition, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, "timed out waiting for the training run"
+        time.sleep(0.2)
+
+
+def snapshots(outdir) -> list:
+    return sorted(Path(outdir).glob("*/network-snapshot-*.pt"))
+
+
+def test_sigterm_saves_a_snapshot_exits_0_and_auto_resume_continues(colour_zip, tmp_path, start_training):
+    process = start_training("--data", str(colour_zip), "--cond", "--outdir", str(tmp_path), "--kimg", "1000",
+                             "--tick", "0.016", "--snap", "1000", *TINY)
+    wait_for(lambda: any("tick 1 " in p.read_text() for p in tmp_path.glob("*/log.txt")))
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert "Stopped by SIGTERM" in stdout and "--resume auto" in stdout
+    [stopped] = snapshots(tmp_path)
+    shown = checkpoint.load_snapshot(stopped)["cur_nimg"]
+    assert shown >= 2 * 16 and shown % 8 == 0  # at least two ticks of 8-image batches were trained
+
+    config_yaml = next(tmp_path.glob("*/config.yaml"))
+    result = subprocess.run([sys.executable, str(REPO / "train.py"), "--config", str(config_yaml), "--resume", "auto",
+                             "--kimg", str((shown + 16) / 1000)], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert f"Continuing {stopped} at kimg {shown / 1000:g}" in result.stdout
+    newest = checkpoint.load_snapshot(snapshots(tmp_path)[-1])
+    assert newest["cur_nimg"] == shown + 16
+
+
+def test_kill_9_loses_at_most_one_snapshot_interval(colour_zip, tmp_path, start_training):
+    process = start_training("--data", str(colour_zip), "--cond", "--outdir", str(tmp_path), "--kimg", "1000",
+                             "--tick", "0.016", "--snap", "2", *TINY)
+    wait_for(lambda: any("Saved network-snapshot" in p.read_text() for p in tmp_path.glob("*/log.txt")))
+    time.sleep(1.0)  # let it run into the next interval before the kill
+    process.kill()
+    process.communicate()
+    path, snapshot = checkpoint.newest_valid_snapshot(tmp_path, say=lambda line: None)
+    assert path is not None and snapshot["cur_nimg"] >= 32
+    log = next(tmp_path.glob("*/log.txt")).read_text()
+    ticks_done = log.count("\ntick ")
+    assert snapshot["cur_nimg"] >= (ticks_done - 2) * 16  # at most one snapshot interval (2 ticks) behind
+
+    config = tiny_config(colour_zip, tmp_path, resume="auto", kimg=(snapshot["cur_nimg"] + 8) / 1000)
+    lines = []
+    loop.train(config, log=lines.append)
+    assert any(line.startswith(f"Continuing {path}") for line in lines)
+    assert checkpoint.load_snapshot(snapshots(tmp_path)[-1])["cur_nimg"] == snapshot["cur_nimg"] + 8
+
+
+def test_resume_auto_without_snapshots_starts_afresh(colour_zip, tmp_path):
+    lines = []
+    loop.train(tiny_config(colour_zip, tmp_path, resume="auto", kimg=0.016), log=lines.append)
+    assert any("no snapshot under" in line and "starting from scratch" in line for line in lines)
+    assert checkpoint.load_snapshot(snapshots(tmp_path)[-1])["cur_nimg"] == 16
+
+
+def test_a_truncated_snapshot_is_named_and_auto_falls_back_to_the_previous(trained_run, tmp_path):
+    run = tmp_path / "00000-run"
+    shutil.copytree(trained_run, run)
+    files = sorted(run.glob("network-snapshot-*.pt"))
+    newest, previous = files[-1], files[-2]
+    newest.write_bytes(newest.read_bytes()[:1000])
+    with pytest.raises(checkpoint.CheckpointError, match=f"cannot read {newest}") as error:
+        checkpoint.load_snapshot(newest)
+    assert "\n" not in str(error.value)
+    skipped = []
+    path, snapshot = checkpoint.newest_valid_snapshot(tmp_path, say=skipped.append)
+    assert path == previous and snapshot["cur_nimg"] == checkpoint.load_snapshot(previous)["cur_nimg"]
+    assert len(skipped) == 1 and str(newest) in skipped[0]
+
+
+def test_disk_full_while_saving_keeps_the_previous_snapshot(colour_zip, tmp_path, monkeypatch):
+    real_save = torch.save
+    calls = []
+
+    def save_until_full(obj, file, *args, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:
+            file.write(b"partial")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_save(obj, file, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint.torch, "save", save_until_full)
+    lines = []
+    with pytest.raises(checkpoint.CheckpointError, match="final snapshot could not be written"):
+        loop.train(tiny_config(colour_zip, tmp_path, kimg=0.048, tick=0.016, snap=1, cond=False), log=lines.append)
+    assert any("No space left on device" in line and "previous snapshot is intact" in line for line in lines)
+    [kept] = snapshots(tmp_path)
+    assert checkpoint.load_snapshot(kept)["cur_nimg"] == 16  # the first, whole and loadable
+    assert not list(tmp_path.glob("*/*.tmp"))
+
+
+def nan_after(calls: int, real):
+    """A D_main whose loss is NaN from call number `calls` on."""
+    count = [0]
+
+    def d_main(self, *args):
+        count[0] += 1
+        loss, stats = real(self, *args)
+        return (loss * float("nan") if count[0] > calls else loss), stats
+
+    return d_main
+
+
+def test_a_few_nan_losses_are_skipped_with_a_warning(colour_zip, tmp_path, monkeypatch):
+    real = StyleGAN2Loss.D_main
+    count = [0]
+
+    def nan_twice(self, *args):
+        count[0] += 1
+        loss, stats = real(self, *args)
+        return (loss * float("nan") if count[0] in (2, 3) else loss), stats
+
+    monkeypatch.setattr(StyleGAN2Loss, "D_main", nan_twice)
+    lines = []
+    loop.train(tiny_config(colour_zip, tmp_path, kimg=0.048), log=lines.append)
+    assert sum("non-finite loss" in line for line in lines) == 1
+    G = checkpoint.load_snapshot(snapshots(tmp_path)[-1])["G"]
+    assert all(torch.isfinite(t).all() for t in G.values())
+
+
+def test_nan_losses_in_a_row_stop_with_the_last_good_weights(colour_zip, tmp_path, monkeypatch):
+    monkeypatch.setattr(StyleGAN2Loss, "D_main", nan_after(2, StyleGAN2Loss.D_main))
+    with pytest.raises(loop.TrainingDiverged, match="--gamma") as error:
+        loop.train(tiny_config(colour_zip, tmp_path, kimg=1, snap=1000), log=lambda line: None)
+    assert f"{loop.NONFINITE_LIMIT} minibatches in a row" in str(error.value)
+    D = checkpoint.load_snapshot(snapshots(tmp_path)[-1])["D"]
+    assert all(torch.isfinite(t).all() for t in D.values())
+
+
+def test_random_state_round_trips():
+    generator = torch.Generator().manual_seed(3)
+    torch.manual_seed(1)
+    np.random.seed(2)
+    state = capture_rng({"latents": generator})
+    first = torch.rand(3), np.random.rand(3), torch.rand(3, generator=generator)
+    restore_rng(state, {"latents": generator})
+    second = torch.rand(3), np.random.rand(3), torch.rand(3, generator=generator)
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(first, second))
+
+
+def test_out_of_memory_at_start_is_one_line(colour_zip, tmp_path, monkeypatch):
+    import train as train_cli
+    from click.testing import CliRunner
+
+    def no_memory(config, log=print):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(loop, "train", no_memory)
+    result = CliRunner().invoke(train_cli.main, ["--data", str(colour_zip), "--batch", "64", "--outdir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.output.strip() == ("Error: out of memory on --device auto with batch 64 (CUDA out of memory. "
+                                     "Tried to allocate 2.00 GiB); lower --batch, or --cbase/--cmax, or use --cfg small")
