@@ -3,6 +3,7 @@
 import sys
 
 import click
+import torch
 
 from cstylegan.checkpoint import CheckpointError
 from cstylegan.cli import Command
@@ -20,6 +21,8 @@ from cstylegan.training.augment import AUGPIPE_PRESETS
               "small = tiny channels for a CPU.  [default: auto]")
 @click.option("--kimg", type=float, help="Training length in thousands of real images shown.  [default: 25000]")
 @click.option("--batch", type=int, help="Total batch size.  [default: from --cfg]")
+@click.option("--batch-gpu", "batch_gpu", type=int, help="Images per forward pass in each process; smaller "
+              "saves memory (gradients are accumulated).  [default: --batch / processes]")
 @click.option("--gamma", type=float, help="R1 weight.  [default: from --cfg; auto: 0.0002*res^2/batch]")
 @click.option("--cbase", type=int, help="Channel base: channels = min(cbase/res, cmax).  [default: from --cfg]")
 @click.option("--cmax", type=int, help="Most channels in any layer.  [default: from --cfg]")
@@ -33,7 +36,8 @@ from cstylegan.training.augment import AUGPIPE_PRESETS
 @click.option("--workers", type=int, help="Data loader processes.  [default: 2]")
 @click.option("--device", type=str, help="cpu, cuda, cuda:1 or auto.  [default: auto]")
 @click.option("--resume", type=str, help="Start from a network-snapshot-*.pt or an NVlabs .pkl; the class list "
-              "may differ (shared classes kept, new ones added).")
+              "may differ (shared classes kept, new ones added). `auto` (or `latest`): continue from the newest "
+              "readable snapshot under --outdir, or start afresh if there is none.")
 @click.option("--nkimg", type=float, help="kimg count to start at.  [default: the resume file's, else 0]")
 @click.option("--freezed", type=int, help="Freeze-D: freeze the first N discriminator layers.  [default: 0]")
 @click.option("--aug", type=click.Choice(AUG_MODES), help="Augmentation: ada = adaptive p, fixed = --p, noaug.  "
@@ -59,7 +63,7 @@ def main(config_path, **flags):
     Example:
       python train.py --cond --data all_styles.zip --cfg small --kimg 200
     """
-    from cstylegan.training.loop import train
+    from cstylegan.training.loop import TrainingDiverged, train
 
     given = {name: value for name, value in flags.items() if value is not None}
     if "metrics" in given:
@@ -76,9 +80,16 @@ def main(config_path, **flags):
         else:
             config = TrainConfig(**given)
         train(config)
-    except (DatasetError, CheckpointError, ConfigError, MetricError) as error:
+    except (DatasetError, CheckpointError, ConfigError, MetricError, TrainingDiverged) as error:
         click.echo(f"Error: {error}", err=True)
         sys.exit(2)
+    except (torch.OutOfMemoryError, MemoryError) as error:
+        click.echo(f"Error: out of memory on --device {config.device} with batch {config.batch or 'from --cfg'}"
+                   f" ({str(error).splitlines()[0][:80]}); lower --batch, or --cbase/--cmax, or use --cfg small", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("Stopped at once by a second Ctrl-C; the snapshots written so far are kept (--resume auto)", err=True)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

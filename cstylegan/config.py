@@ -27,6 +27,8 @@ PRESETS = {
     "paper1024": dict(batch=32, fmaps=1, lr=0.002, gamma=2, ema=10),
 }
 CFG_NAMES = ["auto", *PRESETS, "small", "stylegan3-t", "stylegan3-r"]
+# --resume values that continue this outdir's newest snapshot rather than start from another network.
+CONTINUE_RESUME = ("auto", "latest")
 AUG_MODES = ["ada", "noaug", "fixed"]
 
 
@@ -88,6 +90,7 @@ class TrainConfig:
     mirror: bool = False
     kimg: float = 25000
     batch: Optional[int] = None
+    batch_gpu: Optional[int] = None  # images per forward pass in each process; default batch / processes
     gamma: Optional[float] = None
     cbase: Optional[int] = None
     cmax: Optional[int] = None
@@ -130,13 +133,16 @@ class TrainConfig:
     resolution: Optional[int] = None
     class_names: list = field(default_factory=list)
 
-    def resolve(self, resolution: int) -> "TrainConfig":
-        """Return a copy with every None filled from the preset for this resolution."""
+    def resolve(self, resolution: int, processes: int = 1) -> "TrainConfig":
+        """Return a copy with every None filled from the preset for this resolution (and
+        the number of training processes, which share each minibatch)."""
         if self.cfg not in CFG_NAMES:
             raise ConfigError(f"unknown --cfg {self.cfg!r}; choose one of {', '.join(CFG_NAMES)}")
         preset = preset_for(self.cfg, resolution, self.batch)
         resolved = dataclasses.replace(self, resolution=resolution)
+        transfer = self.resume is not None and self.resume not in CONTINUE_RESUME
         batch = self.batch or preset["batch"]
+        per_pass = self.batch_gpu or max(batch // processes, 1)
         defaults = dict(
             batch=batch,
             gamma=preset["gamma"],
@@ -145,31 +151,43 @@ class TrainConfig:
             map_depth=preset["map"],
             glr=preset["lr"],
             dlr=preset.get("dlr", preset["lr"]),
-            mbstd_group=min(preset["mbstd"], batch),
+            mbstd_group=min(preset["mbstd"], per_pass),
             ema_kimg=preset["ema"],
             ema_rampup=preset["ramp"],
-            ada_kimg=100 if self.resume else 500,
+            ada_kimg=100 if transfer else 500,
             arch=preset["arch"],
             style_mixing_prob=preset["style_mixing"],
             pl_weight=preset["pl_weight"],
             G_reg_interval=preset["G_reg"],
-            blur_init_sigma=0 if self.resume else preset["blur_sigma"],
+            blur_init_sigma=0 if transfer else preset["blur_sigma"],
             blur_fade_kimg=preset["blur_fade"],
         )
         for name, value in defaults.items():
             if getattr(resolved, name) is None:
                 setattr(resolved, name, value)
-        resolved.validate()
+        resolved.validate(processes)
         return resolved
 
-    def validate(self) -> None:
+    def per_pass_batch(self, processes: int = 1) -> int:
+        """Images in one forward pass of one process: --batch-gpu, else the process's whole share."""
+        return self.batch_gpu or self.batch // processes
+
+    def validate(self, processes: int = 1) -> None:
         """Reject settings that would fail later, deep inside the loop."""
         if self.batch < 1:
             raise ConfigError("--batch must be at least 1")
-        if self.batch % self.mbstd_group != 0:
+        if self.batch % processes != 0:
+            raise ConfigError(f"--batch {self.batch} cannot be split evenly over {processes} processes; "
+                              f"pick a multiple of {processes}")
+        share, per_pass = self.batch // processes, self.per_pass_batch(processes)
+        if per_pass < 1 or share % per_pass != 0:
+            raise ConfigError(f"--batch-gpu {self.batch_gpu} does not divide each process's share of the batch "
+                              f"({share} = --batch {self.batch} / {processes} processes); pick a divisor of {share}")
+        if per_pass % self.mbstd_group != 0:
             raise ConfigError(
-                f"--batch {self.batch} is not divisible by the minibatch-std group {self.mbstd_group}; "
-                "pick a batch that is a multiple of it"
+                f"--batch {self.batch} is not divisible by the minibatch-std group {self.mbstd_group}"
+                + (f" in passes of {per_pass} images" if per_pass != self.batch else "")
+                + "; pick a batch that is a multiple of it"
             )
         if self.gamma < 0:
             raise ConfigError("--gamma must be non-negative")

@@ -9,8 +9,9 @@ import torch
 
 
 class AdaptiveP:
-    def __init__(self, augment_pipe, target: float, batch: int, interval: int, ada_kimg: float):
+    def __init__(self, augment_pipe, target: float, batch: int, interval: int, ada_kimg: float, reduce_mean=None):
         self.pipe = augment_pipe
+        self.reduce_mean = reduce_mean or (lambda value: value)  # averages r_t over training processes
         self.target = target
         self.interval = interval
         self.step_size = batch * interval / (ada_kimg * 1000)
@@ -25,7 +26,7 @@ class AdaptiveP:
         """Adjust p once every `interval` minibatches from what was observed since the last time."""
         if batch_idx % self.interval != 0 or not self.signs:
             return
-        rt = torch.stack(self.signs).mean()
+        rt = self.reduce_mean(torch.stack(self.signs).mean())
         self.signs = []
         adjust = torch.sign(rt - self.target) * self.step_size
         self.pipe.p.copy_((self.pipe.p + adjust).clamp(min=0))

@@ -7,6 +7,7 @@ a picture and a snapshot.
 """
 
 import copy
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -15,9 +16,9 @@ import numpy as np
 import torch
 
 from cstylegan import checkpoint
-from cstylegan.config import TrainConfig, save_yaml
+from cstylegan.config import CONTINUE_RESUME, TrainConfig, save_yaml
 from cstylegan.data import ImageDataset
-from cstylegan.devices import peak_memory_gb, pick_device
+from cstylegan.devices import peak_memory_gb
 from cstylegan.image_grid import save_grid, to_uint8
 from cstylegan.metrics.compute import PER_CLASS_METRICS, compute_metrics, parse_metrics
 from cstylegan.metrics.errors import MetricError
@@ -26,13 +27,21 @@ from cstylegan.networks.discriminator import Discriminator
 from cstylegan.networks import GENERATORS
 from cstylegan.training.ada import AdaptiveP
 from cstylegan.training.augment import augment_pipe
+from cstylegan.training.distributed import Processes, start_processes, stop_processes
 from cstylegan.training.loss import StyleGAN2Loss
+from cstylegan.training.rng_state import capture_rng, restore_rng
+from cstylegan.training.stop_signals import StopRequest
 from cstylegan.transfer import transfer_state
 
 GRID_COLUMNS = 8
 # (label, stats key) of the optional numbers on a progress line.
 TICK_EXTRAS = [("r1", "Loss/r1_penalty"), ("pl", "Loss/pl_penalty"), ("p", "augment_p"), ("rt", "ada_rt"),
                ("blur", "blur_sigma")]
+NONFINITE_LIMIT = 8  # minibatches in a row with a NaN/inf loss before the run stops
+
+
+class TrainingDiverged(RuntimeError):
+    """Losses stayed non-finite; the message names the snapshot of the last good state and what to change."""
 
 
 def new_run_dir(outdir: Path, description: str) -> Path:
@@ -44,18 +53,28 @@ def new_run_dir(outdir: Path, description: str) -> Path:
     return run_dir
 
 
-def infinite_batches(dataset, batch_size: int, workers: int, seed: int):
-    """Shuffled minibatches forever, uint8 images kept as uint8 until the device."""
-    generator = torch.Generator().manual_seed(seed)
-    sampler = torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=1 << 31, generator=generator)
+class GlobalBatchSlices(torch.utils.data.Sampler):
+    """This process's slice of each global minibatch; the global ones are drawn (with
+    replacement) by a generator seeded alike in every process, so the processes together
+    see exactly what one process with the whole batch would."""
+
+    def __init__(self, size: int, batch: int, processes: Processes, seed: int):
+        self.size, self.batch, self.processes, self.seed = size, batch, processes, seed
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed)
+        while True:
+            yield self.processes.share(torch.randint(self.size, [self.batch], generator=generator)).tolist()
+
+
+def infinite_batches(dataset, batch_size: int, workers: int, seed: int, processes: Processes = Processes()):
+    """Shuffled minibatches forever (this process's share), uint8 kept as uint8 until the device."""
     loader = torch.utils.data.DataLoader(
         dataset,
-        batch_size=batch_size,
-        sampler=sampler,
+        batch_sampler=GlobalBatchSlices(len(dataset), batch_size, processes, seed),
         num_workers=workers,
         pin_memory=torch.cuda.is_available(),
         persistent_workers=workers > 0,
-        drop_last=True,
     )
     yield from loader
 
@@ -118,14 +137,31 @@ def set_requires_grad(params, flag: bool) -> None:
         param.requires_grad_(flag)
 
 
-def step(params, opt, loss) -> None:
-    """One optimiser step on one phase's loss; non-finite gradients become finite."""
+def phase_step(params, opt, run_chunk, num_chunks: int, processes: Processes) -> tuple:
+    """One optimiser step of one phase: back-propagate each chunk of this process's share
+    (`run_chunk(i)` -> loss, stats), average the gradients over processes, make them
+    finite, step. If any process had a non-finite loss, all skip the step, so the weights
+    stay as they were. Returns (stepped, [stats of each chunk])."""
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    losses, stats = [], []
+    for index in range(num_chunks):
+        loss, chunk_stats = run_chunk(index)
+        (loss / num_chunks).backward()
+        losses.append(loss.detach())
+        stats.append(chunk_stats)
+    if not processes.all_finite(torch.stack(losses)):
+        return False, stats
+    processes.average_gradients(params)
     for param in params:
         if param.grad is not None:
             torch.nan_to_num_(param.grad, nan=0, posinf=1e5, neginf=-1e5)
     opt.step()
+    return True, stats
+
+
+def step(params, opt, loss) -> bool:
+    """phase_step for one already computed loss in a single process (benchmarks)."""
+    return phase_step(params, opt, lambda index: (loss, {}), 1, Processes())[0]
 
 
 def format_seconds(seconds: float) -> str:
@@ -173,27 +209,45 @@ def build_networks(config: TrainConfig, c_dim: int, resume, say) -> tuple:
 
 
 def train(config: TrainConfig, log=print) -> Path:
-    """Run training as configured; return the run folder."""
-    device = pick_device(config.device)
+    """Run training as configured (in each process, when started by torchrun); return the run folder."""
+    processes, device = start_processes(config.device)
+    try:
+        return _train(config, log, processes, device)
+    finally:
+        stop_processes()
+
+
+def _train(config: TrainConfig, log, processes: Processes, device) -> Path:
+    if not processes.main:
+        log = lambda line: None  # noqa: E731 - only the main process talks
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     torch.backends.cudnn.benchmark = True
 
     dataset = ImageDataset(config.data, use_labels=config.cond, xflip=config.mirror)
-    resume = checkpoint.load_snapshot(config.resume) if config.resume else None
-    config = config.resolve(dataset.resolution)
+    continuing = config.resume in CONTINUE_RESUME
+    if continuing:
+        resume_path, resume = checkpoint.newest_valid_snapshot(config.outdir, log)
+        if resume is None:
+            log(f"--resume {config.resume}: no snapshot under {config.outdir}/ yet; starting from scratch")
+    else:
+        resume_path = config.resume
+        resume = checkpoint.load_snapshot(config.resume) if config.resume else None
+    config = dataclasses.replace(config.resolve(dataset.resolution, processes.world),
+                                 resume=str(resume_path) if resume else None)
     config.class_names = list(dataset.class_names) if config.cond else []
     if config.metrics:
         per_class = [m for m in parse_metrics(config.metrics) if m in PER_CLASS_METRICS]
         if per_class and not config.cond:
             raise MetricError(f"--metrics {','.join(per_class)} needs --cond and labelled data")
-    run_dir = new_run_dir(Path(config.outdir), config.description())
-    log_file = open(run_dir / "log.txt", "a")
+    run_dir = new_run_dir(Path(config.outdir), config.description()) if processes.main else None
+    log_file = open(run_dir / "log.txt", "a") if processes.main else None
 
     def say(line: str) -> None:
-        log(line)
-        log_file.write(line + "\n")
-        log_file.flush()
+        if processes.main:
+            log(line)
+            log_file.write(line + "\n")
+            log_file.flush()
 
     say(f"Run folder: {run_dir}")
     say(
@@ -202,10 +256,14 @@ def train(config: TrainConfig, log=print) -> Path:
     )
     G, G_ema, D, G_kwargs, D_kwargs = build_networks(config, dataset.c_dim, resume, say)
     config = config.with_architecture(G_kwargs)
-    save_yaml(config, run_dir / "config.yaml")
+    if processes.main:
+        save_yaml(config, run_dir / "config.yaml")
     G = G.train().to(device)
     D = D.train().to(device)
     G_ema = G_ema.eval().requires_grad_(False).to(device)
+    processes.broadcast_modules(G, D, G_ema)
+    batch_gpu = config.per_pass_batch(processes.world)
+    num_chunks = config.batch // processes.world // batch_gpu
     # Freeze-D leaves the first layers' requires_grad False: only the rest is ever trained.
     G_params = [p for p in G.parameters() if p.requires_grad]
     D_params = [p for p in D.parameters() if p.requires_grad]
@@ -220,12 +278,14 @@ def train(config: TrainConfig, log=print) -> Path:
             G_opt.load_state_dict(resume["G_opt"])
             D_opt.load_state_dict(resume["D_opt"])
             say("Restored optimiser states")
-    if config.nkimg is not None:
+    if config.nkimg is not None and not continuing:
         cur_nimg = int(config.nkimg * 1000)
     num_params = sum(p.numel() for p in G.parameters()), sum(p.numel() for p in D.parameters())
     say(f"Networks: G {num_params[0]:,} parameters, D {num_params[1]:,}"
         + (f" ({num_params[1] - sum(p.numel() for p in D_params):,} frozen by --freezed {config.freezed})" if config.freezed else "")
-        + f"; device {device}")
+        + f"; device {device}"
+        + (f", {processes.world} processes x {config.batch // processes.world} images" if processes.world > 1 else "")
+        + (f" in passes of {batch_gpu}" if num_chunks > 1 else ""))
 
     augment = None
     ada = None
@@ -235,7 +295,8 @@ def train(config: TrainConfig, log=print) -> Path:
             augment.p.fill_(config.p)
         else:
             augment.p.fill_(float(resume.get("ada_p", 0.0)) if resume is not None else 0.0)
-            ada = AdaptiveP(augment, config.target, config.batch, config.ada_interval, config.ada_kimg)
+            ada = AdaptiveP(augment, config.target, config.batch, config.ada_interval, config.ada_kimg,
+                            reduce_mean=processes.mean)
         say(f"Augmentation: {config.aug} {config.augpipe}, p {float(augment.p):.3f}"
             + (f", target {config.target}, ada_kimg {config.ada_kimg:g}" if ada else ""))
 
@@ -251,19 +312,46 @@ def train(config: TrainConfig, log=print) -> Path:
         blur_init_sigma=config.blur_init_sigma,
         blur_fade_kimg=config.blur_fade_kimg,
     )
-    batches = infinite_batches(dataset, config.batch, config.workers, config.seed)
+    # A continued run draws a new data order, not the one it started with.
+    batches = infinite_batches(dataset, config.batch, config.workers, config.seed + cur_nimg, processes)
     metric_data = ImageDataset(config.data, use_labels=config.cond) if config.metrics else None
     fake_labels = FakeLabels(dataset, device, config.seed)
+    # Every process draws the global batch of latents alike and keeps its share.
+    latents = torch.Generator(device=device).manual_seed(config.seed)
+    generators = {"fake_labels": fake_labels.generator, "latents": latents}
+    if continuing and resume is not None:
+        if "rng" in resume:
+            restore_rng(resume["rng"], generators)
+        say(f"Continuing {resume_path} at kimg {cur_nimg / 1000:g}: weights, optimisers, ADA p"
+            + (" and random state restored" if "rng" in resume else " restored (no random state in that file)"))
 
     grid_c, row_labels = grid_labels(config.class_names, dataset.c_dim, GRID_COLUMNS, device)
     grid_z = torch.from_numpy(np.random.RandomState(config.seed).randn(len(grid_c), G.z_dim)).float().to(device)
-    save_reals(dataset, run_dir / "reals.png", GRID_COLUMNS, config.seed)
-    save_fakes(G_ema, grid_z, grid_c, row_labels, run_dir / f"fakes{cur_nimg // 1000:06d}.png", config.batch)
+    if processes.main:
+        save_reals(dataset, run_dir / "reals.png", GRID_COLUMNS, config.seed)
+        save_fakes(G_ema, grid_z, grid_c, row_labels, run_dir / f"fakes{cur_nimg // 1000:06d}.png", config.batch)
 
-    def save_snapshot() -> Path:
+    def save_snapshot(metrics: bool = True):
+        """Write the fakes grid and the snapshot (main process; the others get True); on a
+        full disk warn and return None (the previous snapshot stays intact, as every write
+        goes to a temporary file first)."""
+        if not processes.main:
+            return True
         kimg = cur_nimg // 1000
-        save_fakes(G_ema, grid_z, grid_c, row_labels, run_dir / f"fakes{kimg:06d}.png", config.batch)
         path = run_dir / f"network-snapshot-{kimg:06d}.pt"
+        try:
+            save_fakes(G_ema, grid_z, grid_c, row_labels, run_dir / f"fakes{kimg:06d}.png", config.batch)
+            write_snapshot(path)
+        except OSError as error:
+            say(f"Warning: could not write {path.name} ({error.strerror or error}); the previous snapshot is "
+                f"intact. Free space in {run_dir}; training goes on")
+            return None
+        say(f"Saved {path.name}")
+        if metrics and config.metrics:
+            evaluate(path.name, kimg)
+        return path
+
+    def write_snapshot(path: Path) -> None:
         checkpoint.save_snapshot(
             path,
             dict(
@@ -279,12 +367,9 @@ def train(config: TrainConfig, log=print) -> Path:
                 class_names=config.class_names,
                 cur_nimg=cur_nimg,
                 ada_p=float(augment.p) if augment is not None else 0.0,
+                rng=capture_rng(generators),
             ),
         )
-        say(f"Saved {path.name}")
-        if config.metrics:
-            evaluate(path.name, kimg)
-        return path
 
     def evaluate(snapshot_name: str, kimg: int) -> None:
         """The --metrics of this snapshot: metric-<name>.jsonl lines, fid.png, one line each."""
@@ -303,75 +388,114 @@ def train(config: TrainConfig, log=print) -> Path:
     tick_stats: dict = {}
     start_time = tick_start_time = time.time()
     tick_start_nimg = cur_nimg
-    stats_file = open(run_dir / "stats.jsonl", "a")
-    while cur_nimg < total_nimg:
-        real_img, real_c = next(batches)
-        real_img = real_img.to(device, non_blocking=True).to(torch.float32) / 127.5 - 1
-        real_c = real_c.to(device, non_blocking=True)
-        loss.cur_nimg = cur_nimg
+    stats_file = open(run_dir / "stats.jsonl", "a") if processes.main else None
+    bad_batches = 0  # minibatches in a row with a skipped (non-finite) step
+    last_snapshot = resume_path
+    with StopRequest() as stop:
+        while cur_nimg < total_nimg:
+            real_img, real_c = next(batches)
+            real_img = real_img.to(device, non_blocking=True).to(torch.float32) / 127.5 - 1
+            real_c = real_c.to(device, non_blocking=True)
+            loss.cur_nimg = cur_nimg
 
-        def gen_inputs():
-            return torch.randn([config.batch, G.z_dim], device=device), fake_labels.sample(config.batch)
+            reals = list(zip(real_img.split(batch_gpu), real_c.split(batch_gpu)))
 
-        phases = [(G_params, G_opt, lambda: loss.G_main(*gen_inputs()))]
-        if config.pl_weight > 0 and config.G_reg_interval and batch_idx % config.G_reg_interval == 0:
-            phases.append((G_params, G_opt, lambda: loss.G_pl(*gen_inputs(), gain=config.G_reg_interval)))
-        phases.append((D_params, D_opt, lambda: loss.D_main(real_img, real_c, *gen_inputs())))
-        if batch_idx % config.D_reg_interval == 0 and config.gamma > 0:
-            phases.append((D_params, D_opt, lambda: loss.D_r1(real_img, real_c, gain=config.D_reg_interval)))
-        for params, opt, run_phase in phases:
-            set_requires_grad(params, True)
-            phase_loss, stats = run_phase()
-            step(params, opt, phase_loss)
-            set_requires_grad(params, False)
-            for name, value in stats.items():
-                tick_stats.setdefault(name, []).append(value)
-            if ada is not None and "Loss/signs/real" in stats:
-                ada.observe(stats["Loss/signs/real"])
+            def gen_inputs():
+                """[(z, c) per chunk] of this process's share of a new global batch."""
+                z = torch.randn([config.batch, G.z_dim], device=device, generator=latents)
+                c = fake_labels.sample(config.batch)
+                return list(zip(processes.share(z).split(batch_gpu), processes.share(c).split(batch_gpu)))
 
-        update_ema(G_ema, G, config, cur_nimg)
-        cur_nimg += config.batch
-        batch_idx += 1
-        if ada is not None:
-            ada.maybe_adjust(batch_idx)
+            gen = gen_inputs()
+            phases = [(G_params, G_opt, lambda i, gen=gen: loss.G_main(*gen[i]))]
+            if config.pl_weight > 0 and config.G_reg_interval and batch_idx % config.G_reg_interval == 0:
+                gen = gen_inputs()
+                phases.append((G_params, G_opt, lambda i, gen=gen: loss.G_pl(*gen[i], gain=config.G_reg_interval)))
+            gen = gen_inputs()
+            phases.append((D_params, D_opt, lambda i, gen=gen: loss.D_main(*reals[i], *gen[i])))
+            if batch_idx % config.D_reg_interval == 0 and config.gamma > 0:
+                phases.append((D_params, D_opt, lambda i: loss.D_r1(*reals[i], gain=config.D_reg_interval)))
+            finite = True
+            for params, opt, run_chunk in phases:
+                set_requires_grad(params, True)
+                stepped, chunk_stats = phase_step(params, opt, run_chunk, num_chunks, processes)
+                finite &= stepped
+                set_requires_grad(params, False)
+                for stats in chunk_stats:
+                    for name, value in stats.items():
+                        tick_stats.setdefault(name, []).append(value)
+                    if ada is not None and "Loss/signs/real" in stats:
+                        ada.observe(stats["Loss/signs/real"])
 
-        done = cur_nimg >= total_nimg
-        if not done and cur_nimg < tick_start_nimg + config.tick * 1000:
-            continue
-        now = time.time()
-        tick_nimg = cur_nimg - tick_start_nimg
-        record = {
-            "tick": tick,
-            "kimg": cur_nimg / 1000,
-            "time_s": now - start_time,
-            "sec_per_kimg": (now - tick_start_time) / tick_nimg * 1000,
-            "img_per_s": tick_nimg / (now - tick_start_time),
-            "peak_mem_gb": peak_memory_gb(device),
-            **{name: torch.stack(values).mean().item() for name, values in tick_stats.items()},
-        }
-        if augment is not None:
-            record["augment_p"] = float(augment.p)
-        if ada is not None:
-            record["ada_rt"] = float(ada.last_rt)
-        if config.blur_fade_kimg:
-            record["blur_sigma"] = loss.blur_sigma()
-        stats_file.write(json.dumps(record) + "\n")
-        stats_file.flush()
-        say(
-            f"tick {tick:<4d} kimg {record['kimg']:<8.1f} time {format_seconds(record['time_s']):<10s} "
-            f"sec/kimg {record['sec_per_kimg']:<7.2f} img/s {record['img_per_s']:<7.1f} "
-            f"G {record.get('Loss/G/loss', float('nan')):.3f}  D {record.get('Loss/D/loss', float('nan')):.3f}"
-            + "".join(f"  {label} {record[key]:.3g}" for label, key in TICK_EXTRAS if key in record)
-            + f"  mem {record['peak_mem_gb']:.2f} GB"
-        )
-        tick += 1
-        tick_stats = {}
-        tick_start_time, tick_start_nimg = time.time(), cur_nimg
-        if done or tick % config.snap == 0:
-            save_snapshot()
-    stats_file.close()
-    say(f"Done: {cur_nimg / 1000:g} kimg in {format_seconds(time.time() - start_time)}. Run folder: {run_dir}")
-    log_file.close()
+            update_ema(G_ema, G, config, cur_nimg)
+            cur_nimg += config.batch
+            batch_idx += 1
+            if ada is not None:
+                ada.maybe_adjust(batch_idx)
+            bad_batches = 0 if finite else bad_batches + 1
+            if bad_batches == 1:
+                say(f"Warning: a non-finite loss at kimg {cur_nimg / 1000:g}; that step was skipped")
+            if bad_batches >= NONFINITE_LIMIT:
+                path = save_snapshot(metrics=False) or last_snapshot
+                raise TrainingDiverged(
+                    f"losses were NaN or infinite in {bad_batches} minibatches in a row at kimg {cur_nimg / 1000:g}; "
+                    f"no bad step was applied, so {path} holds the last good weights. Try a larger --gamma or a "
+                    f"smaller --glr/--dlr, then --resume {path}")
+            if processes.any(stop.requested is not None, device):
+                stop.requested = stop.requested or "a signal to another process"
+                path = save_snapshot(metrics=False)
+                if path is None:
+                    raise checkpoint.CheckpointError(f"stopped by {stop.requested}, but the snapshot could not be "
+                                                     f"written; the last one is {last_snapshot}")
+                if processes.main:
+                    say(f"Stopped by {stop.requested} at kimg {cur_nimg / 1000:g}. Continue with:\n"
+                        f"  python train.py --config {run_dir / 'config.yaml'} --resume auto")
+                break
+
+            done = cur_nimg >= total_nimg
+            if not done and cur_nimg < tick_start_nimg + config.tick * 1000:
+                continue
+            now = time.time()
+            tick_nimg = cur_nimg - tick_start_nimg
+            record = {
+                "tick": tick,
+                "kimg": cur_nimg / 1000,
+                "time_s": now - start_time,
+                "sec_per_kimg": (now - tick_start_time) / tick_nimg * 1000,
+                "img_per_s": tick_nimg / (now - tick_start_time),
+                "peak_mem_gb": peak_memory_gb(device),
+                **{name: processes.mean(torch.stack(values).mean()).item() for name, values in tick_stats.items()},
+            }
+            if augment is not None:
+                record["augment_p"] = float(augment.p)
+            if ada is not None:
+                record["ada_rt"] = float(ada.last_rt)
+            if config.blur_fade_kimg:
+                record["blur_sigma"] = loss.blur_sigma()
+            if processes.main:
+                stats_file.write(json.dumps(record) + "\n")
+                stats_file.flush()
+            say(
+                f"tick {tick:<4d} kimg {record['kimg']:<8.1f} time {format_seconds(record['time_s']):<10s} "
+                f"sec/kimg {record['sec_per_kimg']:<7.2f} img/s {record['img_per_s']:<7.1f} "
+                f"G {record.get('Loss/G/loss', float('nan')):.3f}  D {record.get('Loss/D/loss', float('nan')):.3f}"
+                + "".join(f"  {label} {record[key]:.3g}" for label, key in TICK_EXTRAS if key in record)
+                + f"  mem {record['peak_mem_gb']:.2f} GB"
+            )
+            tick += 1
+            tick_stats = {}
+            tick_start_time, tick_start_nimg = time.time(), cur_nimg
+            if done or tick % config.snap == 0:
+                saved = save_snapshot()
+                if saved is None and done:
+                    raise checkpoint.CheckpointError(f"the final snapshot could not be written to {run_dir}; the last "
+                                                     f"one is {last_snapshot}. Free space and continue with --resume auto")
+                last_snapshot = saved or last_snapshot
+    if not stop.requested:
+        say(f"Done: {cur_nimg / 1000:g} kimg in {format_seconds(time.time() - start_time)}. Run folder: {run_dir}")
+    if processes.main:
+        stats_file.close()
+        log_file.close()
     return run_dir
 
 

@@ -1,0 +1,97 @@
+"""Training on several processes (GPUs or CPU workers) started by torchrun.
+
+`torchrun --nproc_per_node=N train.py ...` sets RANK, WORLD_SIZE and LOCAL_RANK; each
+process then trains on its slice of every global minibatch, and after each phase the
+gradients are averaged with one all-reduce, so every process takes the same step (as in
+NVlabs' loop: several phases per minibatch rule out DistributedDataParallel's
+one-backward-per-step hooks). NCCL on GPUs, gloo on CPUs. Without torchrun everything here
+is a no-op for a single process.
+"""
+
+import datetime
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from cstylegan.devices import pick_device
+
+# Rank 0 computes metrics while the others wait in their next all-reduce; allow for long ones.
+COLLECTIVE_TIMEOUT = datetime.timedelta(hours=4)
+
+
+@dataclass
+class Processes:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        """Only the main process writes logs, pictures and snapshots."""
+        return self.rank == 0
+
+    def share(self, batch: torch.Tensor) -> torch.Tensor:
+        """This process's slice of a global minibatch (the first dimension)."""
+        size = batch.shape[0] // self.world
+        return batch[self.rank * size : (self.rank + 1) * size]
+
+    def all_finite(self, losses: torch.Tensor) -> bool:
+        """Whether every process's losses are finite, so that all skip or all step together."""
+        finite = torch.isfinite(losses).all().to(torch.float32)
+        if self.world > 1:
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        return bool(finite)
+
+    def average_gradients(self, params) -> None:
+        """Every gradient becomes its mean over the processes; one flat all-reduce."""
+        if self.world == 1:
+            return
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        flat = torch.cat([g.flatten() for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.world
+        for param, piece in zip(params, flat.split([g.numel() for g in grads])):
+            param.grad = piece.view_as(param)
+
+    def mean(self, value: torch.Tensor) -> torch.Tensor:
+        if self.world > 1:
+            value = value.clone()
+            dist.all_reduce(value)
+            value /= self.world
+        return value
+
+    def any(self, flag: bool, device) -> bool:
+        """True on every process if it is True on any (e.g. a stop signal seen by one)."""
+        if self.world == 1:
+            return flag
+        value = torch.tensor(float(flag), device=device)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value)
+
+    def broadcast_modules(self, *modules) -> None:
+        """Start every process from rank 0's weights and buffers."""
+        if self.world > 1:
+            for module in modules:
+                for tensor in [*module.parameters(), *module.buffers()]:
+                    dist.broadcast(tensor.data, src=0)
+
+
+def start_processes(device_name: str) -> tuple:
+    """(Processes, device): joins the torchrun group when started by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Processes(), pick_device(device_name)
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    device = pick_device(device_name)
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=COLLECTIVE_TIMEOUT)
+    return Processes(rank, world), device
+
+
+def stop_processes() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
