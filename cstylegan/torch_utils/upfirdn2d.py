@@ -88,16 +88,19 @@ def upfirdn2d(x: torch.Tensor, f, up=1, down=1, padding: Padding = 0,
     return run(x, f, up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain)
 
 
-def upfirdn2d_reference(x: torch.Tensor, f, up=1, down=1, padding: Padding = 0,
-                        flip_filter: bool = False, gain: float = 1) -> torch.Tensor:
-    """The four steps of the module doc, literally."""
+def _arguments(x: torch.Tensor, f, up, down, padding) -> tuple:
+    """(filter, (upx, upy), (downx, downy), (px0, px1, py0, py1)), checked; None is the identity."""
     if f is None:
         f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
     if f.requires_grad:
         raise ValueError("upfirdn2d filters are constants and must not require grad")
-    upx, upy = _as_pair(up)
-    downx, downy = _as_pair(down)
-    px0, px1, py0, py1 = parse_padding(padding)
+    return f, _as_pair(up), _as_pair(down), parse_padding(padding)
+
+
+def upfirdn2d_reference(x: torch.Tensor, f, up=1, down=1, padding: Padding = 0,
+                        flip_filter: bool = False, gain: float = 1) -> torch.Tensor:
+    """The four steps of the module doc, literally."""
+    f, (upx, upy), (downx, downy), (px0, px1, py0, py1) = _arguments(x, f, up, down, padding)
     n, c, h, w = x.shape
 
     # 1. Zero-stuffing: put each pixel in the corner of an up x up cell of zeros.
@@ -130,13 +133,7 @@ def upfirdn2d_reference(x: torch.Tensor, f, up=1, down=1, padding: Padding = 0,
 def upfirdn2d_strided(x: torch.Tensor, f, up=1, down=1, padding: Padding = 0,
                       flip_filter: bool = False, gain: float = 1) -> torch.Tensor:
     """The same result as `upfirdn2d_reference`, computing only the pixels that are kept."""
-    if f is None:
-        f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
-    if f.requires_grad:
-        raise ValueError("upfirdn2d filters are constants and must not require grad")
-    upx, upy = _as_pair(up)
-    downx, downy = _as_pair(down)
-    px0, px1, py0, py1 = parse_padding(padding)
+    f, (upx, upy), (downx, downy), (px0, px1, py0, py1) = _arguments(x, f, up, down, padding)
     fw, fh = filter_size(f)
     if x.shape[3] * upx + px0 + px1 < fw or x.shape[2] * upy + py0 + py1 < fh:
         raise ValueError("padded image is smaller than the filter")
