@@ -33,7 +33,8 @@ def tiny_config(data) -> dict:
         "transfer": {"base_kimg": 1, "finetune_kimg": 2, "snap_kimg": 1, "swap_split_res": [8]},
         "conditional": [
             {"name": "cond_sg2", "kimg": 2, "snap_kimg": 1},
-            {"name": "cond_sg3t", "kimg": 1, "snap_kimg": 1, "train": {"cfg": "stylegan3-t"}},
+            {"name": "cond_sg3t", "kimg": 1, "snap_kimg": 1,
+             "train": {"cfg": "stylegan3-t", "cbase": 256, "cmax": 16}},  # SG3 is slow on a CPU
         ],
     }
 
