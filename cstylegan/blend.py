@@ -29,12 +29,11 @@ import click
 import numpy as np
 import torch
 
-from cstylegan.checkpoint import load_snapshot, save_snapshot
+from cstylegan.checkpoint import generator_from, load_snapshot, save_snapshot
 from cstylegan.classes import UnknownClassError, resolve_classes
 from cstylegan.cli import Command
 from cstylegan.devices import pick_device
 from cstylegan.image_grid import save_grid, to_uint8
-from cstylegan.networks import GENERATORS
 from cstylegan.seeds import parse_seeds, seed_z
 
 SG2_BLOCK = re.compile(r"synthesis\.b(\d+)\.")
@@ -144,12 +143,6 @@ def class_swap_ws(G, z: torch.Tensor, content_c: torch.Tensor, style_c: torch.Te
     return torch.cat([content[:, :swap_layer], style[:, swap_layer:]], dim=1)
 
 
-def _generator(snapshot: dict, device):
-    G = GENERATORS[snapshot.get("G_family", "stylegan2")](**snapshot["G_kwargs"])
-    G.load_state_dict(snapshot["G_ema"])
-    return G.to(device).eval().requires_grad_(False)
-
-
 def preview_label(snapshot: dict, class_spec, role: str) -> torch.Tensor:
     """The one-hot label [1, c_dim] of the preview's class in one network's own class list
     (a fine-tuned network may order or name its classes differently)."""
@@ -174,7 +167,7 @@ def save_preview(path, rows: list, seeds: list, device) -> None:
     """One labelled row per (label, snapshot, one-hot c), the same seeds in every row."""
     tiles = []
     for _, snapshot, c in rows:
-        G = _generator(snapshot, device)
+        G = generator_from(snapshot, device)
         z = torch.from_numpy(np.stack([seed_z(s, G.z_dim) for s in seeds])).float()
         with torch.no_grad():
             images = G(z.to(device), c.to(device).expand(len(seeds), -1), noise_mode="const")

@@ -74,13 +74,18 @@ def load_snapshot(path, map_location="cpu") -> dict:
     return snapshot
 
 
+def generator_from(snapshot: dict, device="cpu"):
+    """A loaded snapshot's G_ema, ready to draw images with."""
+    G = GENERATORS[snapshot.get("G_family", "stylegan2")](**snapshot["G_kwargs"])
+    G.load_state_dict(snapshot["G_ema"])
+    return G.to(device).eval().requires_grad_(False)
+
+
 def load_generator(path, device="cpu") -> tuple:
     """The generator to draw images with (G_ema) and the snapshot's plain data."""
     snapshot = load_snapshot(path)
-    G = GENERATORS[snapshot.get("G_family", "stylegan2")](**snapshot["G_kwargs"])
-    G.load_state_dict(snapshot["G_ema"])
     info = {key: snapshot[key] for key in ("class_names", "cur_nimg", "config") if key in snapshot}
-    return G.to(device).eval().requires_grad_(False), info
+    return generator_from(snapshot, device), info
 
 
 def snapshot_kimg(path) -> int:

@@ -11,19 +11,12 @@ from typing import Callable
 import torch
 
 from cstylegan.blend import blend_generators
-from cstylegan.checkpoint import load_snapshot
-from cstylegan.networks import GENERATORS
+from cstylegan.checkpoint import generator_from, load_snapshot
 
 
 def _uint8(images: torch.Tensor) -> torch.Tensor:
     """As the official metrics convert: x * 127.5 + 128, clamped, NCHW."""
     return (images * 127.5 + 128).clamp(0, 255).to(torch.uint8)
-
-
-def generator_from(snapshot: dict, device):
-    G = GENERATORS[snapshot.get("G_family", "stylegan2")](**snapshot["G_kwargs"])
-    G.load_state_dict(snapshot["G_ema"])
-    return G.to(device).eval().requires_grad_(False)
 
 
 class ConditionalModel:
