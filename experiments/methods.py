@@ -12,19 +12,16 @@ import torch
 
 from cstylegan.blend import blend_generators
 from cstylegan.checkpoint import generator_from, load_snapshot
-
-
-def _uint8(images: torch.Tensor) -> torch.Tensor:
-    """As the official metrics convert: x * 127.5 + 128, clamped, NCHW."""
-    return (images * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+from cstylegan.metrics.compute import image_function
 
 
 class ConditionalModel:
     def __init__(self, G):
         self.G, self.z_dim, self.models = G, G.z_dim, [G]
+        self._draw = image_function(G)[0]
 
     def __call__(self, z, c):
-        return _uint8(self.G(z, c, truncation_psi=1, noise_mode="const"))
+        return self._draw(z, c)
 
 
 class PerClassModels:
@@ -32,15 +29,14 @@ class PerClassModels:
 
     def __init__(self, models: list):
         self.models, self.z_dim = models, models[0].z_dim
+        self._draws = [image_function(G)[0] for G in models]
 
     def __call__(self, z, c):
         classes = c.argmax(dim=1)
         images = None
         for k in classes.unique().tolist():
             chosen = classes == k
-            G = self.models[k]
-            drawn = _uint8(G(z[chosen], torch.zeros([int(chosen.sum()), 0], device=z.device),
-                             truncation_psi=1, noise_mode="const"))
+            drawn = self._draws[k](z[chosen], torch.zeros([int(chosen.sum()), 0], device=z.device))
             if images is None:
                 images = torch.empty([len(z), *drawn.shape[1:]], dtype=torch.uint8, device=z.device)
             images[chosen] = drawn
