@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
@@ -13,11 +14,14 @@ import yaml
 
 from cstylegan import checkpoint
 from cstylegan.config import ConfigError, TrainConfig
+from cstylegan.data import ImageDataset
+from cstylegan.metrics import compute as compute_module
+from cstylegan.metrics.compute import compute_metrics
 from cstylegan.networks import GENERATORS
 from cstylegan.networks.discriminator import Discriminator
 from cstylegan.training.distributed import Processes
 from cstylegan.training.loop import phase_step
-from tests.conftest import REPO
+from tests.conftest import COLOURS, REPO
 
 # No style mixing, path length or augmentation: the random draws left (z, labels, data
 # order) are the same whatever the process count, except the per-layer noise images.
@@ -38,7 +42,8 @@ def run(tmp_path, name, data, processes: int, **overrides):
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
                 "--standalone"] if processes > 1 else [sys.executable]
     result = subprocess.run([*launcher, str(REPO / "train.py"), "--config", str(config)], cwd=REPO,
-                            capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            capture_output=True, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "CSTYLEGAN_CACHE": str(tmp_path / "cache")})
     assert result.returncode == 0, result.stderr[-3000:]
     [run_dir] = (tmp_path / name).iterdir()
     stats = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
@@ -51,11 +56,13 @@ def relative_difference(a: dict, b: dict, start: dict) -> float:
     return float(torch.cat([(a[k] - b[k]).flatten() for k in keys]).norm() / moved)
 
 
-@pytest.mark.slow  # about 30 s: two tiny runs, one of them on 2 processes
+@pytest.mark.slow  # about 40 s: two tiny runs, one of them on 2 processes with an FID at the end
 def test_two_processes_train_like_one_with_the_same_global_batch(colour_zip, tmp_path):
     single, one, _ = run(tmp_path, "one", colour_zip, 1, batch_gpu=4)
-    double, two, stdout = run(tmp_path, "two", colour_zip, 2)
+    double, two, stdout = run(tmp_path, "two", colour_zip, 2, metrics=["fid"], metrics_num_gen=8)
     assert "2 processes x 4 images" in stdout
+    [fid] = [json.loads(line) for line in next((tmp_path / "two").glob("*/metric-fid.jsonl")).read_text().splitlines()]
+    assert fid["results"]["fid"] > 0 and stdout.count("Metrics: fid ") == 1  # computed together, reported once
     torch.manual_seed(SETTINGS["seed"])  # the loop builds G, then D, right after seeding
     start = {"G": GENERATORS["stylegan2"](**one["G_kwargs"]).state_dict(),
              "D": Discriminator(**one["D_kwargs"]).state_dict()}
@@ -96,6 +103,61 @@ def test_gradients_are_averaged_over_processes_exactly_like_passes_in_one(tmp_pa
     for rank in (0, 1):
         for ours, theirs in zip(model.parameters(), results[rank]):
             torch.testing.assert_close(theirs, ours.detach(), rtol=1e-6, atol=1e-7)
+
+
+class PooledColours(torch.nn.Module):
+    """Stands in for Inception: 299x299 images -> their 4x4 average colours (deterministic)."""
+
+    def forward(self, images):
+        return torch.nn.functional.adaptive_avg_pool2d(images, 4).reshape(len(images), -1)
+
+
+def colour_of_class_and_latent(z, c):
+    """Fakes that depend only on (z, c), as a generator's do: the class colour shifted by z."""
+    colours = torch.tensor(list(COLOURS.values()), dtype=torch.float32)[c.argmax(dim=1)]
+    return (colours[:, :, None, None] + 20 * z[:, :3, None, None]).expand(-1, -1, 16, 16).clamp(0, 255).to(torch.uint8)
+
+
+def metrics_with(processes: Processes, data, cache_dir, counted: list) -> dict:
+    compute_module.load_inception = lambda path, device: PooledColours()
+
+    def generate(z, c):
+        counted.append(len(z))
+        return colour_of_class_and_latent(z, c)
+
+    return compute_metrics(generate, ImageDataset(data, use_labels=True), "fid,kid,fid_per_class,class_acc",
+                           num_gen=21, num_gen_per_class=9, batch=4, cache_dir=cache_dir, seed=2, z_dim=5,
+                           progress=False, processes=processes)
+
+
+def metrics_on_two_processes(rank: int, init_file: str, data, cache_dir, results) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    counted = []
+    results[rank] = (metrics_with(Processes(rank, 2), data, cache_dir, counted), sum(counted))
+    dist.destroy_process_group()
+
+
+def test_metrics_are_shared_out_over_processes_and_agree_with_one(colour_zip, tmp_path):
+    one_counted = []
+    one = metrics_with(Processes(), colour_zip, tmp_path / "one", one_counted)
+    results = torch.multiprocessing.Manager().dict()
+    torch.multiprocessing.spawn(metrics_on_two_processes, nprocs=2,
+                                args=(str(tmp_path / "init"), colour_zip, tmp_path / "two", results))
+    assert sum(one_counted) == 21 + 4 * 9
+    # 21 mixed fakes split 11 + 10, each class's 9 split 5 + 4; every image made once.
+    assert [results[rank][1] for rank in (0, 1)] == [11 + 4 * 5, 10 + 4 * 4]
+    for rank in (0, 1):
+        two = results[rank][0]
+        assert set(two) == set(one) and one["fid"] > 1
+        for key in one:
+            assert two[key] == pytest.approx(one[key], rel=1e-5, abs=1e-6), (rank, key)
+    # The real-image cache holds the gathered features in the data's order, as one process computes them.
+    names = sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == names and len(names) == 6
+    for name in names:
+        with np.load(tmp_path / "one" / name) as a, np.load(tmp_path / "two" / name) as b:
+            for key in a.files:
+                np.testing.assert_allclose(b[key], a[key], rtol=1e-5, atol=1e-5, err_msg=name)
 
 
 @pytest.mark.parametrize("batch, batch_gpu, processes, message", [

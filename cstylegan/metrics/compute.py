@@ -22,45 +22,64 @@ from cstylegan.metrics.images import ImageSet, dataset_images, folder_images
 from cstylegan.metrics.inception import MODE, extract_features, load_inception
 from cstylegan.metrics.kid import kid_from_features
 from cstylegan.metrics.precision_recall import precision_recall
+from cstylegan.training.distributed import Processes
 
 MIN_REALS_PER_CLASS = 2  # fewer real images of a class give no covariance
 
 
 class Reals:
-    """Features and statistics of the real images, each computed at most once, kept in the cache."""
+    """Features and statistics of the real images, each computed at most once, kept in the cache.
 
-    def __init__(self, images: ImageSet, extract, cache: StatsCache, batch: int):
+    With several processes each extracts its shard of the features; every process then holds
+    them all, and only the main one writes the cache. Whether to recompute is decided by all
+    together (a cache missing on one node means all take part), so their collectives match.
+    """
+
+    def __init__(self, images: ImageSet, extract, cache: StatsCache, batch: int, processes: Processes = Processes(),
+                 device="cpu"):
         self.images = images
         self._extract = extract
         self._cache = cache
         self._batch = batch
+        self._processes = processes
+        self._device = device
         self._features = None
 
     def _key(self, class_index, what: str) -> str:
         return cache_key(self.images.fingerprint, self.images.resolution, class_index, MODE, what)
 
+    def _load(self, key: str):
+        stored = self._cache.load(key)
+        return None if self._processes.any(stored is None, self._device) else stored
+
+    def _save(self, key: str, **arrays) -> None:
+        if self._processes.main:
+            self._cache.save(key, **arrays)
+
     def features(self) -> np.ndarray:
         """Features of every real image, in the image set's order."""
         if self._features is None:
-            stored = self._cache.load(self._key(None, "features"))
+            stored = self._load(self._key(None, "features"))
             if stored is None:
-                batches = self.images.batches(range(self.images.count), self._batch)
-                stored = {"features": self._extract(batches, self.images.count, desc=f"reals {self.images.name}")}
-                self._cache.save(self._key(None, "features"), **stored)
+                count = self.images.count
+                shard = self._processes.shard(count)
+                local = self._extract(self.images.batches(shard, self._batch), len(shard), desc=f"reals {self.images.name}")
+                stored = {"features": self._processes.gather_rows(local, count, self._device)}
+                self._save(self._key(None, "features"), **stored)
             self._features = stored["features"]
         return self._features
 
     def stats(self, class_index=None) -> tuple:
         """(mean, covariance) of all real images, or of one class's."""
         key = self._key(class_index, "stats")
-        stored = self._cache.load(key)
+        stored = self._load(key)
         if stored is None:
             features = self.features()
             if class_index is not None:
                 features = features[self.images.labels == class_index]
             mu, sigma = feature_stats(features)
             stored = {"mu": mu, "sigma": sigma}
-            self._cache.save(key, **stored)
+            self._save(key, **stored)
         return stored["mu"], stored["sigma"]
 
     def classes(self) -> list:
@@ -151,21 +170,21 @@ def image_function(generator, z_dim=None) -> tuple:
     return generator, z_dim, None
 
 
-def generated_batches(generate, z_dim: int, c_dim: int, classes, count: int, seed: int, batch: int, device):
-    """uint8 NCHW batches of `count` fakes; image i has seed `seed + i` and class classes[i]."""
-    for start in range(0, count, batch):
-        seeds = range(seed + start, seed + min(count, start + batch))
-        z = torch.from_numpy(np.stack([np.random.RandomState(s).randn(z_dim) for s in seeds])).float().to(device)
-        c = torch.zeros([len(seeds), c_dim], device=device)
+def generated_batches(generate, z_dim: int, c_dim: int, classes, indices: range, seed: int, batch: int, device):
+    """uint8 NCHW batches of the fakes numbered `indices`; image i has seed `seed + i` and class classes[i]."""
+    for start in range(indices.start, indices.stop, batch):
+        numbers = range(start, min(indices.stop, start + batch))
+        z = torch.from_numpy(np.stack([np.random.RandomState(seed + i).randn(z_dim) for i in numbers])).float().to(device)
+        c = torch.zeros([len(numbers), c_dim], device=device)
         if c_dim:
-            c[torch.arange(len(seeds)), torch.as_tensor(classes[start : start + len(seeds)])] = 1
+            c[torch.arange(len(numbers)), torch.as_tensor(classes[numbers.start : numbers.stop])] = 1
         with torch.no_grad():
             yield generate(z, c)
 
 
 def compute_metrics(generator, dataset, metrics, num_gen: int, device="cpu", batch: int = 64, cache_dir=None,
                     inception_path=None, seed: int = 0, num_gen_per_class=None, z_dim=None,
-                    progress: bool = True) -> dict:
+                    progress: bool = True, processes: Processes = Processes()) -> dict:
     """{key: value} for the metrics named (see METRICS); keys such as fid, kid, fid_per_class/<class>,
     fid_per_class_mean, precision, recall, class_acc/<class>, class_acc_mean, class_acc_real_heldout.
 
@@ -173,6 +192,8 @@ def compute_metrics(generator, dataset, metrics, num_gen: int, device="cpu", bat
     or a callable (z, c) -> uint8 NCHW images, with `z_dim` given. `dataset`: an ImageDataset.
     `num_gen` fakes for fid/kid/pr; `num_gen_per_class` (default num_gen) per class for
     fid_per_class/class_acc. Real-image features and statistics are cached in `cache_dir`.
+    With `processes` (torchrun), every process must call this: each generates and extracts
+    its shard of every image set, and all get the same results.
     """
     metrics = parse_metrics(metrics)
     generate, z_dim, c_dim = image_function(generator, z_dim)
@@ -188,15 +209,18 @@ def compute_metrics(generator, dataset, metrics, num_gen: int, device="cpu", bat
         raise MetricError(f"the network has {c_dim} classes but {images.name} has {num_classes}; give the data it was trained on")
     num_gen_per_class = num_gen if num_gen_per_class is None else num_gen_per_class
     device = torch.device(device)
-    extract = partial(extract_features, load_inception(inception_path, device), device=device, progress=progress)
-    reals = Reals(images, extract, StatsCache(cache_dir), batch)
+    extract = partial(extract_features, load_inception(inception_path, device), device=device,
+                      progress=progress and processes.main)
+    reals = Reals(images, extract, StatsCache(cache_dir), batch, processes, device)
     mixed_classes = images.labels[np.random.default_rng(seed).integers(images.count, size=num_gen)] if c_dim else None
 
     def make(class_index):
         count = num_gen if class_index is None else num_gen_per_class
         classes = mixed_classes if class_index is None else np.full(count, class_index)
         label = "fakes" if class_index is None else f"fakes {images.class_names[class_index]}"
-        return extract(generated_batches(generate, z_dim, c_dim, classes, count, seed, batch, device), count, desc=label)
+        shard = processes.shard(count)
+        local = extract(generated_batches(generate, z_dim, c_dim, classes, shard, seed, batch, device), len(shard), desc=label)
+        return processes.gather_rows(local, count, device)
 
     return _evaluate(metrics, reals, Fakes(make))
 

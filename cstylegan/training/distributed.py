@@ -12,12 +12,14 @@ import datetime
 import os
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
 from cstylegan.devices import pick_device
 
-# Rank 0 computes metrics while the others wait in their next all-reduce; allow for long ones.
+# A process that reaches the next collective first waits here for the others, e.g. while rank 0
+# writes a snapshot to a slow disk; allow for long waits rather than kill days of training.
 COLLECTIVE_TIMEOUT = datetime.timedelta(hours=4)
 
 
@@ -68,6 +70,22 @@ class Processes:
         value = torch.tensor(float(flag), device=device)
         dist.all_reduce(value, op=dist.ReduceOp.MAX)
         return bool(value)
+
+    def shard(self, count: int) -> range:
+        """This process's contiguous part of `count` items (e.g. the images a metric generates)."""
+        per = -(-count // self.world)
+        return range(min(count, self.rank * per), min(count, (self.rank + 1) * per))
+
+    def gather_rows(self, rows: np.ndarray, count: int, device) -> np.ndarray:
+        """Every process's `shard(count)` rows, joined in order, on every process."""
+        if self.world == 1:
+            return rows
+        per = -(-count // self.world)
+        padded = torch.zeros([per, *rows.shape[1:]], dtype=torch.from_numpy(rows).dtype, device=device)
+        padded[: len(rows)] = torch.from_numpy(rows)
+        pieces = [torch.empty_like(padded) for _ in range(self.world)]
+        dist.all_gather(pieces, padded)
+        return torch.cat(pieces)[:count].cpu().numpy()
 
     def broadcast_modules(self, *modules) -> None:
         """Start every process from rank 0's weights and buffers."""

@@ -332,23 +332,25 @@ def _train(config: TrainConfig, log, processes: Processes, device) -> Path:
         save_fakes(G_ema, grid_z, grid_c, row_labels, run_dir / f"fakes{cur_nimg // 1000:06d}.png", config.batch)
 
     def save_snapshot(metrics: bool = True):
-        """Write the fakes grid and the snapshot (main process; the others get True); on a
-        full disk warn and return None (the previous snapshot stays intact, as every write
-        goes to a temporary file first)."""
-        if not processes.main:
-            return True
-        kimg = cur_nimg // 1000
-        path = run_dir / f"network-snapshot-{kimg:06d}.pt"
-        try:
-            save_fakes(G_ema, grid_z, grid_c, row_labels, run_dir / f"fakes{kimg:06d}.png", config.batch)
-            write_snapshot(path)
-        except OSError as error:
-            say(f"Warning: could not write {path.name} ({error.strerror or error}); the previous snapshot is "
-                f"intact. Free space in {run_dir}; training goes on")
+        """Write the fakes grid and the snapshot (main process), then, with `metrics`, compute the
+        --metrics on every process together. Returns the path (True on the other processes), or
+        None when the disk is full: a warning, and the previous snapshot stays intact, as every
+        write goes to a temporary file first."""
+        name = f"network-snapshot-{cur_nimg // 1000:06d}.pt"
+        path = run_dir / name if processes.main else True
+        if processes.main:
+            try:
+                save_fakes(G_ema, grid_z, grid_c, row_labels, run_dir / f"fakes{cur_nimg // 1000:06d}.png", config.batch)
+                write_snapshot(path)
+                say(f"Saved {name}")
+            except OSError as error:
+                say(f"Warning: could not write {name} ({error.strerror or error}); the previous snapshot is "
+                    f"intact. Free space in {run_dir}; training goes on")
+                path = None
+        if processes.any(path is None, device):
             return None
-        say(f"Saved {path.name}")
         if metrics and config.metrics:
-            evaluate(path.name, kimg)
+            evaluate(name, cur_nimg // 1000)
         return path
 
     def write_snapshot(path: Path) -> None:
@@ -372,9 +374,13 @@ def _train(config: TrainConfig, log, processes: Processes, device) -> Path:
         )
 
     def evaluate(snapshot_name: str, kimg: int) -> None:
-        """The --metrics of this snapshot: metric-<name>.jsonl lines, fid.png, one line each."""
+        """The --metrics of this snapshot, each process generating its share of the images; the
+        main process writes metric-<name>.jsonl lines, fid.png and one line each."""
         results = compute_metrics(G_ema, metric_data, config.metrics, config.metrics_num_gen, device=device,
-                                  batch=config.batch, seed=config.seed, progress=False)
+                                  batch=config.batch // processes.world, seed=config.seed, progress=False,
+                                  processes=processes)
+        if not processes.main:
+            return
         write_metric_jsonl(run_dir, results, kimg, snapshot_name,
                            settings=dict(num_gen=config.metrics_num_gen, seed=config.seed))
         if any(name.startswith("fid") for name in config.metrics):
