@@ -6,9 +6,14 @@ G main + D main + G path length / 4 + D R1 / 16, each phase timed on its own.
 
     python benchmarks/train_speed.py                      # 32 and 64 px, small and auto
     python benchmarks/train_speed.py --res 256 --cfg paper256 --device cuda
+    python benchmarks/train_speed.py --res 64 --cfg auto --vs-official ~/src/stylegan3
+
+With --vs-official, NVlabs' own networks and loss (from the user's copy of their code) run
+the same configuration in the next process, and the ratios are printed.
 """
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -26,6 +31,7 @@ from cstylegan.networks import GENERATORS  # noqa: E402
 from cstylegan.devices import peak_memory_gb, pick_device  # noqa: E402
 from cstylegan.training.loop import optimizer, set_requires_grad, step  # noqa: E402
 from cstylegan.training.loss import StyleGAN2Loss  # noqa: E402
+from benchmarks.official_code import check_copy, official_setup  # noqa: E402
 
 NUM_CLASSES = 4
 
@@ -43,10 +49,8 @@ def timed(fn, repeats: int, device) -> float:
     return (time.perf_counter() - start) / repeats
 
 
-def measure(resolution: int, cfg: str, batch: int, repeats: int, device_name: str, cbase=None, cmax=None) -> dict:
-    device = pick_device(device_name)
-    config = TrainConfig(data="", cfg=cfg, batch=batch, cbase=cbase, cmax=cmax).resolve(resolution)
-    G_kwargs, D_kwargs = config.network_kwargs(NUM_CLASSES)
+def our_setup(config, G_kwargs: dict, D_kwargs: dict, device):
+    """(G, D, {phase name: fn(real_img, c, z) that runs one training step of that phase})."""
     G = GENERATORS[config.generator_family](**G_kwargs).train().requires_grad_(False).to(device)
     D = Discriminator(**D_kwargs).train().requires_grad_(False).to(device)
     G_params, D_params = list(G.parameters()), list(D.parameters())
@@ -56,33 +60,50 @@ def measure(resolution: int, cfg: str, batch: int, repeats: int, device_name: st
     loss = StyleGAN2Loss(G, D, r1_gamma=config.gamma, style_mixing_prob=config.style_mixing_prob,
                          pl_weight=config.pl_weight, blur_init_sigma=config.blur_init_sigma,
                          blur_fade_kimg=config.blur_fade_kimg)
-    real_img = torch.rand([batch, 3, resolution, resolution], device=device) * 2 - 1
-    c = torch.eye(NUM_CLASSES, device=device)[torch.arange(batch) % NUM_CLASSES]
-    z = torch.randn([batch, G.z_dim], device=device)
 
     def phase(params, opt, run):
-        def go():
+        def go(real_img, c, z):
             set_requires_grad(params, True)
-            phase_loss, _ = run()
+            phase_loss, _ = run(real_img, c, z)
             step(params, opt, phase_loss)
             set_requires_grad(params, False)
 
         return go
 
-    seconds = {
-        "G_main": timed(phase(G_params, G_opt, lambda: loss.G_main(z, c)), repeats, device),
-        "D_main": timed(phase(D_params, D_opt, lambda: loss.D_main(real_img, c, z, c)), repeats, device),
-        "D_r1": timed(phase(D_params, D_opt, lambda: loss.D_r1(real_img, c, gain=16)), repeats, device),
+    phases = {
+        "G_main": phase(G_params, G_opt, lambda real_img, c, z: loss.G_main(z, c)),
+        "D_main": phase(D_params, D_opt, lambda real_img, c, z: loss.D_main(real_img, c, z, c)),
+        "D_r1": phase(D_params, D_opt, lambda real_img, c, z: loss.D_r1(real_img, c, gain=config.D_reg_interval)),
     }
-    per_batch = seconds["G_main"] + seconds["D_main"] + seconds["D_r1"] / config.D_reg_interval
     if regularise_G:
-        gain = config.G_reg_interval
-        seconds["G_pl"] = timed(phase(G_params, G_opt, lambda: loss.G_pl(z, c, gain=gain)), repeats, device)
-        per_batch += seconds["G_pl"] / gain
+        phases["G_pl"] = phase(G_params, G_opt, lambda real_img, c, z: loss.G_pl(z, c, gain=config.G_reg_interval))
+    return G, D, phases
+
+
+def measure(resolution: int, cfg: str, batch: int, repeats: int, device_name: str, cbase=None, cmax=None,
+            official=None) -> dict:
+    """Seconds of each phase and the amortised img/s of one setup: ours, or with `official`
+    (a directory) NVlabs' code on the same configuration."""
+    device = pick_device(device_name)
+    config = TrainConfig(data="", cfg=cfg, batch=batch, cbase=cbase, cmax=cmax).resolve(resolution)
+    G_kwargs, D_kwargs = config.network_kwargs(NUM_CLASSES)
+    torch.manual_seed(0)
+    if official:
+        G, D, phases = official_setup(official, config, G_kwargs, D_kwargs, device)
+    else:
+        G, D, phases = our_setup(config, G_kwargs, D_kwargs, device)
+    real_img = torch.rand([batch, 3, resolution, resolution], device=device) * 2 - 1
+    c = torch.eye(NUM_CLASSES, device=device)[torch.arange(batch) % NUM_CLASSES]
+    z = torch.randn([batch, G.z_dim], device=device)
+    seconds = {name: timed(lambda: run(real_img, c, z), repeats, device) for name, run in phases.items()}
+    per_batch = seconds["G_main"] + seconds["D_main"] + seconds["D_r1"] / config.D_reg_interval
+    if "G_pl" in seconds:
+        per_batch += seconds["G_pl"] / config.G_reg_interval
     G.eval()
     with torch.no_grad():
         gen_seconds = timed(lambda: G(z, c, noise_mode="const"), repeats, device)
     return dict(
+        code="official" if official else "ours",
         resolution=resolution,
         cfg=cfg,
         cbase=config.cbase,
@@ -99,6 +120,20 @@ def measure(resolution: int, cfg: str, batch: int, repeats: int, device_name: st
     )
 
 
+def measure_in_subprocess(resolution, cfg, batch, repeats, device, cbase, cmax, official=None) -> dict:
+    """One measure() in a fresh process, so that its peak memory is its own."""
+    command = [sys.executable, __file__, "--one", "--res", str(resolution), "--cfg", cfg,
+               "--batch", str(batch), "--repeats", str(repeats), "--device", device]
+    for flag, value in (("--cbase", cbase), ("--cmax", cmax), ("--vs-official", official)):
+        if value:
+            command += [flag, str(value)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"measuring {'the official code' if official else 'ours'} at {resolution} px {cfg} failed:\n"
+                         + result.stderr[-2000:])
+    return json.loads(result.stdout.splitlines()[-1])
+
+
 @click.command(cls=Command)
 @click.option("--res", "resolutions", default="32,64", show_default=True, help="Comma list of resolutions.")
 @click.option("--cfg", "cfgs", default="small,auto", show_default=True, help="Comma list of --cfg presets.")
@@ -107,23 +142,36 @@ def measure(resolution: int, cfg: str, batch: int, repeats: int, device_name: st
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--cbase", type=int, help="Override the preset's channel base (e.g. to fit StyleGAN3 on a CPU).")
 @click.option("--cmax", type=int, help="Override the preset's most channels.")
+@click.option("--vs-official", "official", type=click.Path(exists=True, file_okay=False),
+              help="A local copy of NVlabs/stylegan3: measure its code on every configuration too, right "
+                   "after ours, and print the ratios.")
 @click.option("--one", is_flag=True, hidden=True, help="Measure one configuration and print JSON (internal).")
-def main(resolutions, cfgs, batch, repeats, device, cbase, cmax, one):
+def main(resolutions, cfgs, batch, repeats, device, cbase, cmax, official, one):
+    """Training and generation img/s and peak memory, each configuration in its own process."""
+    if official:
+        check_copy(official)
     if one:
-        print(json.dumps(measure(int(resolutions), cfgs, batch, repeats, device, cbase, cmax)))
+        print(json.dumps(measure(int(resolutions), cfgs, batch, repeats, device, cbase, cmax, official)))
         return
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}")
-    print(f"{'res':>4} {'cfg':>11} {'cbase':>6} {'cmax':>5} {'batch':>5} {'G params':>10} {'D params':>10} "
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, CSTYLEGAN_OPS "
+          f"{os.environ.get('CSTYLEGAN_OPS', 'fast')}" + (f", official code from {official}" if official else ""))
+    print(f"{'code':>8} {'res':>4} {'cfg':>11} {'cbase':>6} {'cmax':>5} {'batch':>5} {'G params':>10} {'D params':>10} "
           f"{'train img/s':>11} {'s/kimg':>8} {'gen img/s':>9} {'peak GB':>7}")
     for resolution in resolutions.split(","):
         for cfg in cfgs.split(","):
-            command = [sys.executable, __file__, "--one", "--res", resolution, "--cfg", cfg,
-                       "--batch", str(batch), "--repeats", str(repeats), "--device", device]
-            command += [arg for flag, value in (("--cbase", cbase), ("--cmax", cmax)) if value for arg in (flag, str(value))]
-            r = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
-            print(f"{r['resolution']:>4} {r['cfg']:>11} {r['cbase']:>6} {r['cmax']:>5} {r['batch']:>5} {r['G_params']:>10,} {r['D_params']:>10,} "
-                  f"{r['train_img_per_s']:>11.1f} {r['sec_per_kimg']:>8.1f} {r['gen_img_per_s']:>9.1f} "
-                  f"{r['peak_mem_gb']:>7.2f}", flush=True)
+            ours = measure_in_subprocess(resolution, cfg, batch, repeats, device, cbase, cmax)
+            rows = [ours]
+            if official:
+                rows.append(measure_in_subprocess(resolution, cfg, batch, repeats, device, cbase, cmax, official))
+            for r in rows:
+                print(f"{r['code']:>8} {r['resolution']:>4} {r['cfg']:>11} {r['cbase']:>6} {r['cmax']:>5} {r['batch']:>5} "
+                      f"{r['G_params']:>10,} {r['D_params']:>10,} {r['train_img_per_s']:>11.2f} {r['sec_per_kimg']:>8.1f} "
+                      f"{r['gen_img_per_s']:>9.1f} {r['peak_mem_gb']:>7.2f}", flush=True)
+            if official:
+                theirs = rows[1]
+                print(f"{'ratio':>8} ours/official: train {ours['train_img_per_s'] / theirs['train_img_per_s']:.2f}x, "
+                      f"generation {ours['gen_img_per_s'] / theirs['gen_img_per_s']:.2f}x, "
+                      f"peak memory {ours['peak_mem_gb'] / theirs['peak_mem_gb']:.2f}x", flush=True)
 
 
 if __name__ == "__main__":
