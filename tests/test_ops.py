@@ -13,7 +13,7 @@ from cstylegan.torch_utils import ops_switch
 from cstylegan.torch_utils import upfirdn2d as upfirdn2d_module
 from cstylegan.torch_utils.bias_act import bias_act
 from cstylegan.torch_utils.conv2d_resample import conv2d_resample
-from cstylegan.torch_utils.modulated_conv import modulated_conv2d
+from cstylegan.torch_utils.modulated_conv import demodulation_coefficients, modulated_conv2d
 from cstylegan.torch_utils.upfirdn2d import (downsample2d, filter2d, setup_filter, upfirdn2d,
                                              upfirdn2d_reference, upfirdn2d_strided, upsample2d)
 
@@ -192,6 +192,24 @@ def test_modulated_conv2d_float32_paths_agree():
     a = modulated_conv2d(x, weight, styles, padding=1, fused_modconv=True)
     b = modulated_conv2d(x, weight, styles, padding=1, fused_modconv=False)
     torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_fast_demodulation_equals_the_literal_formula_with_gradients(monkeypatch):
+    """The matmul form of the demodulation coefficients against the [N, O, I, k, k] product."""
+    torch.manual_seed(2)
+    weight = torch.randn(6, 5, 3, 3, dtype=torch.float64, requires_grad=True)
+    styles = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
+    literal = (weight[None] * styles[:, None, :, None, None]).square().sum(dim=[2, 3, 4]).add(1e-8).rsqrt()
+    grads = torch.autograd.grad(literal.sin().sum(), [weight, styles])
+    for impl in ("fast", "reference"):
+        monkeypatch.setattr(ops_switch, "IMPL", impl)
+        ours = demodulation_coefficients(weight, styles)
+        torch.testing.assert_close(ours, literal, rtol=1e-12, atol=0)
+        for a, b in zip(torch.autograd.grad(ours.sin().sum(), [weight, styles]), grads):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    monkeypatch.setattr(ops_switch, "IMPL", "fast")
+    assert torch.autograd.gradcheck(demodulation_coefficients, (weight, styles))
+    assert torch.autograd.gradgradcheck(demodulation_coefficients, (weight, styles))
 
 
 def test_ops_gradcheck():

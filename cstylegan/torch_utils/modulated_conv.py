@@ -13,6 +13,20 @@ from typing import Optional
 import torch
 
 from .conv2d_resample import conv2d_resample
+from .ops_switch import use_fast
+
+
+def demodulation_coefficients(weight: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
+    """[N, O]: 1 / sqrt(sum_{i,k} (weight[o,i,k] * styles[n,i])**2 + 1e-8).
+
+    The sum factors as sum_i styles[n,i]**2 * sum_k weight[o,i,k]**2, so the fast path is one
+    [N, I] x [I, O] matmul instead of building the [N, O, I, k, k] product (the literal
+    formula, kept as the reference) and its backward.
+    """
+    if use_fast():
+        return (styles.square() @ weight.square().sum(dim=[2, 3]).T + 1e-8).rsqrt()
+    w = weight.unsqueeze(0) * styles.reshape(*styles.shape[:1], 1, -1, 1, 1)
+    return (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()
 
 
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor,
@@ -38,12 +52,7 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
                            / weight.abs().amax(dim=[1, 2, 3], keepdim=True))
         styles = styles / styles.abs().amax(dim=1, keepdim=True)
 
-    w = None
-    dcoefs = None
-    if demodulate or fused_modconv:
-        w = weight.unsqueeze(0) * styles.reshape(n, 1, in_ch, 1, 1)  # [N, O, I, kh, kw]
-    if demodulate:
-        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [N, O]
+    dcoefs = demodulation_coefficients(weight, styles) if demodulate else None
 
     if not fused_modconv:
         x = x * styles.to(x.dtype).reshape(n, in_ch, 1, 1)
@@ -55,6 +64,7 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
             x = x + noise.to(x.dtype)
         return x
 
+    w = weight.unsqueeze(0) * styles.reshape(n, 1, in_ch, 1, 1)  # [N, O, I, kh, kw]
     if demodulate:
         w = w * dcoefs.reshape(n, out_ch, 1, 1, 1)
     x = x.reshape(1, n * in_ch, *x.shape[2:])
