@@ -28,6 +28,7 @@ from cstylegan.cli import Command  # noqa: E402
 from cstylegan.config import TrainConfig  # noqa: E402
 from cstylegan.networks.discriminator import Discriminator  # noqa: E402
 from cstylegan.networks import GENERATORS  # noqa: E402
+from cstylegan.cpu_allocator import reuse_freed_memory  # noqa: E402
 from cstylegan.devices import peak_memory_gb, pick_device  # noqa: E402
 from cstylegan.training.loop import optimizer, set_requires_grad, step  # noqa: E402
 from cstylegan.training.loss import StyleGAN2Loss  # noqa: E402
@@ -85,6 +86,8 @@ def measure(resolution: int, cfg: str, batch: int, repeats: int, device_name: st
     """Seconds of each phase and the amortised img/s of one setup: ours, or with `official`
     (a directory) NVlabs' code on the same configuration."""
     device = pick_device(device_name)
+    if device.type == "cpu" and not official:
+        reuse_freed_memory()  # as train.py does
     config = TrainConfig(data="", cfg=cfg, batch=batch, cbase=cbase, cmax=cmax).resolve(resolution)
     G_kwargs, D_kwargs = config.network_kwargs(NUM_CLASSES)
     torch.manual_seed(0)

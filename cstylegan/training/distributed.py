@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from cstylegan.cpu_allocator import reuse_freed_memory
 from cstylegan.devices import pick_device
 
 # A process that reaches the next collective first waits here for the others, e.g. while rank 0
@@ -98,10 +99,12 @@ class Processes:
 def start_processes(device_name: str) -> tuple:
     """(Processes, device): joins the torchrun group when started by torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return Processes(), pick_device(device_name)
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     device = pick_device(device_name)
+    if device.type == "cpu":
+        reuse_freed_memory()
+    if world == 1:
+        return Processes(), device
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
