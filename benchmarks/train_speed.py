@@ -21,6 +21,8 @@ from pathlib import Path
 
 import click
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -81,6 +83,30 @@ def our_setup(config, G_kwargs: dict, D_kwargs: dict, device):
     return G, D, phases
 
 
+class FlopCount(TorchDispatchMode):
+    """FLOPs of every op run inside, by FlopCounterMode's own per-op formulas (matmuls and
+    convolutions, forward and backward). FlopCounterMode itself tracks modules with hooks
+    that autograd.grad(create_graph=True) refuses, which R1 and path length need."""
+
+    def __init__(self):
+        super().__init__()
+        self.total = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        formula = flop_registry.get(func._overloadpacket)
+        if formula is not None:
+            self.total += formula(*args, **kwargs, out_val=out)
+        return out
+
+
+def counted_flops(fn) -> int:
+    with FlopCount() as counter:
+        fn()
+    return counter.total
+
+
 def measure(resolution: int, cfg: str, batch: int, repeats: int, device_name: str, cbase=None, cmax=None,
             official=None) -> dict:
     """Seconds of each phase and the amortised img/s of one setup: ours, or with `official`
@@ -99,12 +125,14 @@ def measure(resolution: int, cfg: str, batch: int, repeats: int, device_name: st
     c = torch.eye(NUM_CLASSES, device=device)[torch.arange(batch) % NUM_CLASSES]
     z = torch.randn([batch, G.z_dim], device=device)
     seconds = {name: timed(lambda: run(real_img, c, z), repeats, device) for name, run in phases.items()}
-    per_batch = seconds["G_main"] + seconds["D_main"] + seconds["D_r1"] / config.D_reg_interval
-    if "G_pl" in seconds:
-        per_batch += seconds["G_pl"] / config.G_reg_interval
+    flops = {name: counted_flops(lambda: run(real_img, c, z)) for name, run in phases.items()}
     G.eval()
     with torch.no_grad():
         gen_seconds = timed(lambda: G(z, c, noise_mode="const"), repeats, device)
+        gen_flops = counted_flops(lambda: G(z, c, noise_mode="const"))
+    intervals = {"G_main": 1, "D_main": 1, "D_r1": config.D_reg_interval, "G_pl": config.G_reg_interval}
+    per_batch = sum(seconds[name] / intervals[name] for name in phases)
+    flops_per_batch = sum(flops[name] / intervals[name] for name in phases)
     return dict(
         code="official" if official else "ours",
         resolution=resolution,
@@ -118,6 +146,9 @@ def measure(resolution: int, cfg: str, batch: int, repeats: int, device_name: st
         train_img_per_s=batch / per_batch,
         sec_per_kimg=per_batch / batch * 1000,
         gen_img_per_s=batch / gen_seconds,
+        train_gflop_per_img=flops_per_batch / batch / 1e9,
+        gen_gflop_per_img=gen_flops / batch / 1e9,
+        train_tflop_per_s=flops_per_batch / per_batch / 1e12,
         peak_mem_gb=peak_memory_gb(device),
         phase_seconds=seconds,
     )
@@ -148,8 +179,10 @@ def measure_in_subprocess(resolution, cfg, batch, repeats, device, cbase, cmax, 
 @click.option("--vs-official", "official", type=click.Path(exists=True, file_okay=False),
               help="A local copy of NVlabs/stylegan3: measure its code on every configuration too, right "
                    "after ours, and print the ratios.")
+@click.option("--peak-tflops", type=float,
+              help="The device's peak TFLOP/s (e.g. 989 for an H100's dense bf16): adds a utilisation column.")
 @click.option("--one", is_flag=True, hidden=True, help="Measure one configuration and print JSON (internal).")
-def main(resolutions, cfgs, batch, repeats, device, cbase, cmax, official, one):
+def main(resolutions, cfgs, batch, repeats, device, cbase, cmax, official, peak_tflops, one):
     """Training and generation img/s and peak memory, each configuration in its own process."""
     if official:
         check_copy(official)
@@ -159,7 +192,8 @@ def main(resolutions, cfgs, batch, repeats, device, cbase, cmax, official, one):
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, CSTYLEGAN_OPS "
           f"{os.environ.get('CSTYLEGAN_OPS', 'fast')}" + (f", official code from {official}" if official else ""))
     print(f"{'code':>8} {'res':>4} {'cfg':>11} {'cbase':>6} {'cmax':>5} {'batch':>5} {'G params':>10} {'D params':>10} "
-          f"{'train img/s':>11} {'s/kimg':>8} {'gen img/s':>9} {'peak GB':>7}")
+          f"{'train img/s':>11} {'s/kimg':>8} {'gen img/s':>9} {'peak GB':>7} {'GFLOP/img':>9} {'TFLOP/s':>7}"
+          + (f" {'util':>6}" if peak_tflops else ""))
     for resolution in resolutions.split(","):
         for cfg in cfgs.split(","):
             ours = measure_in_subprocess(resolution, cfg, batch, repeats, device, cbase, cmax)
@@ -169,7 +203,9 @@ def main(resolutions, cfgs, batch, repeats, device, cbase, cmax, official, one):
             for r in rows:
                 print(f"{r['code']:>8} {r['resolution']:>4} {r['cfg']:>11} {r['cbase']:>6} {r['cmax']:>5} {r['batch']:>5} "
                       f"{r['G_params']:>10,} {r['D_params']:>10,} {r['train_img_per_s']:>11.2f} {r['sec_per_kimg']:>8.1f} "
-                      f"{r['gen_img_per_s']:>9.1f} {r['peak_mem_gb']:>7.2f}", flush=True)
+                      f"{r['gen_img_per_s']:>9.1f} {r['peak_mem_gb']:>7.2f} {r['train_gflop_per_img']:>9.1f} "
+                      f"{r['train_tflop_per_s']:>7.3f}"
+                      + (f" {r['train_tflop_per_s'] / peak_tflops:>6.1%}" if peak_tflops else ""), flush=True)
             if official:
                 theirs = rows[1]
                 print(f"{'ratio':>8} ours/official: train {ours['train_img_per_s'] / theirs['train_img_per_s']:.2f}x, "

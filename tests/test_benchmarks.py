@@ -1,8 +1,15 @@
 """benchmarks/train_speed.py runs as documented and prints one row per configuration."""
 
 import re
+import sys
 
-from tests.conftest import run_cli
+import pytest
+import torch
+
+from cstylegan.config import TrainConfig
+from cstylegan.networks import GENERATORS
+from cstylegan.networks.discriminator import Discriminator
+from tests.conftest import REPO, run_cli
 
 
 def test_train_speed_prints_a_row_of_figures():
@@ -19,3 +26,18 @@ def test_vs_official_without_their_code_is_one_line(tmp_path):
     assert result.returncode != 0
     assert re.search(r"is not a copy of NVlabs/stylegan3 .*clone it there", result.stderr)
     assert "Traceback" not in result.stderr
+
+
+def test_flop_count_matches_the_official_networks_figures():
+    """The issue's counts on NVlabs' StyleGAN2 at 256 px (channel base 16384, 6 classes):
+    G forward 30.1 GFLOP per image, D forward 31.3 (our D filters its downsampling
+    separably, which saves about 0.2)."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from train_speed import counted_flops
+
+    G_kwargs, D_kwargs = TrainConfig(data="", cfg="paper256", batch=32).resolve(256).network_kwargs(6)
+    G, D = GENERATORS["stylegan2"](**G_kwargs).eval(), Discriminator(**D_kwargs).eval()
+    z, c = torch.randn(1, G.z_dim), torch.eye(6)[:1]
+    with torch.no_grad():
+        assert counted_flops(lambda: G(z, c, noise_mode="const")) / 1e9 == pytest.approx(30.1, rel=0.005)
+        assert counted_flops(lambda: D(torch.zeros(1, 3, 256, 256), c)) / 1e9 == pytest.approx(31.3, rel=0.01)
