@@ -47,6 +47,8 @@ from cstylegan.training.augment import AUGPIPE_PRESETS
 @click.option("--augpipe", type=click.Choice(list(AUGPIPE_PRESETS)), help="Augmentations used.  [default: bgc]")
 @click.option("--ada-kimg", "ada_kimg", type=float, help="kimg for p to go from 0 to 1.  "
               "[default: 500, 100 when resuming]")
+@click.option("--fp32", is_flag=True, default=None, help="No mixed precision: by default on CUDA the 4 highest "
+              "resolutions run in float16 (clamped, as NVlabs do) and matmuls/convolutions may use TF32.")
 @click.option("--metrics", type=str, help="Comma list computed at every snapshot: fid, kid, fid_per_class, pr, "
               "class_acc (see python -m cstylegan.metrics --help).  [default: none]")
 @click.option("--metrics-num-gen", "metrics_num_gen", type=int, help="Generated images per metric (and per class).  "

@@ -30,6 +30,7 @@ CFG_NAMES = ["auto", *PRESETS, "small", "stylegan3-t", "stylegan3-r"]
 # --resume values that continue this outdir's newest snapshot rather than start from another network.
 CONTINUE_RESUME = ("auto", "latest")
 AUG_MODES = ["ada", "noaug", "fixed"]
+MIXED_PRECISION_RESOLUTIONS = 4  # NVlabs: the 4 highest resolutions in float16 unless --fp32
 
 
 def _auto_preset(resolution: int, batch: Optional[int]) -> dict:
@@ -103,7 +104,8 @@ class TrainConfig:
     z_dim: int = 512
     w_dim: int = 512
     conv_clamp: Optional[int] = 256
-    num_fp16_res: int = 0
+    num_fp16_res: Optional[int] = None  # None: 4 (NVlabs' mixed precision on CUDA), 0 with fp32
+    fp32: bool = False  # no float16 layers and no TF32 matmuls on CUDA
     arch: Optional[str] = None  # stylegan2, stylegan3-t or stylegan3-r; from --cfg
     style_mixing_prob: Optional[float] = None
     pl_weight: Optional[float] = None
@@ -161,6 +163,7 @@ class TrainConfig:
             G_reg_interval=preset["G_reg"],
             blur_init_sigma=0 if transfer else preset["blur_sigma"],
             blur_fade_kimg=preset["blur_fade"],
+            num_fp16_res=0 if self.fp32 else MIXED_PRECISION_RESOLUTIONS,
         )
         for name, value in defaults.items():
             if getattr(resolved, name) is None:

@@ -58,3 +58,11 @@ def test_yaml_round_trip(tmp_path):
     config.class_names = ["a_male", "a_female"]
     save_yaml(config, tmp_path / "config.yaml")
     assert load_yaml(tmp_path / "config.yaml") == config
+
+
+def test_mixed_precision_is_the_default_and_fp32_turns_it_off():
+    mixed = TrainConfig(data="x", cfg="small").resolve(64)
+    assert mixed.num_fp16_res == 4 and mixed.network_kwargs(2)[0]["num_fp16_res"] == 4
+    assert mixed.network_kwargs(2)[1]["num_fp16_res"] == 4
+    plain = TrainConfig(data="x", cfg="small", fp32=True).resolve(64)
+    assert plain.num_fp16_res == 0 and plain.network_kwargs(2)[0]["num_fp16_res"] == 0

@@ -14,6 +14,7 @@ from torch import nn
 from ..torch_utils.upfirdn2d import downsample2d, setup_filter
 from .layers import Conv2dLayer, FullyConnectedLayer
 from .mapping import MappingNetwork
+from .precision import layer_dtype
 
 
 class DiscriminatorBlock(nn.Module):
@@ -60,8 +61,7 @@ class DiscriminatorBlock(nn.Module):
                 layer.requires_grad_(False)
 
     def forward(self, x: Optional[torch.Tensor], img: Optional[torch.Tensor]):
-        dtype = torch.float16 if self.use_fp16 and (x if x is not None else img).device.type == "cuda" \
-            else torch.float32
+        dtype = layer_dtype(self.use_fp16, (x if x is not None else img).device)
         if x is not None:
             x = x.to(dtype)
         if self.in_channels == 0 or self.architecture == "skip":

@@ -15,6 +15,7 @@ from ..torch_utils.modulated_conv import modulated_conv2d
 from ..torch_utils.upfirdn2d import setup_filter, upsample2d
 from .layers import Conv2dLayer, FullyConnectedLayer
 from .mapping import MappingNetwork
+from .precision import layer_dtype
 
 
 def choose_fused_modconv(setting, training: bool, device: torch.device) -> bool:
@@ -154,8 +155,7 @@ class SynthesisBlock(nn.Module):
         """ws [N, num_conv + num_torgb, w_dim]; returns the features and the image so far."""
         if fused_modconv is None:
             fused_modconv = choose_fused_modconv(self.fused_modconv_default, self.training, ws.device)
-        # float16 only where it pays off: on CUDA, in the blocks marked for it.
-        dtype = torch.float16 if self.use_fp16 and ws.device.type == "cuda" else torch.float32
+        dtype = layer_dtype(self.use_fp16, ws.device)
         w_iter = iter(ws.unbind(dim=1))
         layer_kwargs = dict(noise_mode=noise_mode, fused_modconv=fused_modconv)
 

@@ -26,6 +26,7 @@ from torch import nn
 from ..torch_utils.filtered_lrelu import filtered_lrelu
 from .layers import FullyConnectedLayer
 from .mapping import MappingNetwork
+from .precision import layer_dtype
 
 
 def modulated_conv2d_sg3(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor,
@@ -245,8 +246,7 @@ class SynthesisLayer(nn.Module):
             # No demodulation here, so the equalised-lr gain goes into the styles.
             styles = styles / math.sqrt(self.in_channels * self.conv_kernel ** 2)
 
-        # float16 only where it pays off: on CUDA, in the layers marked for it.
-        dtype = torch.float16 if self.use_fp16 and x.device.type == "cuda" else torch.float32
+        dtype = layer_dtype(self.use_fp16, x.device)
         x = modulated_conv2d_sg3(x.to(dtype), self.weight, styles, demodulate=not self.is_torgb,
                                  padding=self.conv_kernel - 1, input_gain=input_gain)
         # ToRGB: slope 1 and gain 1 make the "leaky ReLU" the identity.

@@ -186,9 +186,11 @@ def build_networks(config: TrainConfig, c_dim: int, resume, say) -> tuple:
                 f"{config.resume} makes {resume['G_kwargs']['img_resolution']} px images but the data is "
                 f"{config.resolution} px; make the data set at {resume['G_kwargs']['img_resolution']} px"
             )
-        G_kwargs = {**resume["G_kwargs"], "c_dim": c_dim}
+        # Precision is a choice of this run (--fp32), not of the weights.
+        G_kwargs = {**resume["G_kwargs"], "c_dim": c_dim, "num_fp16_res": config.num_fp16_res}
         if "D" in resume:
-            D_kwargs = {**resume["D_kwargs"], "c_dim": c_dim, "block_kwargs": D_kwargs["block_kwargs"],
+            D_kwargs = {**resume["D_kwargs"], "c_dim": c_dim, "num_fp16_res": config.num_fp16_res,
+                        "block_kwargs": D_kwargs["block_kwargs"],
                         "epilogue_kwargs": {**resume["D_kwargs"].get("epilogue_kwargs", {}), **D_kwargs["epilogue_kwargs"]}}
     G = GENERATORS[config.generator_family](**G_kwargs)
     D = Discriminator(**D_kwargs)
@@ -223,6 +225,7 @@ def _train(config: TrainConfig, log, processes: Processes, device) -> Path:
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = not config.fp32
 
     dataset = ImageDataset(config.data, use_labels=config.cond, xflip=config.mirror)
     continuing = config.resume in CONTINUE_RESUME
