@@ -14,7 +14,10 @@ from cstylegan.classes import UnknownClassError, resolve_classes
 from cstylegan.devices import pick_device
 from cstylegan.image_grid import save_grid, to_uint8
 from cstylegan.networks.stylegan3 import set_input_transform
+from cstylegan.projected_w import class_restyle_ws, load_projected_w
 from cstylegan.seeds import parse_seeds, seed_z
+from cstylegan.style_mix import parse_styles, style_mix_grid
+from cstylegan.video import FORMATS, check_format, loop_ws, write_video
 
 DEFAULT_RUNS = "training-runs"
 
@@ -41,31 +44,70 @@ DEFAULT_RUNS = "training-runs"
 @click.option("--swap-grid", is_flag=True,
               help="Write OUTDIR/swap_grid_seed<S>.png per seed: rows --class (content), columns --style-class "
                    "(style), all classes by default.")
+@click.option("--style-mix", is_flag=True,
+              help="Write OUTDIR/stylemix_<class>.png: a grid with --col-seeds across the top, --row-seeds down "
+                   "the left, and inside, each row seed's ws with the --styles ws taken from the column seed.")
+@click.option("--row-seeds", help="Style mix: the seeds down the left, whose ws are kept (content), e.g. 0-3.")
+@click.option("--col-seeds", help="Style mix: the seeds across the top, who give the --styles ws, e.g. 4-7.")
+@click.option("--styles", default="coarse", show_default=True,
+              help="Style mix: the ws taken from the column seed: coarse (those acting at 4-8 px: pose, shape), "
+                   "middle (16-32 px: features), fine (64 px and up: colour, texture), or a w range like 0-6. "
+                   "StyleGAN2's ws 2k and 2k+1 act at 4*2^k px.")
+@click.option("--video", is_flag=True,
+              help="Write OUTDIR/video.<format>: a loop that interpolates w through --seeds in order (one class), "
+                   "or through the --class list (one seed), and back to the first.")
+@click.option("--frames", type=click.IntRange(min=1), default=30, show_default=True,
+              help="Video: frames per transition.")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=30, show_default=True,
+              help="Video: frames per second.")
+@click.option("--video-format", type=click.Choice(FORMATS), default="mp4", show_default=True,
+              help="Video: mp4 (H.264 through the imageio-ffmpeg package), or an animated gif or webp (Pillow).")
+@click.option("--projected-w", type=click.Path(dir_okay=False),
+              help="Render the ws of an NVlabs projected_w.npz (w: [N, num_ws, w_dim]) as OUTDIR/proj00.png ... "
+                   "instead of seeds. With --class B --swap-layer K (conditional networks): OUTDIR/B/proj00.png keeps "
+                   "the first K projected ws and takes the rest from class B's average w.")
 @click.option("--outdir", type=click.Path(file_okay=False), default="out", show_default=True)
 @click.option("--grid", is_flag=True, help="Also write one grid image per class.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1 or auto.")
 def main(network_path, class_spec, seeds, truncation_psi, trunc_center, noise_mode, translate, rotate, style_spec,
-         swap_layer, swap_grid, outdir, grid, device):
+         swap_layer, swap_grid, style_mix, row_seeds, col_seeds, styles, video, frames, fps, video_format, projected_w,
+         outdir, grid, device):
     """Write OUTDIR/<class>/seed0000.png for every class and seed asked for.
 
     Seed s gives z = np.random.RandomState(s).randn(z_dim), as NVlabs' generate.py, so the
     same network, seed and class give the same picture as their tool (with --trunc 1).
     With --style-class B --swap-layer K, OUTDIR/<A>__style_<B>/seed0000.png takes its first
     K ws from class A and the rest from class B (same z): A's shapes in B's colours.
+    --style-mix, --video and --projected-w write a style-mixing grid, an interpolation
+    video or a projection instead (see each option).
     """
     try:
-        check_swap_flags(style_spec, swap_layer, swap_grid)
+        check_modes(style_mix, video, projected_w, style_spec, swap_grid, row_seeds, col_seeds)
+        check_swap_flags(style_spec, swap_layer, swap_grid, projected_w)
         seed_list = parse_seeds(seeds)
+        if video:
+            check_format(video_format)
         if network_path is None:
             network_path = newest_snapshot(DEFAULT_RUNS)
         device = pick_device(device)
         G, info = load_generator(network_path, device)
         class_names = info.get("class_names") or [f"class{i}" for i in range(G.c_dim)]
-        if swap_layer is None:
+        if projected_w is not None:
+            projected = load_projected_w(projected_w, G.num_ws, G.w_dim).to(device)
+            classes = pick_projected_classes(G, class_names, class_spec, swap_layer)
+        elif style_mix:
+            layers = parse_styles(styles, G)
+            rows, cols = parse_seeds(row_seeds), parse_seeds(col_seeds)
+            classes = pick_classes(class_spec, class_names, G.c_dim)
+        elif video:
+            classes = pick_classes(class_spec, class_names, G.c_dim)
+            check_video_keys(seed_list, classes)
+        elif swap_layer is None:
             pairs = [(k, None) for k in pick_classes(class_spec, class_names, G.c_dim)]
         else:
-            contents, styles = pick_swap_classes(G, class_names, class_spec, style_spec, swap_layer, swap_grid)
-            pairs = [(a, b) for a in contents for b in styles]
+            contents, style_classes = pick_swap_classes(G, class_names, class_spec, style_spec, swap_layer,
+                                                        swap_grid)
+            pairs = [(a, b) for a in contents for b in style_classes]
         shift = parse_translate(translate)
         if shift != (0.0, 0.0) or rotate != 0:
             if not hasattr(G.synthesis, "input"):
@@ -77,28 +119,60 @@ def main(network_path, class_spec, seeds, truncation_psi, trunc_center, noise_mo
     click.echo(f"Network: {network_path}")
 
     outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
     center = trunc_center if G.c_dim else "global"
+
+    def ws_of(some_seeds, class_index):
+        """ws [len(some_seeds), num_ws, w_dim] of these seeds in one class, truncated as asked."""
+        z = torch.from_numpy(np.stack([seed_z(s, G.z_dim) for s in some_seeds])).float().to(device)
+        c = one_hot(class_index, G.c_dim, device).expand(len(some_seeds), -1)
+        return G.mapping(z, c, truncation_psi=truncation_psi, truncation_center=center)
+
+    def synthesize(ws):
+        return to_uint8(G.synthesis(ws, noise_mode=noise_mode))
 
     def draw(seed, content, style):
         """One image, uint8 [1, H, W, C]: the plain class, or a class swap when style is given."""
+        if style is None:
+            return synthesize(ws_of([seed], content))
         z = torch.from_numpy(seed_z(seed, G.z_dim)).float().unsqueeze(0).to(device)
-        c = one_hot(content, G.c_dim, device)
-        with torch.no_grad():
-            if style is None:
-                img = G(z, c, truncation_psi=truncation_psi, truncation_center=center, noise_mode=noise_mode)
-            else:
-                ws = class_swap_ws(G, z, c, one_hot(style, G.c_dim, device), swap_layer,
-                                   truncation_psi=truncation_psi, truncation_center=center)
-                img = G.synthesis(ws, noise_mode=noise_mode)
-        return to_uint8(img)
+        ws = class_swap_ws(G, z, one_hot(content, G.c_dim, device), one_hot(style, G.c_dim, device), swap_layer,
+                           truncation_psi=truncation_psi, truncation_center=center)
+        return synthesize(ws)
 
+    torch.set_grad_enabled(False)
+    if projected_w is not None:
+        for k in classes:
+            folder = outdir if k is None else outdir / class_names[k]
+            folder.mkdir(exist_ok=True)
+            ws = projected if k is None else class_restyle_ws(G, projected, k, swap_layer)
+            for i, image in enumerate(synthesize(ws)):
+                save_grid(image[np.newaxis], folder / f"proj{i:02d}.png", columns=1)
+            click.echo(f"Wrote {len(ws)} images to {folder}/")
+        return
+    if style_mix:
+        for k in classes:
+            path = outdir / (f"stylemix_{class_names[k]}.png" if k is not None else "stylemix.png")
+            save_grid(style_mix_grid(synthesize, ws_of(rows, k), ws_of(cols, k), layers)[np.newaxis], path, columns=1)
+            click.echo(f"Wrote {path} (rows: seeds {row_seeds}, columns: seeds {col_seeds}, "
+                       f"ws {layers.start}-{layers.stop - 1} from the column)")
+        return
+    if video:
+        if len(seed_list) > 1:
+            keys = ws_of(seed_list, classes[0])
+        else:
+            keys = torch.cat([ws_of(seed_list, k) for k in classes])
+        path = outdir / f"video.{video_format}"
+        size = (G.img_resolution, G.img_resolution)
+        count = write_video((synthesize(ws)[0] for ws in loop_ws(keys, frames)), path, fps, video_format, size)
+        click.echo(f"Wrote {path} ({count} frames, {fps:g} fps)")
+        return
     if swap_grid:
-        outdir.mkdir(parents=True, exist_ok=True)
         for seed in seed_list:
-            images = np.concatenate([draw(seed, a, b) for a in contents for b in styles])
+            images = np.concatenate([draw(seed, a, b) for a in contents for b in style_classes])
             path = outdir / f"swap_grid_seed{seed}.png"
-            save_grid(images, path, columns=len(styles), row_labels=[class_names[a] for a in contents],
-                      column_labels=[class_names[b] for b in styles])
+            save_grid(images, path, columns=len(style_classes), row_labels=[class_names[a] for a in contents],
+                      column_labels=[class_names[b] for b in style_classes])
             click.echo(f"Wrote {path} (rows: content class, columns: style class, swap layer {swap_layer})")
         return
     for content, style in pairs:
@@ -123,7 +197,20 @@ def one_hot(class_index, c_dim: int, device) -> torch.Tensor:
     return c
 
 
-def check_swap_flags(style_spec, swap_layer, swap_grid) -> None:
+def check_modes(style_mix, video, projected_w, style_spec, swap_grid, row_seeds, col_seeds) -> None:
+    """One kind of output per run; the style-mix seeds only with --style-mix, and both of them."""
+    given = [name for name, on in (("--style-mix", style_mix), ("--video", video),
+                                   ("--projected-w", projected_w is not None),
+                                   ("--style-class/--swap-grid", style_spec is not None or swap_grid)) if on]
+    if len(given) > 1:
+        raise ValueError(f"{' and '.join(given)} write different things; choose one per run")
+    if not style_mix and (row_seeds or col_seeds):
+        raise ValueError("--row-seeds and --col-seeds are for the style-mixing grid; add --style-mix")
+    if style_mix and not (row_seeds and col_seeds):
+        raise ValueError("--style-mix needs --row-seeds (content, e.g. 0-3) and --col-seeds (style, e.g. 4-7)")
+
+
+def check_swap_flags(style_spec, swap_layer, swap_grid, projected_w) -> None:
     """A class swap needs the layer and something to swap to; refuse half-given swaps."""
     if style_spec is not None and swap_layer is None:
         raise ValueError("--style-class needs --swap-layer K: the first K ws come from --class, the rest from "
@@ -131,8 +218,32 @@ def check_swap_flags(style_spec, swap_layer, swap_grid) -> None:
     if swap_grid and swap_layer is None:
         raise ValueError("--swap-grid needs --swap-layer K: the first K ws come from the row's class, the rest "
                          "from the column's")
-    if swap_layer is not None and style_spec is None and not swap_grid:
+    if swap_layer is not None and style_spec is None and not swap_grid and projected_w is None:
         raise ValueError("--swap-layer needs --style-class B (or --swap-grid): which class to take the later ws from")
+
+
+def check_video_keys(seed_list, classes) -> None:
+    """A video runs through several seeds of one class or several classes of one seed."""
+    if len(seed_list) > 1 and len(classes) > 1:
+        raise ValueError("--video interpolates between --seeds (one --class) or between classes (one seed); "
+                         f"got {len(seed_list)} seeds and {len(classes)} classes")
+    if len(seed_list) == 1 and len(classes) == 1:
+        raise ValueError("--video needs at least two --seeds (e.g. 0,5,9) or two classes (--class a,b with one seed)")
+
+
+def pick_projected_classes(G, class_names, class_spec, swap_layer) -> list:
+    """[None] to render the projection as it is, else the classes to restyle it as."""
+    if class_spec is None:
+        if swap_layer is not None:
+            raise ValueError("--projected-w with --swap-layer needs --class B: whose average w gives the later ws")
+        return [None]
+    if G.c_dim == 0:
+        raise ValueError("--class given, but this network is unconditional; drop --class to render the projection")
+    if swap_layer is None or not 1 <= swap_layer <= G.num_ws - 1:
+        given = "none given" if swap_layer is None else f"got {swap_layer}"
+        raise ValueError(f"--projected-w with --class needs --swap-layer K in 1..{G.num_ws - 1}: the first K ws "
+                         f"stay the projection's, the rest are the class's average w; {given}")
+    return resolve_classes(class_spec, class_names)
 
 
 def pick_swap_classes(G, class_names, class_spec, style_spec, swap_layer: int, swap_grid: bool) -> tuple:

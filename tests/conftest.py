@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cstylegan.checkpoint import load_generator
 from cstylegan.config import TrainConfig
 from cstylegan.dataset_writer import write_dataset_zip
 from cstylegan.training.loop import train
@@ -55,3 +56,15 @@ def trained_run(colour_zip, tmp_path_factory) -> Path:
         device="cpu",
     )
     return train(config, log=lambda line: None)
+
+
+@pytest.fixture(scope="session")
+def snapshot_path(trained_run) -> Path:
+    """The trained run's last snapshot."""
+    return sorted(trained_run.glob("network-snapshot-*.pt"))[-1]
+
+
+@pytest.fixture(scope="session")
+def G(snapshot_path):
+    """The trained run's G_ema, on the CPU."""
+    return load_generator(snapshot_path)[0]

@@ -130,11 +130,6 @@ def test_refusals_are_one_line(files, tmp_path, lower, higher, split, message):
     assert not (tmp_path / "x.pt").exists()
 
 
-@pytest.fixture(scope="module")
-def snapshot_path(trained_run):
-    return sorted(trained_run.glob("network-snapshot-*.pt"))[-1]
-
-
 def test_cli_writes_a_snapshot_and_preview_that_generate_reads(snapshot_path, tmp_path):
     # The higher network: the trained one with its 16 px block changed, as if fine-tuned.
     higher = load_snapshot(snapshot_path)

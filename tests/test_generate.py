@@ -14,11 +14,6 @@ from cstylegan.networks.stylegan2 import Generator
 from tests.conftest import COLOURS, run_cli
 
 
-@pytest.fixture(scope="module")
-def snapshot_path(trained_run):
-    return sorted(trained_run.glob("network-snapshot-*.pt"))[-1]
-
-
 def test_writes_one_png_per_class_and_seed_matching_the_official_recipe(snapshot_path, tmp_path):
     result = run_cli("generate.py", "--network", str(snapshot_path), "--class", "red_male,3", "--seeds", "0-2,7",
                      "--outdir", str(tmp_path), "--grid", "--device", "cpu")
