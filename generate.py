@@ -122,15 +122,18 @@ def main(network_path, class_spec, seeds, truncation_psi, trunc_center, noise_mo
     outdir.mkdir(parents=True, exist_ok=True)
     center = trunc_center if G.c_dim else "global"
 
+    @torch.no_grad()
     def ws_of(some_seeds, class_index):
         """ws [len(some_seeds), num_ws, w_dim] of these seeds in one class, truncated as asked."""
         z = torch.from_numpy(np.stack([seed_z(s, G.z_dim) for s in some_seeds])).float().to(device)
         c = one_hot(class_index, G.c_dim, device).expand(len(some_seeds), -1)
         return G.mapping(z, c, truncation_psi=truncation_psi, truncation_center=center)
 
+    @torch.no_grad()
     def synthesize(ws):
         return to_uint8(G.synthesis(ws, noise_mode=noise_mode))
 
+    @torch.no_grad()
     def draw(seed, content, style):
         """One image, uint8 [1, H, W, C]: the plain class, or a class swap when style is given."""
         if style is None:
@@ -140,7 +143,6 @@ def main(network_path, class_spec, seeds, truncation_psi, trunc_center, noise_mo
                            truncation_psi=truncation_psi, truncation_center=center)
         return synthesize(ws)
 
-    torch.set_grad_enabled(False)
     if projected_w is not None:
         for k in classes:
             folder = outdir if k is None else outdir / class_names[k]

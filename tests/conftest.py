@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from cstylegan.checkpoint import load_generator
 from cstylegan.config import TrainConfig
@@ -68,3 +69,10 @@ def snapshot_path(trained_run) -> Path:
 def G(snapshot_path):
     """The trained run's G_ema, on the CPU."""
     return load_generator(snapshot_path)[0]
+
+
+@pytest.fixture(autouse=True)
+def grad_mode_is_left_on():
+    """A test (or the code it calls in-process) must not switch autograd off for the tests after it."""
+    yield
+    assert torch.is_grad_enabled(), "autograd was left disabled (torch.set_grad_enabled(False) outside a with block?)"
