@@ -7,7 +7,7 @@ import torch
 
 from cstylegan.checkpoint import CheckpointError
 from cstylegan.cli import Command
-from cstylegan.config import AUG_MODES, CFG_NAMES, ConfigError, TrainConfig, load_yaml
+from cstylegan.config import AUG_MODES, CFG_NAMES, D_BACKBONES, ConfigError, TrainConfig, load_yaml
 from cstylegan.data import DatasetError
 from cstylegan.metrics.errors import MetricError
 from cstylegan.training.augment import AUGPIPE_PRESETS
@@ -40,6 +40,11 @@ from cstylegan.training.augment import AUGPIPE_PRESETS
               "readable snapshot under --outdir, or start afresh if there is none.")
 @click.option("--nkimg", type=float, help="kimg count to start at.  [default: the resume file's, else 0]")
 @click.option("--freezed", type=int, help="Freeze-D: freeze the first N discriminator layers.  [default: 0]")
+@click.option("--dbackbone", type=click.Choice(D_BACKBONES), help="Discriminator: resnet (StyleGAN2's) or vit (a "
+              "small vision transformer with the same minibatch-std and class projection, trained from scratch).  "
+              "[default: resnet]")
+@click.option("--dbackbone-weights", "dbackbone_weights", type=str, help="With --dbackbone vit: start its backbone "
+              "from a timm/DeiT ViT state dict (.pt, .pth or .safetensors) of the same width.")
 @click.option("--aug", type=click.Choice(AUG_MODES), help="Augmentation: ada = adaptive p, fixed = --p, noaug.  "
               "[default: ada]")
 @click.option("--p", type=float, help="Augmentation probability for --aug fixed.  [default: 0.2]")

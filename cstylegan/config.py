@@ -30,6 +30,7 @@ CFG_NAMES = ["auto", *PRESETS, "small", "stylegan3-t", "stylegan3-r"]
 # --resume values that continue this outdir's newest snapshot rather than start from another network.
 CONTINUE_RESUME = ("auto", "latest")
 AUG_MODES = ["ada", "noaug", "fixed"]
+D_BACKBONES = ["resnet", "vit"]
 MIXED_PRECISION_RESOLUTIONS = 4  # NVlabs: the 4 highest resolutions in float16 unless --fp32
 
 
@@ -123,6 +124,8 @@ class TrainConfig:
     resume: Optional[str] = None
     nkimg: Optional[float] = None
     freezed: int = 0
+    dbackbone: str = "resnet"  # the discriminator: resnet (StyleGAN2's) or vit
+    dbackbone_weights: Optional[str] = None  # a timm/DeiT ViT state dict to start the vit from
     aug: str = "ada"
     p: float = 0.2
     target: float = 0.6
@@ -200,6 +203,13 @@ class TrainConfig:
             raise ConfigError(f"--p {self.p} is not a probability; give a number in [0, 1]")
         if self.freezed < 0:
             raise ConfigError("--freezed must be 0 or more (the number of D layers to freeze)")
+        if self.dbackbone not in D_BACKBONES:
+            raise ConfigError(f"unknown --dbackbone {self.dbackbone!r}; choose one of {', '.join(D_BACKBONES)}")
+        if self.dbackbone_weights is not None:
+            if self.dbackbone != "vit":
+                raise ConfigError("--dbackbone-weights loads a ViT backbone; add --dbackbone vit")
+            if not Path(self.dbackbone_weights).is_file():
+                raise ConfigError(f"--dbackbone-weights {self.dbackbone_weights}: no such file")
         if self.kimg <= 0:
             raise ConfigError("--kimg must be positive")
         if self.resolution is not None and (self.resolution < 4 or self.resolution & (self.resolution - 1)):

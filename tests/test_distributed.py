@@ -119,8 +119,6 @@ def colour_of_class_and_latent(z, c):
 
 
 def metrics_with(processes: Processes, data, cache_dir, counted: list) -> dict:
-    compute_module.load_inception = lambda path, device: PooledColours()
-
     def generate(z, c):
         counted.append(len(z))
         return colour_of_class_and_latent(z, c)
@@ -132,12 +130,14 @@ def metrics_with(processes: Processes, data, cache_dir, counted: list) -> dict:
 
 def metrics_on_two_processes(rank: int, init_file: str, data, cache_dir, results) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    compute_module.load_inception = lambda path, device: PooledColours()  # this spawned process only
     counted = []
     results[rank] = (metrics_with(Processes(rank, 2), data, cache_dir, counted), sum(counted))
     dist.destroy_process_group()
 
 
-def test_metrics_are_shared_out_over_processes_and_agree_with_one(colour_zip, tmp_path):
+def test_metrics_are_shared_out_over_processes_and_agree_with_one(colour_zip, tmp_path, monkeypatch):
+    monkeypatch.setattr(compute_module, "load_inception", lambda path, device: PooledColours())
     one_counted = []
     one = metrics_with(Processes(), colour_zip, tmp_path / "one", one_counted)
     results = torch.multiprocessing.Manager().dict()

@@ -24,6 +24,7 @@ from cstylegan.metrics.compute import PER_CLASS_METRICS, compute_metrics, parse_
 from cstylegan.metrics.errors import MetricError
 from cstylegan.metrics.report import plot_fid, write_metric_jsonl
 from cstylegan.networks.discriminator import Discriminator
+from cstylegan.networks.vit_discriminator import VitDiscriminator, load_backbone_weights
 from cstylegan.networks import GENERATORS
 from cstylegan.training.ada import AdaptiveP
 from cstylegan.training.augment import augment_pipe
@@ -192,8 +193,14 @@ def build_networks(config: TrainConfig, c_dim: int, resume, say) -> tuple:
             D_kwargs = {**resume["D_kwargs"], "c_dim": c_dim, "num_fp16_res": config.num_fp16_res,
                         "block_kwargs": D_kwargs["block_kwargs"],
                         "epilogue_kwargs": {**resume["D_kwargs"].get("epilogue_kwargs", {}), **D_kwargs["epilogue_kwargs"]}}
+    if resume is not None and "D" in resume and resume.get("D_backbone", "resnet") != config.dbackbone:
+        raise checkpoint.CheckpointError(f"{config.resume} has a {resume.get('D_backbone', 'resnet')} discriminator but "
+                                         f"this run asks for --dbackbone {config.dbackbone}; pass --dbackbone "
+                                         f"{resume.get('D_backbone', 'resnet')}")
     G = GENERATORS[config.generator_family](**G_kwargs)
-    D = Discriminator(**D_kwargs)
+    D = (VitDiscriminator if config.dbackbone == "vit" else Discriminator)(**D_kwargs)
+    if config.dbackbone_weights and resume is None:
+        say(f"ViT backbone from {config.dbackbone_weights}: {len(load_backbone_weights(D, config.dbackbone_weights))} tensors")
     G_ema = copy.deepcopy(G)
     if resume is not None:
         source_classes = resume.get("class_names") or []
@@ -366,6 +373,7 @@ def _train(config: TrainConfig, log, processes: Processes, device) -> Path:
                 G_opt=G_opt.state_dict(),
                 D_opt=D_opt.state_dict(),
                 G_family=config.generator_family,
+                D_backbone=config.dbackbone,
                 G_kwargs=G_kwargs,
                 D_kwargs=D_kwargs,
                 config=config.to_dict(),
