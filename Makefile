@@ -1,13 +1,13 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   install, build the emoji data set, train a small model on the CPU, draw every class
-#   make test   install and run the test suite
+#   make test   install (and Chromium, for the browser test) and run the test suite
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DEMO_KIMG ?= 10
 DEMO_RES ?= 32
 
-.PHONY: install demo test bench clean-demo
+.PHONY: install browser demo test bench clean-demo
 
 $(VENV)/installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,12 +17,22 @@ $(VENV)/installed: requirements.txt
 
 install: $(VENV)/installed
 
+# Chromium and its driver for tests/test_app.py, from apt when we can (Debian, as root); else the test skips.
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		echo "Installing chromium and chromium-driver for the browser test (apt-get)"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		{ apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; } \
+			|| echo "Could not install chromium; the browser test will be skipped"; \
+	else echo "No chromium: the browser test will be skipped (install: apt-get install chromium chromium-driver)"; fi
+
 demo: install
 	$(PY) datasets/emoji.py --out all_styles.zip --resolution $(DEMO_RES) --preview all_styles_sheet.png --force
 	$(PY) train.py --cond --data all_styles.zip --cfg small --kimg $(DEMO_KIMG) --tick 1 --snap 5 --outdir training-runs
 	$(PY) generate.py --class all --seeds 0-15 --trunc 0.7 --grid --outdir out/demo
 
-test: install
+test: install browser
 	$(PY) -m pytest -q
 
 bench: install

@@ -10,7 +10,7 @@ import torch
 from cstylegan.blend import class_swap_ws
 from cstylegan.checkpoint import CheckpointError, load_generator, newest_snapshot
 from cstylegan.cli import Command
-from cstylegan.classes import UnknownClassError, resolve_classes
+from cstylegan.classes import UnknownClassError, one_hot, resolve_classes
 from cstylegan.devices import pick_device
 from cstylegan.image_grid import save_grid, to_uint8
 from cstylegan.networks.stylegan3 import set_input_transform
@@ -189,14 +189,6 @@ def main(network_path, class_spec, seeds, truncation_psi, trunc_center, noise_mo
         if grid:
             save_grid(np.stack(images), folder / "grid.png", columns=int(np.ceil(np.sqrt(len(images)))))
         click.echo(f"Wrote {len(seed_list)} images to {folder}/")
-
-
-def one_hot(class_index, c_dim: int, device) -> torch.Tensor:
-    """[1, c_dim]: all zeros for an unconditional network (class_index None)."""
-    c = torch.zeros([1, c_dim], device=device)
-    if class_index is not None:
-        c[:, class_index] = 1
-    return c
 
 
 def check_modes(style_mix, video, projected_w, style_spec, swap_grid, row_seeds, col_seeds) -> None:

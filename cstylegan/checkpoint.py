@@ -23,6 +23,8 @@ from pathlib import Path
 import torch
 
 from cstylegan.networks import GENERATORS
+from cstylegan.networks.discriminator import Discriminator
+from cstylegan.networks.vit_discriminator import VitDiscriminator
 
 FORMAT = "cstylegan-snapshot-1"
 SNAPSHOT_PATTERN = re.compile(r"network-snapshot-(\d+)\.pt$")
@@ -79,6 +81,15 @@ def generator_from(snapshot: dict, device="cpu"):
     G = GENERATORS[snapshot.get("G_family", "stylegan2")](**snapshot["G_kwargs"])
     G.load_state_dict(snapshot["G_ema"])
     return G.to(device).eval().requires_grad_(False)
+
+
+def discriminator_from(snapshot: dict, device="cpu"):
+    """A loaded snapshot's D (residual or ViT, as trained), frozen; None for a file without D."""
+    if "D" not in snapshot:
+        return None
+    D = (VitDiscriminator if snapshot.get("D_backbone", "resnet") == "vit" else Discriminator)(**snapshot["D_kwargs"])
+    D.load_state_dict(snapshot["D"])
+    return D.to(device).eval().requires_grad_(False)
 
 
 def load_generator(path, device="cpu") -> tuple:

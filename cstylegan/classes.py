@@ -1,4 +1,6 @@
-"""Turning what a user types for a class (`ghibli_male`, `3`, `a,b`, `all`) into indices."""
+"""Turning what a user types for a class (`ghibli_male`, `3`, `a,b`, `all`) into indices, and an index into c."""
+
+import torch
 
 
 class UnknownClassError(ValueError):
@@ -21,3 +23,11 @@ def resolve_classes(spec: str, class_names) -> list:
                 f"unknown class {part!r}; known classes: {', '.join(class_names)} (or an index 0-{len(class_names) - 1}, or all)"
             )
     return indices
+
+
+def one_hot(class_index, c_dim: int, device) -> torch.Tensor:
+    """[1, c_dim]: all zeros for an unconditional network (class_index None)."""
+    c = torch.zeros([1, c_dim], device=device)
+    if class_index is not None:
+        c[:, class_index] = 1
+    return c

@@ -23,9 +23,9 @@ COLOURS = {
 
 
 def run_cli(*args, cwd=REPO):
-    """Run one of the repo's scripts as a user would; returns the CompletedProcess."""
-    script = REPO / args[0]
-    return subprocess.run([sys.executable, str(script), *args[1:]], capture_output=True, text=True, cwd=cwd)
+    """Run one of the repo's scripts (or `-m module`) as a user would; returns the CompletedProcess."""
+    command = list(args) if args[0] == "-m" else [str(REPO / args[0]), *args[1:]]
+    return subprocess.run([sys.executable, *command], capture_output=True, text=True, cwd=cwd)
 
 
 @pytest.fixture(scope="session")
@@ -39,24 +39,32 @@ def colour_zip(tmp_path_factory) -> Path:
     return write_dataset_zip(tmp_path_factory.mktemp("data") / "colours.zip", images)
 
 
+def train_colours(colour_zip, outdir, **overrides) -> Path:
+    """A short conditional run at 16 px on the colours, long enough to learn which class is which colour."""
+    settings = dict(data=str(colour_zip), outdir=str(outdir), cfg="small", cond=True, kimg=4, batch=16, cbase=1024,
+                    cmax=64, tick=0.5, snap=2, workers=0, device="cpu")
+    return train(TrainConfig(**{**settings, **overrides}), log=lambda line: None)
+
+
+def assert_class_k_has_colour_k(G) -> None:
+    """Each class's mean generated colour is nearest its own colour, by a clear margin."""
+    colours = torch.tensor(list(COLOURS.values()), dtype=torch.float32)
+    z = torch.randn([64, G.z_dim], generator=torch.Generator().manual_seed(1))
+    for k in range(len(COLOURS)):
+        c = torch.zeros([64, G.c_dim])
+        c[:, k] = 1
+        with torch.no_grad():
+            img = (G(z, c, noise_mode="const") * 127.5 + 128).clamp(0, 255)
+        mean_colour = img.mean(dim=[0, 2, 3])
+        distances = (colours - mean_colour).norm(dim=1)
+        assert distances.argmin() == k, f"class {k}: mean colour {mean_colour.tolist()}, distances {distances.tolist()}"
+        assert distances[k] < 0.5 * distances[torch.arange(len(COLOURS)) != k].min()
+
+
 @pytest.fixture(scope="session")
 def trained_run(colour_zip, tmp_path_factory) -> Path:
-    """A short conditional run at 16 px; long enough to learn which class is which colour."""
-    config = TrainConfig(
-        data=str(colour_zip),
-        outdir=str(tmp_path_factory.mktemp("runs")),
-        cfg="small",
-        cond=True,
-        kimg=4,
-        batch=16,
-        cbase=1024,
-        cmax=64,
-        tick=0.5,
-        snap=2,
-        workers=0,
-        device="cpu",
-    )
-    return train(config, log=lambda line: None)
+    """The residual-D run of `train_colours`, shared by every test that needs a trained network."""
+    return train_colours(colour_zip, tmp_path_factory.mktemp("runs"))
 
 
 @pytest.fixture(scope="session")

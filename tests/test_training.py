@@ -12,23 +12,13 @@ from cstylegan.config import TrainConfig
 from cstylegan.data import ImageDataset
 from cstylegan.dataset_writer import write_dataset_zip
 from cstylegan.training.loop import train
-from tests.conftest import COLOURS, run_cli
+from tests.conftest import COLOURS, assert_class_k_has_colour_k, run_cli
 
 
 def test_generated_class_k_has_colour_k(trained_run):
     G, info = load_generator(sorted(trained_run.glob("network-snapshot-*.pt"))[-1])
     assert info["class_names"] == list(COLOURS)
-    colours = torch.tensor(list(COLOURS.values()), dtype=torch.float32)
-    z = torch.randn([64, G.z_dim], generator=torch.Generator().manual_seed(1))
-    for k in range(len(COLOURS)):
-        c = torch.zeros([64, G.c_dim])
-        c[:, k] = 1
-        with torch.no_grad():
-            img = (G(z, c, noise_mode="const") * 127.5 + 128).clamp(0, 255)
-        mean_colour = img.mean(dim=[0, 2, 3])
-        distances = (colours - mean_colour).norm(dim=1)
-        assert distances.argmin() == k, f"class {k}: mean colour {mean_colour.tolist()}, distances {distances.tolist()}"
-        assert distances[k] < 0.5 * distances[torch.arange(len(COLOURS)) != k].min()
+    assert_class_k_has_colour_k(G)
 
 
 def test_run_folder_has_every_promised_file(trained_run):

@@ -1,0 +1,128 @@
+"""Projection: NVlabs' schedule and noise penalty against their formulas, a projection that finds
+the right picture from the wrong start, the offline perceptual distances, and the CLI as a user runs it."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cstylegan.checkpoint import discriminator_from, load_snapshot
+from cstylegan.perceptual import perceptual_distance
+from cstylegan.projector import learning_rate, load_target, noise_maps, noise_penalty, project
+from tests.conftest import COLOURS, run_cli
+
+RED, BLUE = list(COLOURS).index("red_male"), list(COLOURS).index("blue_male")
+
+
+def solid(colour, size=16, noise=0.0, seed=0) -> torch.Tensor:
+    """[1, 3, size, size] in [-1, 1] of one colour (0-255), with optional Gaussian noise (0-255 units)."""
+    rng = np.random.default_rng(seed)
+    pixels = np.array(colour, np.float32) + rng.normal(0, noise, (size, size, 3)) if noise else \
+        np.broadcast_to(np.array(colour, np.float32), (size, size, 3))
+    return torch.from_numpy(np.clip(pixels, 0, 255).astype(np.float32)).permute(2, 0, 1)[None] / 127.5 - 1
+
+
+def test_learning_rate_ramps_up_then_cosine_down():
+    steps = 1000
+    assert learning_rate(0, steps) == 0
+    assert learning_rate(25, steps) == pytest.approx(0.1 * 0.5)  # halfway up the 5 % ramp
+    assert learning_rate(500, steps) == pytest.approx(0.1)
+    # at t = 0.875 the ramp-down argument is 0.5: 0.5 - 0.5 cos(pi / 2) = 0.5
+    assert learning_rate(875, steps) == pytest.approx(0.1 * 0.5)
+    assert learning_rate(999, steps) == pytest.approx(0.1 * (0.5 - 0.5 * math.cos(0.004 * math.pi)))
+
+
+def test_noise_penalty_is_squared_autocorrelation_at_every_scale():
+    ones16 = torch.ones(16, 16)
+    # 16 px and its 8 px pooling: each has two shifts, each shift's mean product is 1
+    assert float(noise_penalty([ones16])) == pytest.approx(4.0)
+    checker = torch.tensor([[(-1.0) ** (i + j) for j in range(8)] for i in range(8)])
+    assert float(noise_penalty([checker])) == pytest.approx(2.0)  # neighbours multiply to -1 both ways
+    assert float(noise_penalty([torch.randn(64, 64, generator=torch.Generator().manual_seed(0))])) < 1e-3
+
+
+def test_projection_finds_red_starting_from_the_blue_class(G):
+    target = solid(COLOURS["red_male"])
+    before = [noise.clone() for noise in noise_maps(G)]
+    result = project(G, target, steps=150, class_index=BLUE)
+    assert result.ws.shape == (1, G.num_ws, G.w_dim)
+    assert result.history.shape == (150, G.num_ws, G.w_dim)
+    assert (result.history[:, 0] == result.history[:, 1]).all(), "plain W: one w repeated for every layer"
+    mean = (result.image * 127.5 + 128).mean(dim=[0, 2, 3])
+    distances = (torch.tensor(list(COLOURS.values()), dtype=torch.float32) - mean).norm(dim=1)
+    assert distances.argmin() == RED, f"reconstruction's mean colour {mean.tolist()}"
+    assert result.distances[-1] < result.distances[0] / 5
+    assert all(torch.equal(a, b) for a, b in zip(before, noise_maps(G))), "G's noise must be restored"
+    assert not any(noise.requires_grad for noise in noise_maps(G))
+
+
+def test_w_plus_optimises_each_layer_on_its_own(G):
+    result = project(G, solid(COLOURS["green_female"]), steps=20, w_plus=True, optimize_noise=False)
+    assert not torch.equal(result.ws[0, 0], result.ws[0, -1])
+
+
+def test_projection_refuses_a_target_of_the_wrong_size(G):
+    with pytest.raises(ValueError, match="draws 16 px"):
+        project(G, torch.zeros(1, 3, 32, 32), steps=1)
+
+
+@pytest.mark.parametrize("kind", ["inception", "discriminator"])
+def test_perceptual_distances_are_zero_for_equal_images_and_grow_with_difference(kind, snapshot_path):
+    D = discriminator_from(load_snapshot(snapshot_path))
+    distance = perceptual_distance(kind, D)
+    red, red_noisy, blue = solid(COLOURS["red_male"]), solid(COLOURS["red_male"], noise=8), solid(COLOURS["blue_male"])
+    same = distance(red, red)
+    near = distance(red_noisy, red)
+    far = distance(blue, red)
+    assert same.shape == (1,) and float(same) == pytest.approx(0, abs=1e-6)
+    assert 0 < float(near) < float(far)
+    pixel_only = float((blue - red).square().mean())
+    assert float(far) > pixel_only, "the feature term adds to the pixel term"
+
+
+def test_load_target_crops_the_centre_square(tmp_path):
+    pixels = np.zeros((20, 40, 3), np.uint8)
+    pixels[:, 10:30] = (255, 0, 0)  # the centre 20 x 20 of a 40-wide image is red; the sides black
+    Image.fromarray(pixels).save(tmp_path / "wide.png")
+    target = load_target(tmp_path / "wide.png", 8)
+    assert target.shape == (1, 3, 8, 8)
+    assert torch.allclose(target[0, :, 2:6, 2:6], torch.tensor([1.0, -1.0, -1.0])[:, None, None], atol=0.02)
+
+
+def test_cli_writes_the_nvlabs_npz_that_generate_renders_identically(snapshot_path, tmp_path):
+    Image.fromarray(np.full((24, 24, 3), COLOURS["yellow_female"], np.uint8)).save(tmp_path / "face.png")
+    result = run_cli("-m", "cstylegan.project", "--network", str(snapshot_path), "--target", str(tmp_path / "face.png"),
+                     "--steps", "60", "--perceptual", "pixel", "--no-noise", "--class", "green_female",
+                     "--outdir", str(tmp_path / "proj"), "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert "PSNR" in result.stdout
+    w = np.load(tmp_path / "proj" / "projected_w.npz")["w"]
+    assert w.shape[0] == 1 and w.ndim == 3
+    assert Image.open(tmp_path / "proj" / "target.png").size == (16, 16)
+    progress = Image.open(tmp_path / "proj" / "progress.png")
+    assert progress.width >= 9 * 16, "target + 8 steps"
+    proj = np.asarray(Image.open(tmp_path / "proj" / "proj.png").convert("RGB"), np.float32)
+    assert np.linalg.norm(proj.mean(axis=(0, 1)) - COLOURS["yellow_female"]) < 60
+
+    rendered = run_cli("generate.py", "--network", str(snapshot_path), "--projected-w",
+                       str(tmp_path / "proj" / "projected_w.npz"), "--outdir", str(tmp_path / "gen"), "--device", "cpu")
+    assert rendered.returncode == 0, rendered.stderr
+    # --no-noise: the network's own noise maps drew proj.png, so generate.py draws exactly the same picture
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "gen" / "proj00.png").convert("RGB")), proj.astype(np.uint8))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--target", "{tmp}/none.png"], "file not found"),
+    (["--target", "{tmp}/junk.png"], "not an image"),
+    (["--target", "{tmp}/ok.png", "--class", "purple_male"], "purple_male"),
+    (["--target", "{tmp}/ok.png", "--class", "red_male,blue_male"], "name one"),
+])
+def test_cli_errors_are_one_line(snapshot_path, tmp_path, args, message):
+    (tmp_path / "junk.png").write_text("not a png")
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "ok.png")
+    result = run_cli("-m", "cstylegan.project", "--network", str(snapshot_path), "--steps", "1",
+                     *[a.format(tmp=tmp_path) for a in args])
+    assert result.returncode == 2
+    assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
