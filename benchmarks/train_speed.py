@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cstylegan.cli import Command  # noqa: E402
 from cstylegan.config import TrainConfig  # noqa: E402
 from cstylegan.networks.discriminator import Discriminator  # noqa: E402
+from cstylegan.networks.vit_discriminator import VitDiscriminator  # noqa: E402
 from cstylegan.networks import GENERATORS  # noqa: E402
 from cstylegan.cpu_allocator import reuse_freed_memory  # noqa: E402
 from cstylegan.devices import peak_memory_gb, pick_device  # noqa: E402
@@ -55,7 +56,8 @@ def timed(fn, repeats: int, device) -> float:
 def our_setup(config, G_kwargs: dict, D_kwargs: dict, device):
     """(G, D, {phase name: fn(real_img, c, z) that runs one training step of that phase})."""
     G = GENERATORS[config.generator_family](**G_kwargs).train().requires_grad_(False).to(device)
-    D = Discriminator(**D_kwargs).train().requires_grad_(False).to(device)
+    D = (VitDiscriminator if config.dbackbone == "vit" else Discriminator)(**D_kwargs)
+    D = D.train().requires_grad_(False).to(device)
     G_params, D_params = list(G.parameters()), list(D.parameters())
     regularise_G = config.pl_weight > 0 and config.G_reg_interval
     G_opt = optimizer(G_params, config.glr, config.G_reg_interval if regularise_G else None)
@@ -108,13 +110,13 @@ def counted_flops(fn) -> int:
 
 
 def measure(resolution: int, cfg: str, batch: int, repeats: int, device_name: str, cbase=None, cmax=None,
-            official=None) -> dict:
+            official=None, dbackbone="resnet") -> dict:
     """Seconds of each phase and the amortised img/s of one setup: ours, or with `official`
     (a directory) NVlabs' code on the same configuration."""
     device = pick_device(device_name)
     if device.type == "cpu" and not official:
         reuse_freed_memory()  # as train.py does
-    config = TrainConfig(data="", cfg=cfg, batch=batch, cbase=cbase, cmax=cmax).resolve(resolution)
+    config = TrainConfig(data="", cfg=cfg, batch=batch, cbase=cbase, cmax=cmax, dbackbone=dbackbone).resolve(resolution)
     G_kwargs, D_kwargs = config.network_kwargs(NUM_CLASSES)
     torch.manual_seed(0)
     if official:
@@ -135,6 +137,7 @@ def measure(resolution: int, cfg: str, batch: int, repeats: int, device_name: st
     flops_per_batch = sum(flops[name] / intervals[name] for name in phases)
     return dict(
         code="official" if official else "ours",
+        dbackbone="resnet" if official else dbackbone,
         resolution=resolution,
         cfg=cfg,
         cbase=config.cbase,
@@ -154,10 +157,11 @@ def measure(resolution: int, cfg: str, batch: int, repeats: int, device_name: st
     )
 
 
-def measure_in_subprocess(resolution, cfg, batch, repeats, device, cbase, cmax, official=None) -> dict:
+def measure_in_subprocess(resolution, cfg, batch, repeats, device, cbase, cmax, official=None,
+                          dbackbone="resnet") -> dict:
     """One measure() in a fresh process, so that its peak memory is its own."""
     command = [sys.executable, __file__, "--one", "--res", str(resolution), "--cfg", cfg,
-               "--batch", str(batch), "--repeats", str(repeats), "--device", device]
+               "--batch", str(batch), "--repeats", str(repeats), "--device", device, "--dbackbone", dbackbone]
     for flag, value in (("--cbase", cbase), ("--cmax", cmax), ("--vs-official", official)):
         if value:
             command += [flag, str(value)]
@@ -181,33 +185,39 @@ def measure_in_subprocess(resolution, cfg, batch, repeats, device, cbase, cmax, 
                    "after ours, and print the ratios.")
 @click.option("--peak-tflops", type=float,
               help="The device's peak TFLOP/s (e.g. 989 for an H100's dense bf16): adds a utilisation column.")
+@click.option("--dbackbone", "dbackbones", default="resnet", show_default=True,
+              help="Comma list of our discriminators to measure: resnet, vit (the official code has resnet only).")
 @click.option("--one", is_flag=True, hidden=True, help="Measure one configuration and print JSON (internal).")
-def main(resolutions, cfgs, batch, repeats, device, cbase, cmax, official, peak_tflops, one):
+def main(resolutions, cfgs, batch, repeats, device, cbase, cmax, official, peak_tflops, dbackbones, one):
     """Training and generation img/s and peak memory, each configuration in its own process."""
+    unknown = [name for name in dbackbones.split(",") if name not in ("resnet", "vit")]
+    if unknown:
+        raise click.BadParameter(f"{', '.join(unknown)}: choose resnet and/or vit", param_hint="--dbackbone")
     if official:
         check_copy(official)
     if one:
-        print(json.dumps(measure(int(resolutions), cfgs, batch, repeats, device, cbase, cmax, official)))
+        print(json.dumps(measure(int(resolutions), cfgs, batch, repeats, device, cbase, cmax, official, dbackbones)))
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, CSTYLEGAN_OPS "
           f"{os.environ.get('CSTYLEGAN_OPS', 'fast')}" + (f", official code from {official}" if official else ""))
-    print(f"{'code':>8} {'res':>4} {'cfg':>11} {'cbase':>6} {'cmax':>5} {'batch':>5} {'G params':>10} {'D params':>10} "
+    print(f"{'code':>8} {'D':>6} {'res':>4} {'cfg':>11} {'cbase':>6} {'cmax':>5} {'batch':>5} {'G params':>10} {'D params':>10} "
           f"{'train img/s':>11} {'s/kimg':>8} {'gen img/s':>9} {'peak GB':>7} {'GFLOP/img':>9} {'TFLOP/s':>7}"
           + (f" {'util':>6}" if peak_tflops else ""))
     for resolution in resolutions.split(","):
         for cfg in cfgs.split(","):
-            ours = measure_in_subprocess(resolution, cfg, batch, repeats, device, cbase, cmax)
-            rows = [ours]
+            rows = [measure_in_subprocess(resolution, cfg, batch, repeats, device, cbase, cmax, dbackbone=backbone)
+                    for backbone in dbackbones.split(",")]
+            ours = rows[0]
             if official:
                 rows.append(measure_in_subprocess(resolution, cfg, batch, repeats, device, cbase, cmax, official))
             for r in rows:
-                print(f"{r['code']:>8} {r['resolution']:>4} {r['cfg']:>11} {r['cbase']:>6} {r['cmax']:>5} {r['batch']:>5} "
+                print(f"{r['code']:>8} {r['dbackbone']:>6} {r['resolution']:>4} {r['cfg']:>11} {r['cbase']:>6} {r['cmax']:>5} {r['batch']:>5} "
                       f"{r['G_params']:>10,} {r['D_params']:>10,} {r['train_img_per_s']:>11.2f} {r['sec_per_kimg']:>8.1f} "
                       f"{r['gen_img_per_s']:>9.1f} {r['peak_mem_gb']:>7.2f} {r['train_gflop_per_img']:>9.1f} "
                       f"{r['train_tflop_per_s']:>7.3f}"
                       + (f" {r['train_tflop_per_s'] / peak_tflops:>6.1%}" if peak_tflops else ""), flush=True)
             if official:
-                theirs = rows[1]
+                theirs = rows[-1]
                 print(f"{'ratio':>8} ours/official: train {ours['train_img_per_s'] / theirs['train_img_per_s']:.2f}x, "
                       f"generation {ours['gen_img_per_s'] / theirs['gen_img_per_s']:.2f}x, "
                       f"peak memory {ours['peak_mem_gb'] / theirs['peak_mem_gb']:.2f}x", flush=True)

@@ -12,13 +12,23 @@ from cstylegan.networks.discriminator import Discriminator
 from tests.conftest import REPO, run_cli
 
 
-def test_train_speed_prints_a_row_of_figures():
-    result = run_cli("benchmarks/train_speed.py", "--res", "16", "--cfg", "small", "--batch", "4", "--repeats", "1")
+def test_train_speed_prints_a_row_of_figures_per_discriminator():
+    result = run_cli("benchmarks/train_speed.py", "--res", "16", "--cfg", "small", "--batch", "4", "--repeats", "1",
+                     "--dbackbone", "resnet,vit")
     assert result.returncode == 0, result.stderr
-    [row] = [line.split() for line in result.stdout.splitlines() if line.split()[:2] == ["ours", "16"]]
-    assert row[2] == "small" and row[5] == "4"
-    train_img_per_s, sec_per_kimg = float(row[8]), float(row[9])
-    assert train_img_per_s > 0 and abs(sec_per_kimg - 1000 / train_img_per_s) < 0.01 * sec_per_kimg + 0.1
+    rows = {line.split()[1]: line.split() for line in result.stdout.splitlines() if line.split()[:1] == ["ours"]}
+    assert set(rows) == {"resnet", "vit"}
+    for row in rows.values():
+        assert row[2] == "16" and row[3] == "small" and row[6] == "4"
+        train_img_per_s, sec_per_kimg = float(row[9]), float(row[10])
+        assert train_img_per_s > 0 and abs(sec_per_kimg - 1000 / train_img_per_s) < 0.01 * sec_per_kimg + 0.1
+    assert rows["resnet"][8] != rows["vit"][8], "D params differ: the ViT was really measured"
+
+
+def test_train_speed_refuses_an_unknown_discriminator_in_one_line():
+    result = run_cli("benchmarks/train_speed.py", "--res", "16", "--dbackbone", "resnet,convnext")
+    assert result.returncode == 2 and "convnext: choose resnet and/or vit" in result.stderr
+    assert result.stderr.count("\n") == 1
 
 
 def test_vs_official_without_their_code_is_one_line(tmp_path):
