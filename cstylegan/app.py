@@ -306,7 +306,7 @@ class PageHandler(BaseHTTPRequestHandler):
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1 or auto.")
 @click.option("--project-steps", type=click.IntRange(min=1), default=200, show_default=True,
               help="Optimisation steps to project an uploaded photo into W: more is closer and slower.")
-@click.option("--perceptual", type=click.Choice(PERCEPTUAL_KINDS), default="discriminator", show_default=True,
+@click.option("--perceptual", type=click.Choice(PERCEPTUAL_KINDS), default="pixel", show_default=True,
               help="The projection's distance, as in python -m cstylegan.project.")
 def main(network_path, host, port, device, project_steps, perceptual):
     """Serve a page to draw the snapshot's classes, swap them, and restyle a face photo as every class."""

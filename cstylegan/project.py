@@ -37,9 +37,9 @@ PROGRESS_COLUMNS = 8
 @click.option("--class", "class_spec", help="Conditional networks: start from this class's average w "
               "(default: the average over all classes).")
 @click.option("--steps", type=click.IntRange(min=1), default=500, show_default=True, help="Optimisation steps.")
-@click.option("--perceptual", type=click.Choice(PERCEPTUAL_KINDS), default="discriminator", show_default=True,
-              help="Distance beside the pixel term: the snapshot's own D features, the FID Inception's "
-                   "features, or pixels alone (docs/projection.md compares them).")
+@click.option("--perceptual", type=click.Choice(PERCEPTUAL_KINDS), default="pixel", show_default=True,
+              help="pixel: pixel error alone (best measured so far, docs/projection.md); discriminator: plus "
+                   "the snapshot's own D features; inception: plus the FID Inception's features.")
 @click.option("--w-plus", is_flag=True, help="Optimise one w per layer (closer fit, less editable) instead of one w.")
 @click.option("--noise/--no-noise", "optimize_noise", default=True, show_default=True,
               help="Also optimise the constant noise maps (StyleGAN2), as NVlabs' projector does.")
