@@ -27,6 +27,7 @@ from cstylegan.data import ImageDataset  # noqa: E402
 from cstylegan.devices import pick_device  # noqa: E402
 from cstylegan.image_grid import save_grid, to_uint8  # noqa: E402
 from cstylegan.perceptual import PERCEPTUAL_KINDS, perceptual_distance  # noqa: E402
+from cstylegan.project import psnr  # noqa: E402
 from cstylegan.projector import project  # noqa: E402
 
 SSIM_C1, SSIM_C2 = (0.01 * 2) ** 2, (0.03 * 2) ** 2  # (K * dynamic range)^2; our images span [-1, 1]
@@ -47,11 +48,6 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
     score = ((2 * mu_a * mu_b + SSIM_C1) * (2 * cov + SSIM_C2)) / ((mu_a.square() + mu_b.square() + SSIM_C1)
                                                                    * (var_a + var_b + SSIM_C2))
     return float(score.mean())
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = float((a - b).square().mean())
-    return 10 * np.log10(4 / mse)  # peak-to-peak 2 in [-1, 1]
 
 
 @click.command(cls=Command)
@@ -88,7 +84,7 @@ def main(network, data, num, steps, kinds, picture, device):
             image = project(G, target.to(device), steps=steps, class_index=label, distance=distance).image.cpu()
             images.append(image)
             with torch.no_grad():
-                scores.append([psnr(image, target), ssim(image, target),
+                scores.append([psnr(to_uint8(image), to_uint8(target)), ssim(image, target),
                                *(float(measure(image.to(device), target.to(device))) for measure in yardsticks.values())])
         seconds = (time.perf_counter() - start) / len(targets)
         mean = np.mean(scores, axis=0)

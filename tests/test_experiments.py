@@ -25,7 +25,7 @@ def tiny_config(data) -> dict:
         "data": str(data),
         "make_data": "(made by the test)",
         "device": "cpu",
-        "train": {"cfg": "small", "cbase": 512, "cmax": 32, "batch": 8, "tick": 0.5, "workers": 0},
+        "train": {"cfg": "small", "cbase": 256, "cmax": 16, "batch": 8, "tick": 0.5, "workers": 0},
         "num_gen": 8,
         "num_gen_per_class": 6,
         "sample_seeds": "0-2",
@@ -34,7 +34,7 @@ def tiny_config(data) -> dict:
         "conditional": [
             {"name": "cond_sg2", "kimg": 2, "snap_kimg": 1},
             {"name": "cond_sg3t", "kimg": 1, "snap_kimg": 1,
-             "train": {"cfg": "stylegan3-t", "cbase": 256, "cmax": 16}},  # SG3 is slow on a CPU
+             "train": {"cfg": "stylegan3-t", "cbase": 128, "cmax": 8}},  # SG3 is slow on a CPU
         ],
     }
 

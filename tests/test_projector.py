@@ -10,6 +10,7 @@ from PIL import Image
 
 from cstylegan.checkpoint import discriminator_from, load_snapshot
 from cstylegan.perceptual import perceptual_distance
+from cstylegan.project import pick_class
 from cstylegan.projector import learning_rate, load_target, noise_maps, noise_penalty, project
 from tests.conftest import COLOURS, run_cli
 
@@ -116,13 +117,31 @@ def test_cli_writes_the_nvlabs_npz_that_generate_renders_identically(snapshot_pa
 @pytest.mark.parametrize("args, message", [
     (["--target", "{tmp}/none.png"], "file not found"),
     (["--target", "{tmp}/junk.png"], "not an image"),
-    (["--target", "{tmp}/ok.png", "--class", "purple_male"], "purple_male"),
-    (["--target", "{tmp}/ok.png", "--class", "red_male,blue_male"], "name one"),
 ])
-def test_cli_errors_are_one_line(snapshot_path, tmp_path, args, message):
+def test_cli_file_errors_are_one_line(snapshot_path, tmp_path, args, message):
     (tmp_path / "junk.png").write_text("not a png")
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "ok.png")
     result = run_cli("-m", "cstylegan.project", "--network", str(snapshot_path), "--steps", "1",
                      *[a.format(tmp=tmp_path) for a in args])
     assert result.returncode == 2
     assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_projection_quality_benchmark_prints_a_row_per_distance(snapshot_path, colour_zip, tmp_path):
+    result = run_cli("benchmarks/projection_quality.py", "--network", str(snapshot_path), "--data", str(colour_zip),
+                     "--num", "1", "--steps", "20", "--kinds", "pixel,discriminator",
+                     "--picture", str(tmp_path / "quality.png"))
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: [float(v) for v in line.split()[1:]] for line in result.stdout.splitlines()
+            if line.split()[:1] in (["pixel"], ["discriminator"])}
+    assert set(rows) == {"pixel", "discriminator"}
+    for psnr_db, ssim, inception, d_features, seconds in rows.values():
+        assert psnr_db > 15 and 0 < ssim <= 1 and inception > 0 and d_features > 0 and seconds > 0
+    assert Image.open(tmp_path / "quality.png").height >= 3 * 16, "targets and one row per distance"
+
+
+@pytest.mark.parametrize("spec, message", [("purple_male", "unknown class 'purple_male'"),
+                                           ("red_male,blue_male", "starts from one class; name one")])
+def test_class_errors_name_the_problem(spec, message):
+    with pytest.raises(ValueError, match=message):
+        pick_class(spec, list(COLOURS), len(COLOURS))

@@ -6,8 +6,6 @@ import math
 import time
 from pathlib import Path
 
-from matplotlib.figure import Figure
-
 from cstylegan.metrics.errors import MetricError
 
 # Result keys whose metric is not the part before the first "/".
@@ -66,6 +64,8 @@ def plot_fid(run_dir) -> Path:
                 curves.setdefault(key, []).append((line["kimg"], value))
     if not curves:
         raise MetricError(f"no metric-fid.jsonl or metric-fid_per_class.jsonl in {run_dir}; compute fid or fid_per_class first")
+    from matplotlib.figure import Figure  # here: matplotlib adds half a second to every command's start-up
+
     figure = Figure(figsize=(7, 4.5))
     axes = figure.subplots()
     for key, points in sorted(curves.items(), key=lambda item: item[0] in ("fid", "fid_per_class_mean")):

@@ -17,8 +17,6 @@ import math
 from typing import Optional, Sequence
 
 import numpy as np
-import scipy.signal
-import scipy.special
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -71,6 +69,11 @@ def design_lowpass_filter(numtaps: int, cutoff: float, width: float, fs: float,
         raise ValueError("numtaps must be >= 1")
     if numtaps == 1:
         return None
+    # Imported here: scipy.signal takes most of a second to import, which every command-line
+    # tool would pay at start-up although only building a StyleGAN3 network needs it.
+    import scipy.signal
+    import scipy.special
+
     if not radial:
         taps = scipy.signal.firwin(numtaps=numtaps, cutoff=cutoff, width=width, fs=fs)
         return torch.as_tensor(taps, dtype=torch.float32)
