@@ -10,7 +10,7 @@ import torch
 from cstylegan.blend import class_swap_ws
 from cstylegan.checkpoint import CheckpointError, load_generator, newest_snapshot
 from cstylegan.cli import Command
-from cstylegan.classes import UnknownClassError, one_hot, resolve_classes
+from cstylegan.classes import UnknownClassError, class_names_or_default, one_hot, resolve_classes
 from cstylegan.devices import pick_device
 from cstylegan.image_grid import save_grid, to_uint8
 from cstylegan.networks.stylegan3 import set_input_transform
@@ -91,7 +91,7 @@ def main(network_path, class_spec, seeds, truncation_psi, trunc_center, noise_mo
             network_path = newest_snapshot(DEFAULT_RUNS)
         device = pick_device(device)
         G, info = load_generator(network_path, device)
-        class_names = info.get("class_names") or [f"class{i}" for i in range(G.c_dim)]
+        class_names = class_names_or_default(info.get("class_names"), G.c_dim)
         if projected_w is not None:
             projected = load_projected_w(projected_w, G.num_ws, G.w_dim).to(device)
             classes = pick_projected_classes(G, class_names, class_spec, swap_layer)

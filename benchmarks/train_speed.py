@@ -27,10 +27,8 @@ from torch.utils.flop_counter import flop_registry
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cstylegan.cli import Command  # noqa: E402
-from cstylegan.config import TrainConfig  # noqa: E402
-from cstylegan.networks.discriminator import Discriminator  # noqa: E402
-from cstylegan.networks.vit_discriminator import VitDiscriminator  # noqa: E402
-from cstylegan.networks import GENERATORS  # noqa: E402
+from cstylegan.config import D_BACKBONES, TrainConfig  # noqa: E402
+from cstylegan.networks import DISCRIMINATORS, GENERATORS  # noqa: E402
 from cstylegan.cpu_allocator import reuse_freed_memory  # noqa: E402
 from cstylegan.devices import peak_memory_gb, pick_device  # noqa: E402
 from cstylegan.training.loop import optimizer, set_requires_grad, step  # noqa: E402
@@ -56,8 +54,7 @@ def timed(fn, repeats: int, device) -> float:
 def our_setup(config, G_kwargs: dict, D_kwargs: dict, device):
     """(G, D, {phase name: fn(real_img, c, z) that runs one training step of that phase})."""
     G = GENERATORS[config.generator_family](**G_kwargs).train().requires_grad_(False).to(device)
-    D = (VitDiscriminator if config.dbackbone == "vit" else Discriminator)(**D_kwargs)
-    D = D.train().requires_grad_(False).to(device)
+    D = DISCRIMINATORS[config.dbackbone](**D_kwargs).train().requires_grad_(False).to(device)
     G_params, D_params = list(G.parameters()), list(D.parameters())
     regularise_G = config.pl_weight > 0 and config.G_reg_interval
     G_opt = optimizer(G_params, config.glr, config.G_reg_interval if regularise_G else None)
@@ -190,7 +187,7 @@ def measure_in_subprocess(resolution, cfg, batch, repeats, device, cbase, cmax, 
 @click.option("--one", is_flag=True, hidden=True, help="Measure one configuration and print JSON (internal).")
 def main(resolutions, cfgs, batch, repeats, device, cbase, cmax, official, peak_tflops, dbackbones, one):
     """Training and generation img/s and peak memory, each configuration in its own process."""
-    unknown = [name for name in dbackbones.split(",") if name not in ("resnet", "vit")]
+    unknown = [name for name in dbackbones.split(",") if name not in D_BACKBONES]
     if unknown:
         raise click.BadParameter(f"{', '.join(unknown)}: choose resnet and/or vit", param_hint="--dbackbone")
     if official:

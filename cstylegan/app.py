@@ -32,7 +32,7 @@ from PIL import Image, ImageOps
 
 from cstylegan.blend import class_swap_ws
 from cstylegan.checkpoint import CheckpointError, discriminator_from, generator_from, load_snapshot
-from cstylegan.classes import one_hot
+from cstylegan.classes import class_names_or_default, one_hot
 from cstylegan.cli import Command
 from cstylegan.config import ConfigError
 from cstylegan.devices import pick_device
@@ -314,7 +314,7 @@ def main(network_path, host, port, device, project_steps, perceptual):
         device = pick_device(device)
         snapshot = load_snapshot(network_path)
         G = generator_from(snapshot, device)
-        class_names = snapshot.get("class_names") or [f"class{i}" for i in range(G.c_dim)]
+        class_names = class_names_or_default(snapshot.get("class_names"), G.c_dim)
         distance = perceptual_distance(perceptual, discriminator_from(snapshot, device), device)
         studio = Studio(G, class_names, device, project_steps, Path(network_path).name, distance)
         server = StudioServer((host, port), studio)

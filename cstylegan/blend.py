@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from cstylegan.checkpoint import generator_from, load_snapshot, save_snapshot
-from cstylegan.classes import UnknownClassError, resolve_classes
+from cstylegan.classes import UnknownClassError, class_names_or_default, resolve_classes
 from cstylegan.cli import Command
 from cstylegan.devices import pick_device
 from cstylegan.image_grid import save_grid, to_uint8
@@ -150,7 +150,7 @@ def preview_label(snapshot: dict, class_spec, role: str) -> torch.Tensor:
     c = torch.zeros([1, c_dim])
     if c_dim == 0:
         return c
-    names = snapshot.get("class_names") or [f"class{i}" for i in range(c_dim)]
+    names = class_names_or_default(snapshot.get("class_names"), c_dim)
     if class_spec is None:
         raise BlendError(f"the {role} network is conditional: pass --class NAME (one of {', '.join(names)})")
     try:

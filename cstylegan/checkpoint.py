@@ -22,9 +22,7 @@ from pathlib import Path
 
 import torch
 
-from cstylegan.networks import GENERATORS
-from cstylegan.networks.discriminator import Discriminator
-from cstylegan.networks.vit_discriminator import VitDiscriminator
+from cstylegan.networks import DISCRIMINATORS, GENERATORS
 
 FORMAT = "cstylegan-snapshot-1"
 SNAPSHOT_PATTERN = re.compile(r"network-snapshot-(\d+)\.pt$")
@@ -87,7 +85,7 @@ def discriminator_from(snapshot: dict, device="cpu"):
     """A loaded snapshot's D (residual or ViT, as trained), frozen; None for a file without D."""
     if "D" not in snapshot:
         return None
-    D = (VitDiscriminator if snapshot.get("D_backbone", "resnet") == "vit" else Discriminator)(**snapshot["D_kwargs"])
+    D = DISCRIMINATORS[snapshot.get("D_backbone", "resnet")](**snapshot["D_kwargs"])
     D.load_state_dict(snapshot["D"])
     return D.to(device).eval().requires_grad_(False)
 

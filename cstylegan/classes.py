@@ -25,6 +25,11 @@ def resolve_classes(spec: str, class_names) -> list:
     return indices
 
 
+def class_names_or_default(class_names, c_dim: int) -> list:
+    """A network's class names; class0, class1, ... for one that recorded none (e.g. an NVlabs import)."""
+    return list(class_names or [f"class{i}" for i in range(c_dim)])
+
+
 def one_hot(class_index, c_dim: int, device) -> torch.Tensor:
     """[1, c_dim]: all zeros for an unconditional network (class_index None)."""
     c = torch.zeros([1, c_dim], device=device)

@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from cstylegan.checkpoint import CheckpointError, discriminator_from, generator_from, load_snapshot
-from cstylegan.classes import UnknownClassError, resolve_classes
+from cstylegan.classes import UnknownClassError, class_names_or_default, resolve_classes
 from cstylegan.cli import Command
 from cstylegan.devices import pick_device
 from cstylegan.image_grid import save_grid, to_uint8
@@ -113,7 +113,7 @@ def pick_class(class_spec, class_names, c_dim: int):
         return None
     if c_dim == 0:
         raise ValueError("--class given, but this network is unconditional; drop --class")
-    classes = resolve_classes(class_spec, class_names or [f"class{i}" for i in range(c_dim)])
+    classes = resolve_classes(class_spec, class_names_or_default(class_names, c_dim))
     if len(classes) != 1:
         raise ValueError(f"--class {class_spec}: projection starts from one class; name one")
     return classes[0]

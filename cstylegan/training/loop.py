@@ -23,9 +23,8 @@ from cstylegan.image_grid import save_grid, to_uint8
 from cstylegan.metrics.compute import PER_CLASS_METRICS, compute_metrics, parse_metrics
 from cstylegan.metrics.errors import MetricError
 from cstylegan.metrics.report import plot_fid, write_metric_jsonl
-from cstylegan.networks.discriminator import Discriminator
-from cstylegan.networks.vit_discriminator import VitDiscriminator, load_backbone_weights
-from cstylegan.networks import GENERATORS
+from cstylegan.networks.vit_discriminator import load_backbone_weights
+from cstylegan.networks import DISCRIMINATORS, GENERATORS
 from cstylegan.training.ada import AdaptiveP
 from cstylegan.training.augment import augment_pipe
 from cstylegan.training.distributed import Processes, start_processes, stop_processes
@@ -198,7 +197,7 @@ def build_networks(config: TrainConfig, c_dim: int, resume, say) -> tuple:
                                          f"this run asks for --dbackbone {config.dbackbone}; pass --dbackbone "
                                          f"{resume.get('D_backbone', 'resnet')}")
     G = GENERATORS[config.generator_family](**G_kwargs)
-    D = (VitDiscriminator if config.dbackbone == "vit" else Discriminator)(**D_kwargs)
+    D = DISCRIMINATORS[config.dbackbone](**D_kwargs)
     if config.dbackbone_weights and resume is None:
         say(f"ViT backbone from {config.dbackbone_weights}: {len(load_backbone_weights(D, config.dbackbone_weights))} tensors")
     G_ema = copy.deepcopy(G)
