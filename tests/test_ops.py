@@ -235,14 +235,76 @@ def test_ops_gradcheck():
         assert torch.autograd.gradgradcheck(fn, inputs, fast_mode=True)
 
 
-def test_ops_switch_fused_request_warns_once(monkeypatch):
+BIAS_ACT_CASES = [  # (act, alpha, gain, clamp, x shape, bias dim)
+    ("lrelu", None, None, 0.5, (3, 4, 5, 6), 1),
+    ("lrelu", 0.3, 2.5, None, (3, 4, 5, 6), 1),
+    ("relu", None, None, 1.0, (7, 5), 1),
+    ("linear", None, 3.0, 0.8, (2, 3, 4), 2),
+    ("linear", None, None, 0.6, (2, 6, 4, 4), None),
+]
+
+
+def bias_act_derivatives(x, b, dy, u, **settings):
+    """(y, [dx, db] for incoming gradient dy, [d/d dy, d/dx] of sum(dx * u)): forward, first
+    and second derivatives, as R1 and path length use them."""
+    inputs = [x] + ([b] if b is not None else [])
+    y = bias_act(x, b, **settings)
+    grads = torch.autograd.grad(y, inputs, grad_outputs=dy, create_graph=True)
+    second = torch.autograd.grad((grads[0] * u).sum(), [dy, x], allow_unused=True, materialize_grads=True)
+    return y, grads, second
+
+
+@pytest.mark.parametrize("impl", ["fast", "fused"])
+@pytest.mark.parametrize("act, alpha, gain, clamp, shape, dim", BIAS_ACT_CASES)
+def test_bias_act_fast_and_fused_match_the_reference_to_second_derivatives(monkeypatch, impl, act, alpha, gain,
+                                                                             clamp, shape, dim):
+    """The output-only backward (and its compiled kernels) against the literal chain of ops,
+    including the clamped pixels (zero gradient) and the negative side (slope alpha)."""
+    torch.manual_seed(3)
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(shape[dim], dtype=torch.float64, requires_grad=True) if dim is not None else None
+    dy = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    u = torch.randn(shape, dtype=torch.float64)
+    settings = dict(dim=dim or 1, act=act, alpha=alpha, gain=gain, clamp=clamp)
+    monkeypatch.setattr(ops_switch, "IMPL", "reference")
+    expected = bias_act_derivatives(x, b, dy, u, **settings)
+    monkeypatch.setattr(ops_switch, "IMPL", impl)
+    ours = bias_act_derivatives(x, b, dy, u, **settings)
+    assert not ops_switch._compile_failed, "torch.compile failed, so the fused kernels were not tested"
+    assert (expected[0].abs() == clamp).any() if clamp is not None else True  # the clamp is exercised
+    for a, e in zip([ours[0], *ours[1], *ours[2]], [expected[0], *expected[1], *expected[2]]):
+        torch.testing.assert_close(a, e, rtol=1e-12, atol=1e-12)
+    # The second derivative is the same factor again: d(sum(dx * u)) / d dy = u * dx/dy.
+    slope = {"lrelu": 0.2 if alpha is None else alpha, "relu": 0.0, "linear": 1.0}[act]
+    gain_value = gain if gain is not None else (1.0 if act == "linear" else math.sqrt(2))
+    y = expected[0].detach()
+    factor = gain_value * torch.where(y > 0, torch.ones_like(y), slope * torch.ones_like(y)) * (y.abs() < (clamp or math.inf))
+    torch.testing.assert_close(ours[2][0], u * factor, rtol=1e-12, atol=1e-12)
+
+
+def test_bias_act_fast_path_keeps_only_its_output_for_backward():
+    """The memory claim: one saved tensor per call instead of one per elementwise step."""
+    x = torch.randn(4, 8, 16, 16, requires_grad=True)
+    b = torch.randn(8, requires_grad=True)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel()) or t, lambda t: t):
+        bias_act(x, b, act="lrelu", clamp=1.0)
+    assert saved == [x.numel()]
+
+
+def test_fused_kernels_fall_back_with_one_warning_when_compiling_fails(monkeypatch):
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("no C++ compiler found\nlong details")
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
     monkeypatch.setattr(ops_switch, "IMPL", "fused")
-    monkeypatch.setattr(ops_switch, "_warned", False)
-    with pytest.warns(UserWarning, match="no compiled kernels"):
-        assert ops_switch.use_fused() is False
+    monkeypatch.setattr(ops_switch, "_compile_failed", False)
+    double, triple = ops_switch.compiled_if_fused(lambda x: x * 2), ops_switch.compiled_if_fused(lambda x: x * 3)
+    with pytest.warns(UserWarning, match=r"torch.compile failed \(RuntimeError: no C\+\+ compiler found\); using the fast"):
+        assert double(torch.ones(2)).tolist() == [2, 2]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert ops_switch.use_fused() is False  # warns only once
+        assert triple(torch.ones(2)).tolist() == [3, 3]  # warns only once, then runs every kernel eagerly
 
 
 # --- the strided upfirdn2d path against the literal one ---------------------------------

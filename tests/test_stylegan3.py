@@ -12,6 +12,7 @@ from cstylegan.networks.stylegan2 import Generator as SG2Generator
 from cstylegan.networks.stylegan3 import Generator, make_transform, set_input_transform
 from cstylegan.torch_utils import ops_switch
 from cstylegan.torch_utils.filtered_lrelu import filtered_lrelu
+from cstylegan.torch_utils.upfirdn2d import setup_filter
 from tests.test_fixture_parity import ATOL, load_fixture, tensors_under
 
 # --- parity with NVlabs' StyleGAN3 -----------------------------------------------------
@@ -137,13 +138,25 @@ def test_filtered_lrelu_rejects_bad_arguments():
         filtered_lrelu(x, clamp=-1)
 
 
-def test_filtered_lrelu_fused_request_falls_back(monkeypatch):
-    monkeypatch.setattr(ops_switch, "IMPL", "fused")
-    monkeypatch.setattr(ops_switch, "_warned", False)
-    x = torch.randn(1, 2, 4, 4)
-    with pytest.warns(UserWarning, match="no compiled kernels"):
-        y = filtered_lrelu(x, clamp=1.0)
-    torch.testing.assert_close(y, (torch.nn.functional.leaky_relu(x, 0.2) * 2 ** 0.5).clamp(-1, 1))
+@pytest.mark.parametrize("impl", ["fast", "fused"])
+def test_filtered_lrelu_fast_and_fused_match_the_reference_with_gradients(monkeypatch, impl):
+    torch.manual_seed(4)
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    f = setup_filter([1, 3, 3, 1]).double()
+
+    def run():
+        y = filtered_lrelu(x, f, f, b, up=2, down=2, padding=[2, 1, 2, 1], clamp=0.7)
+        return (y, *torch.autograd.grad((y * y.detach().flip(-1)).sum(), [x, b]))
+
+    monkeypatch.setattr(ops_switch, "IMPL", "reference")
+    expected = run()
+    monkeypatch.setattr(ops_switch, "IMPL", impl)
+    assert (expected[0].abs() > 0).all()
+    ours = run()
+    assert not ops_switch._compile_failed, "torch.compile failed, so the fused kernels were not tested"
+    for mine, reference in zip(ours, expected):
+        torch.testing.assert_close(mine, reference, rtol=1e-10, atol=1e-12)
 
 
 # --- translation equivariance, transforms ----------------------------------------------

@@ -3,6 +3,13 @@
 The default gains are those of the official release: activations that halve the
 signal's energy (relu, lrelu, swish) get sqrt(2) so that He-initialised layers keep
 unit variance; the rest get 1. The clamp is applied after the gain.
+
+For the piecewise-linear activations (linear, relu, lrelu) the derivative is a function
+of the output alone, so the fast path (`_BiasAct`) keeps only the output for backward
+instead of one tensor per elementwise step, and the backward is one elementwise kernel
+that is linear in the incoming gradient, hence its own derivative (R1 and path length
+differentiate twice). CSTYLEGAN_OPS=fused runs both kernels through torch.compile;
+`bias_act_reference` is the literal chain of ops the tests compare against.
 """
 
 import math
@@ -10,6 +17,8 @@ from typing import Callable, NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
+
+from .ops_switch import compiled_if_fused, use_fast
 
 
 class Activation(NamedTuple):
@@ -27,6 +36,9 @@ ACTIVATIONS = {
     "swish": Activation(lambda x, a: x * torch.sigmoid(x), 0.0, math.sqrt(2)),
 }
 
+# Slope of the negative side for the activations whose derivative the output determines.
+PIECEWISE_LINEAR_SLOPE = {"linear": lambda alpha: 1.0, "relu": lambda alpha: 0.0, "lrelu": lambda alpha: alpha}
+
 
 def default_gain(act: str) -> float:
     """Gain that keeps unit variance through `act` (used by the layers' act_gain)."""
@@ -43,15 +55,85 @@ def bias_act(x: torch.Tensor, b: Optional[torch.Tensor] = None, dim: int = 1,
     spec = ACTIVATIONS[act]
     alpha = spec.def_alpha if alpha is None else float(alpha)
     gain = spec.def_gain if gain is None else float(gain)
+    if b is not None and (b.ndim != 1 or b.shape[0] != x.shape[dim]):
+        raise ValueError(f"bias of shape {tuple(b.shape)} does not match dim {dim} of {tuple(x.shape)}")
+    if clamp is not None and clamp < 0:
+        raise ValueError("clamp must be >= 0")
+    plain_add = act == "linear" and gain == 1 and clamp is None
+    if not use_fast() or act not in PIECEWISE_LINEAR_SLOPE or plain_add:
+        return bias_act_reference(x, b, dim, act, alpha, gain, clamp)
     if b is not None:
-        if b.ndim != 1 or b.shape[0] != x.shape[dim]:
-            raise ValueError(f"bias of shape {tuple(b.shape)} does not match dim {dim} of {tuple(x.shape)}")
+        b = b.reshape([-1 if i == dim else 1 for i in range(x.ndim)])
+    slope = PIECEWISE_LINEAR_SLOPE[act](alpha)
+    return _BiasAct.apply(x, b, slope, gain, math.inf if clamp is None else float(clamp))
+
+
+def bias_act_reference(x: torch.Tensor, b: Optional[torch.Tensor] = None, dim: int = 1,
+                       act: str = "linear", alpha: float = 0.0, gain: float = 1.0,
+                       clamp: Optional[float] = None) -> torch.Tensor:
+    """The literal chain: add, activate, multiply, clamp (autograd keeps each step)."""
+    if b is not None:
         x = x + b.reshape([-1 if i == dim else 1 for i in range(x.ndim)])
-    x = spec.func(x, alpha)
+    x = ACTIVATIONS[act].func(x, alpha)
     if gain != 1:
         x = x * gain
     if clamp is not None:
-        if clamp < 0:
-            raise ValueError("clamp must be >= 0")
         x = x.clamp(-clamp, clamp)
     return x
+
+
+def _forward_kernel(x, b, slope: float, gain: float, clamp: float):
+    """clamp(lrelu_slope(x + b) * gain) into one new tensor."""
+    y = x + b if b is not None else x.clone()
+    if slope != 1:
+        F.leaky_relu_(y, slope)
+    if gain != 1:
+        y.mul_(gain)
+    return y.clamp_(-clamp, clamp) if clamp != math.inf else y
+
+
+def _gradient_kernel(dy, y, slope: float, gain: float, clamp: float):
+    """dy * d(output)/d(input), read off the output y: gain (times slope where y <= 0), and
+    zero where y reached the clamp."""
+    if clamp != math.inf:
+        dy = torch.ops.aten.hardtanh_backward(dy, y, -clamp, clamp)  # dy where |y| < clamp
+    if slope != 1:
+        dy = torch.ops.aten.leaky_relu_backward(dy, y, slope, True)
+    return dy * gain
+
+
+_forward = compiled_if_fused(_forward_kernel)
+_gradient = compiled_if_fused(_gradient_kernel)
+
+
+class _BiasAct(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, b, slope: float, gain: float, clamp: float):
+        y = _forward(x, b, slope, gain, clamp)
+        ctx.save_for_backward(y)
+        ctx.settings = slope, gain, clamp
+        ctx.bias_dims = None if b is None else [i for i, size in enumerate(b.shape) if size == 1]
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        (y,) = ctx.saved_tensors
+        dx = _BiasActGradient.apply(dy, y, *ctx.settings)
+        db = dx.sum(ctx.bias_dims, keepdim=True) if ctx.needs_input_grad[1] else None
+        return dx, db, None, None, None
+
+
+class _BiasActGradient(torch.autograd.Function):
+    """dy -> dx. Linear in dy with a factor that is piecewise constant in y, so its own
+    backward is the same kernel and y gets no gradient."""
+
+    @staticmethod
+    def forward(ctx, dy, y, slope: float, gain: float, clamp: float):
+        ctx.save_for_backward(y)
+        ctx.settings = slope, gain, clamp
+        return _gradient(dy, y, slope, gain, clamp)
+
+    @staticmethod
+    def backward(ctx, ddx):
+        (y,) = ctx.saved_tensors
+        return _BiasActGradient.apply(ddx, y, *ctx.settings), None, None, None, None

@@ -11,6 +11,9 @@ All of `padding` is applied in step 2; step 4 only shrinks by the filter footpri
 as in the official reference implementation. Filters are true convolution kernels
 (`flip_filter=True` for correlation): 1-D tensors are separable, 2-D ones are not,
 None is the identity.
+
+Step 3 is `bias_act`, so its fast and fused (torch.compile) kernels serve here too; the
+filters are convolutions on every path.
 """
 
 import math
@@ -19,7 +22,6 @@ from typing import Optional
 import torch
 
 from .bias_act import bias_act
-from .ops_switch import use_fused
 from .upfirdn2d import Padding, filter_size, parse_padding, upfirdn2d
 
 
@@ -47,8 +49,6 @@ def filtered_lrelu(x: torch.Tensor, fu: Optional[torch.Tensor] = None,
     if out_w < 1 or out_h < 1:
         raise ValueError(f"padding {pad} leaves no output pixels for input {tuple(x.shape)}")
 
-    # There is no fused kernel yet: use_fused() only warns (once) if one was requested.
-    use_fused()
     x = bias_act(x, b)
     x = upfirdn2d(x, fu, up=up, padding=pad, gain=up ** 2, flip_filter=flip_filter)
     x = bias_act(x, act="lrelu", alpha=slope, gain=gain, clamp=clamp)

@@ -1,18 +1,24 @@
 """The one switch between op implementations, read once from CSTYLEGAN_OPS:
 
-  fast (default)  pure-PyTorch paths that skip wasted work (strided / polyphase upfirdn2d)
+  fast (default)  pure-PyTorch paths that skip wasted work (strided / polyphase upfirdn2d,
+                  bias_act keeping one tensor for backward)
   reference       the literal pure-PyTorch ops, the ground truth tests compare against
-  fused           compiled kernels; none exist yet, so this warns once and runs `fast`
+  fused           the fast paths with their elementwise kernels compiled by torch.compile
+                  (bias_act, and through it filtered_lrelu and every layer's activation);
+                  where compiling fails it warns once and runs `fast`
 """
 
+import functools
 import os
 import warnings
+
+import torch
 
 IMPL = os.environ.get("CSTYLEGAN_OPS", "fast")
 if IMPL not in ("fast", "reference", "fused"):
     raise ValueError(f"CSTYLEGAN_OPS must be 'fast', 'reference' or 'fused', got {IMPL!r}")
 
-_warned = False
+_compile_failed = False
 
 
 def use_fast() -> bool:
@@ -20,11 +26,26 @@ def use_fast() -> bool:
     return IMPL != "reference"
 
 
-def use_fused() -> bool:
-    """Whether ops should take a compiled kernel. Always False for now (warns once if asked)."""
-    global _warned
-    if IMPL == "fused" and not _warned:
-        warnings.warn("CSTYLEGAN_OPS=fused requested, but no compiled kernels exist yet; "
-                      "using the fast PyTorch ops.", stacklevel=2)
-        _warned = True
-    return False
+def compiled_if_fused(kernel):
+    """`kernel`, run through torch.compile while CSTYLEGAN_OPS=fused. The first failure to
+    compile (no C++ compiler, an unsupported device...) warns once and every kernel runs
+    eagerly from then on."""
+    compiled = []  # made on first use: importing torch's compiler costs a second at start-up
+
+    @functools.wraps(kernel)
+    def run(*args):
+        global _compile_failed
+        if IMPL != "fused" or _compile_failed:
+            return kernel(*args)
+        try:
+            if not compiled:
+                compiled.append(torch.compile(kernel, dynamic=True))
+            return compiled[0](*args)
+        except Exception as error:  # noqa: BLE001 - any compiler failure means: run eagerly
+            _compile_failed = True
+            warnings.warn(f"CSTYLEGAN_OPS=fused: torch.compile failed ({type(error).__name__}: "
+                          f"{str(error).splitlines()[0] if str(error) else ''}); using the fast PyTorch ops",
+                          stacklevel=2)
+            return kernel(*args)
+
+    return run
