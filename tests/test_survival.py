@@ -19,6 +19,7 @@ from cstylegan.config import TrainConfig
 from cstylegan.training import loop
 from cstylegan.training.loss import StyleGAN2Loss
 from cstylegan.training.rng_state import capture_rng, restore_rng
+from cstylegan.training.skipped_steps import SkippedSteps
 from tests.conftest import REPO
 
 TINY = ["--cfg", "small", "--cbase", "256", "--cmax", "16", "--batch", "8", "--workers", "0", "--device", "cpu"]
@@ -175,7 +176,7 @@ def test_nan_losses_in_a_row_stop_with_the_last_good_weights(colour_zip, tmp_pat
     monkeypatch.setattr(StyleGAN2Loss, "D_main", nan_after(2, StyleGAN2Loss.D_main))
     with pytest.raises(loop.TrainingDiverged, match="--gamma") as error:
         loop.train(tiny_config(colour_zip, tmp_path, kimg=1, snap=1000), log=lambda line: None)
-    assert f"{loop.NONFINITE_LIMIT} minibatches in a row" in str(error.value)
+    assert f"minibatches in a row (the limit is {loop.NONFINITE_LIMIT})" in str(error.value)
     D = checkpoint.load_snapshot(snapshots(tmp_path)[-1])["D"]
     assert all(torch.isfinite(t).all() for t in D.values())
 
@@ -203,3 +204,32 @@ def test_out_of_memory_at_start_is_one_line(colour_zip, tmp_path, monkeypatch):
     assert result.exit_code == 2
     assert result.output.strip() == ("Error: out of memory on --device auto with batch 64 (CUDA out of memory. "
                                      "Tried to allocate 2.00 GiB); lower --batch, or --cbase/--cmax, or use --cfg small")
+
+
+def test_a_non_finite_phase_leaves_the_weights_exactly_and_says_so_on_the_device():
+    """phase_step zeroes the gradients instead of asking the host; with the loop's Adam
+    (beta1 = 0) that is an exact skip, then a finite loss steps as usual."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    params = list(model.parameters())
+    opt = loop.optimizer(params, lr=0.1, reg_interval=None)
+    data = torch.randn(4, 3)
+    loop.phase_step(params, opt, lambda i: (model(data).square().mean(), {}), 1, loop.Processes())
+    before = [p.detach().clone() for p in params]
+    stepped, _ = loop.phase_step(params, opt, lambda i: (model(data).sum() * float("nan"), {}), 1, loop.Processes())
+    assert stepped.ndim == 0 and float(stepped) == 0.0
+    assert all(torch.equal(p, b) for p, b in zip(params, before))
+    stepped, _ = loop.phase_step(params, opt, lambda i: (model(data).square().mean(), {}), 1, loop.Processes())
+    assert float(stepped) == 1.0
+    assert all(not torch.equal(p, b) for p, b in zip(params, before))
+
+
+def test_skipped_steps_count_streaks_between_reads():
+    counts = SkippedSteps("cpu")
+    for stepped in [1, 0, 0, 1, 0, 0, 0]:
+        counts.record(torch.tensor(float(stepped)))
+    assert counts.read() == (5, 3)
+    counts.record(torch.tensor(0.0))  # the streak of 3 goes on to 4
+    counts.record(torch.tensor(1.0))
+    assert counts.read() == (1, 4)
+    assert counts.read() == (0, 0)

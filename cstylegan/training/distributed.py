@@ -39,12 +39,13 @@ class Processes:
         size = batch.shape[0] // self.world
         return batch[self.rank * size : (self.rank + 1) * size]
 
-    def all_finite(self, losses: torch.Tensor) -> bool:
-        """Whether every process's losses are finite, so that all skip or all step together."""
+    def all_finite(self, losses: torch.Tensor) -> torch.Tensor:
+        """1.0 if every process's losses are finite, else 0.0, so that all skip or all step
+        together; a 0-dim tensor left on the device (no wait for it)."""
         finite = torch.isfinite(losses).all().to(torch.float32)
         if self.world > 1:
             dist.all_reduce(finite, op=dist.ReduceOp.MIN)
-        return bool(finite)
+        return finite
 
     def average_gradients(self, params) -> None:
         """Every gradient becomes its mean over the processes; one flat all-reduce."""

@@ -30,6 +30,7 @@ from cstylegan.training.augment import augment_pipe
 from cstylegan.training.distributed import Processes, start_processes, stop_processes
 from cstylegan.training.loss import StyleGAN2Loss
 from cstylegan.training.rng_state import capture_rng, restore_rng
+from cstylegan.training.skipped_steps import SkippedSteps
 from cstylegan.training.stop_signals import StopRequest
 from cstylegan.transfer import transfer_state
 
@@ -38,6 +39,8 @@ GRID_COLUMNS = 8
 TICK_EXTRAS = [("r1", "Loss/r1_penalty"), ("pl", "Loss/pl_penalty"), ("p", "augment_p"), ("rt", "ada_rt"),
                ("blur", "blur_sigma")]
 NONFINITE_LIMIT = 8  # minibatches in a row with a NaN/inf loss before the run stops
+# Minibatches between reads of the skipped-step counts (each read waits for the device).
+SKIPPED_STEPS_READ_INTERVAL = NONFINITE_LIMIT
 
 
 class TrainingDiverged(RuntimeError):
@@ -140,8 +143,11 @@ def set_requires_grad(params, flag: bool) -> None:
 def phase_step(params, opt, run_chunk, num_chunks: int, processes: Processes) -> tuple:
     """One optimiser step of one phase: back-propagate each chunk of this process's share
     (`run_chunk(i)` -> loss, stats), average the gradients over processes, make them
-    finite, step. If any process had a non-finite loss, all skip the step, so the weights
-    stay as they were. Returns (stepped, [stats of each chunk])."""
+    finite, step. If any process had a non-finite loss, every gradient is zeroed instead,
+    which with Adam's beta1 = 0 leaves the weights exactly as they were (only Adam's
+    second-moment estimate decays one step). The flag stays on the device: reading it here
+    would stall a GPU every phase. Returns (1.0 if stepped else 0.0 as a 0-dim tensor,
+    [stats of each chunk])."""
     opt.zero_grad(set_to_none=True)
     losses, stats = [], []
     for index in range(num_chunks):
@@ -149,17 +155,18 @@ def phase_step(params, opt, run_chunk, num_chunks: int, processes: Processes) ->
         (loss / num_chunks).backward()
         losses.append(loss.detach())
         stats.append(chunk_stats)
-    if not processes.all_finite(torch.stack(losses)):
-        return False, stats
+    finite = processes.all_finite(torch.stack(losses))
     processes.average_gradients(params)
-    for param in params:
-        if param.grad is not None:
-            torch.nan_to_num_(param.grad, nan=0, posinf=1e5, neginf=-1e5)
+    grads = [param.grad for param in params if param.grad is not None]
+    for grad in grads:
+        torch.nan_to_num_(grad, nan=0, posinf=1e5, neginf=-1e5)
+    if grads:
+        torch._foreach_mul_(grads, finite)
     opt.step()
-    return True, stats
+    return finite, stats
 
 
-def step(params, opt, loss) -> bool:
+def step(params, opt, loss) -> torch.Tensor:
     """phase_step for one already computed loss in a single process (benchmarks)."""
     return phase_step(params, opt, lambda index: (loss, {}), 1, Processes())[0]
 
@@ -405,7 +412,8 @@ def _train(config: TrainConfig, log, processes: Processes, device) -> Path:
     start_time = tick_start_time = time.time()
     tick_start_nimg = cur_nimg
     stats_file = open(run_dir / "stats.jsonl", "a") if processes.main else None
-    bad_batches = 0  # minibatches in a row with a skipped (non-finite) step
+    skipped_steps = SkippedSteps(device)
+    skipped_before = 0  # minibatches skipped in the previous read: a run of bad reads warns once
     last_snapshot = resume_path
     with StopRequest() as stop:
         while cur_nimg < total_nimg:
@@ -431,11 +439,11 @@ def _train(config: TrainConfig, log, processes: Processes, device) -> Path:
             phases.append((D_params, D_opt, lambda i, gen=gen: loss.D_main(*reals[i], *gen[i])))
             if batch_idx % config.D_reg_interval == 0 and config.gamma > 0:
                 phases.append((D_params, D_opt, lambda i: loss.D_r1(*reals[i], gain=config.D_reg_interval)))
-            finite = True
+            all_stepped = torch.ones([], device=device)
             for params, opt, run_chunk in phases:
                 set_requires_grad(params, True)
                 stepped, chunk_stats = phase_step(params, opt, run_chunk, num_chunks, processes)
-                finite &= stepped
+                all_stepped = all_stepped * stepped
                 set_requires_grad(params, False)
                 for stats in chunk_stats:
                     for name, value in stats.items():
@@ -448,15 +456,20 @@ def _train(config: TrainConfig, log, processes: Processes, device) -> Path:
             batch_idx += 1
             if ada is not None:
                 ada.maybe_adjust(batch_idx)
-            bad_batches = 0 if finite else bad_batches + 1
-            if bad_batches == 1:
-                say(f"Warning: a non-finite loss at kimg {cur_nimg / 1000:g}; that step was skipped")
-            if bad_batches >= NONFINITE_LIMIT:
-                path = save_snapshot(metrics=False) or last_snapshot
-                raise TrainingDiverged(
-                    f"losses were NaN or infinite in {bad_batches} minibatches in a row at kimg {cur_nimg / 1000:g}; "
-                    f"no bad step was applied, so {path} holds the last good weights. Try a larger --gamma or a "
-                    f"smaller --glr/--dlr, then --resume {path}")
+            skipped_steps.record(all_stepped)
+            tick_ends = cur_nimg >= total_nimg or cur_nimg >= tick_start_nimg + config.tick * 1000
+            if tick_ends or batch_idx % SKIPPED_STEPS_READ_INTERVAL == 0:
+                skipped, longest = skipped_steps.read()
+                if skipped and not skipped_before:
+                    say(f"Warning: a non-finite loss in {skipped} minibatch(es) up to kimg {cur_nimg / 1000:g}; "
+                        f"{'that step was' if skipped == 1 else 'those steps were'} skipped")
+                skipped_before = skipped
+                if longest >= NONFINITE_LIMIT:
+                    path = save_snapshot(metrics=False) or last_snapshot
+                    raise TrainingDiverged(
+                        f"losses were NaN or infinite in {longest} minibatches in a row (the limit is "
+                        f"{NONFINITE_LIMIT}) by kimg {cur_nimg / 1000:g}; no bad step was applied, so {path} holds "
+                        f"the last good weights. Try a larger --gamma or a smaller --glr/--dlr, then --resume {path}")
             if processes.any(stop.requested is not None, device):
                 stop.requested = stop.requested or "a signal to another process"
                 path = save_snapshot(metrics=False)
@@ -469,7 +482,7 @@ def _train(config: TrainConfig, log, processes: Processes, device) -> Path:
                 break
 
             done = cur_nimg >= total_nimg
-            if not done and cur_nimg < tick_start_nimg + config.tick * 1000:
+            if not tick_ends:
                 continue
             now = time.time()
             tick_nimg = cur_nimg - tick_start_nimg
