@@ -10,13 +10,12 @@ F.conv2d computes) unless `flip_filter=True`. Filters are prepared by `setup_fil
 a 1-D filter is separable and applied along x then y.
 
 `upfirdn2d_reference` does exactly the four steps. `upfirdn2d_strided` gives the same
-numbers without the wasted work: it never multiplies the inserted zeros (each of the
-up*up output phases is an ordinary convolution of the input with every up-th tap) and
-never computes the pixels step 4 throws away (a strided convolution). `upfirdn2d` takes
+numbers without the wasted work: it never multiplies the inserted zeros (a strided
+transposed convolution) and never computes the pixels step 4 throws away (a strided
+convolution). `upfirdn2d` takes
 the strided path unless CSTYLEGAN_OPS=reference.
 """
 
-import math
 from typing import Sequence, Tuple, Union
 
 import torch
@@ -146,27 +145,27 @@ def upfirdn2d_strided(x: torch.Tensor, f, up=1, down=1, padding: Padding = 0,
     return _fir_pass(x, kernel[:, None], (upy, 1), (downy, 1), (py0, py1, 0, 0))
 
 
+def _pad(x: torch.Tensor, pad: list) -> torch.Tensor:
+    """F.pad, without its copy when there is nothing to pad."""
+    return x if not any(pad) else F.pad(x, pad)
+
+
 def _fir_pass(x: torch.Tensor, kernel: torch.Tensor, up: tuple, down: tuple, pad: tuple) -> torch.Tensor:
     """One upfirdn2d with a 2-D true-convolution `kernel` [kh, kw]; up/down (y, x), pad (y0, y1, x0, x1)."""
     n, c, h, w = x.shape
     kh, kw = kernel.shape
     (upy, upx), (downy, downx), (py0, py1, px0, px1) = up, down, pad
     if upx == upy == 1:
-        x = F.pad(x, [px0, px1, py0, py1])  # negative amounts crop, as in the reference
+        x = _pad(x, [px0, px1, py0, py1])  # negative amounts crop, as in the reference
         weight = kernel.flip([0, 1])[None, None].expand(c, 1, kh, kw)
         return F.conv2d(x, weight, stride=(downy, downx), groups=c)
-    # Output phase (ry, rx) of the zero-stuffed convolution only meets taps kernel[ry::upy, rx::upx]:
-    # one ordinary full convolution per phase, all phases in one grouped conv, then interleaved.
-    ty, tx = math.ceil(kh / upy), math.ceil(kw / upx)
-    taps = F.pad(kernel, [0, tx * upx - kw, 0, ty * upy - kh]).reshape(ty, upy, tx, upx).permute(1, 3, 0, 2)
-    weight = taps.flip([2, 3]).reshape(upy * upx, 1, ty, tx).repeat(c, 1, 1, 1)
-    y = F.conv2d(F.pad(x, [tx - 1, tx - 1, ty - 1, ty - 1]), weight, groups=c)
-    hq, wq = y.shape[2], y.shape[3]
-    y = y.reshape(n, c, upy, upx, hq, wq).permute(0, 1, 4, 2, 5, 3).reshape(n, c, hq * upy, wq * upx)
+    # A strided transposed convolution is the full convolution of the zero-stuffed input
+    # without multiplying the zeros (it lacks the last up - 1 rows / columns, which are zero).
+    y = F.conv_transpose2d(x, kernel[None, None].expand(c, 1, kh, kw), stride=(upy, upx), groups=c)
     # y is the full convolution of the zero-stuffed input; the reference's output i is y[i + k - 1 - pad0].
     out_h, out_w = h * upy + py0 + py1 - kh + 1, w * upx + px0 + px1 - kw + 1
     y0, x0 = kh - 1 - py0, kw - 1 - px0
-    y = F.pad(y, [max(-x0, 0), max(x0 + out_w - y.shape[3], 0), max(-y0, 0), max(y0 + out_h - y.shape[2], 0)])
+    y = _pad(y, [max(-x0, 0), max(x0 + out_w - y.shape[3], 0), max(-y0, 0), max(y0 + out_h - y.shape[2], 0)])
     y0, x0 = max(y0, 0), max(x0, 0)
     return y[:, :, y0 : y0 + out_h : downy, x0 : x0 + out_w : downx]
 
