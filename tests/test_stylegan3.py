@@ -9,7 +9,7 @@ from scipy.signal import convolve2d, correlate2d
 
 from cstylegan.networks.discriminator import Discriminator
 from cstylegan.networks.stylegan2 import Generator as SG2Generator
-from cstylegan.networks.stylegan3 import Generator, make_transform, set_input_transform
+from cstylegan.networks.stylegan3 import Generator, make_transform, modulated_conv2d_sg3, set_input_transform
 from cstylegan.torch_utils import ops_switch
 from cstylegan.torch_utils.filtered_lrelu import filtered_lrelu
 from cstylegan.torch_utils.upfirdn2d import setup_filter
@@ -157,6 +157,25 @@ def test_filtered_lrelu_fast_and_fused_match_the_reference_with_gradients(monkey
     assert not ops_switch._compile_failed, "torch.compile failed, so the fused kernels were not tested"
     for mine, reference in zip(ours, expected):
         torch.testing.assert_close(mine, reference, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("demodulate, kernel", [(True, 3), (False, 1), (True, 1)])
+def test_modulated_conv_shared_weight_path_equals_the_grouped_one_with_gradients(demodulate, kernel):
+    """The CPU path (scale inputs, one shared convolution, scale outputs) against NVlabs'
+    per-sample grouped convolution, input gain included."""
+    torch.manual_seed(5)
+    x = torch.randn(3, 4, 6, 6, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(5, 4, kernel, kernel, dtype=torch.float64, requires_grad=True)
+    styles = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    input_gain = torch.rand(4, dtype=torch.float64) + 0.5
+
+    def run(grouped):
+        y = modulated_conv2d_sg3(x, weight, styles, demodulate=demodulate, padding=kernel - 1,
+                                 input_gain=input_gain, grouped=grouped)
+        return (y, *torch.autograd.grad((y * y.detach().cos()).sum(), [x, weight, styles]))
+
+    for shared, grouped in zip(run(False), run(True)):
+        torch.testing.assert_close(shared, grouped, rtol=1e-10, atol=1e-12)
 
 
 # --- translation equivariance, transforms ----------------------------------------------
