@@ -82,10 +82,24 @@ def our_setup(config, G_kwargs: dict, D_kwargs: dict, device):
     return G, D, phases
 
 
+def convolution_backward_flops(grad_output, x, weight, bias_sizes, stride, padding, dilation, transposed,
+                               output_padding, groups, output_mask) -> int:
+    """FLOPs of aten.convolution_backward: each requested gradient (input, weight) costs what
+    the forward convolution did. FlopCounterMode's own formula leaves out `groups`, which
+    overcounts grouped and depthwise convolutions (FIR filters, NVlabs' modulated conv) by up
+    to the group count."""
+    # Every element on the convolution's "many" side (the output, or the input of a
+    # transposed one) is a sum over weight.shape[1] channels times the kernel taps.
+    many = x if transposed else grad_output
+    forward = 2 * many.numel() * weight[0].numel()
+    return forward * (int(output_mask[0]) + int(output_mask[1]))
+
+
 class FlopCount(TorchDispatchMode):
     """FLOPs of every op run inside, by FlopCounterMode's own per-op formulas (matmuls and
-    convolutions, forward and backward). FlopCounterMode itself tracks modules with hooks
-    that autograd.grad(create_graph=True) refuses, which R1 and path length need."""
+    convolutions) except for the convolution backward (`convolution_backward_flops`).
+    FlopCounterMode itself tracks modules with hooks that autograd.grad(create_graph=True)
+    refuses, which R1 and path length need."""
 
     def __init__(self):
         super().__init__()
@@ -94,9 +108,10 @@ class FlopCount(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        formula = flop_registry.get(func._overloadpacket)
-        if formula is not None:
-            self.total += formula(*args, **kwargs, out_val=out)
+        if func._overloadpacket is torch.ops.aten.convolution_backward:
+            self.total += convolution_backward_flops(*args, **kwargs)
+        elif func._overloadpacket in flop_registry:
+            self.total += flop_registry[func._overloadpacket](*args, **kwargs, out_val=out)
         return out
 
 

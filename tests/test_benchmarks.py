@@ -53,3 +53,38 @@ def test_flop_count_matches_the_official_networks_figures():
     with torch.no_grad():
         assert counted_flops(lambda: G(z, c, noise_mode="const")) / 1e9 == pytest.approx(30.1, rel=0.005)
         assert counted_flops(lambda: D(torch.zeros(1, 3, 256, 256), c)) / 1e9 == pytest.approx(31.3, rel=0.01)
+
+
+@pytest.mark.parametrize("groups, transposed", [(1, False), (4, False), (8, False), (1, True), (4, True)])
+def test_convolution_backward_flops_count_groups(groups, transposed):
+    """A convolution's backward (input and weight gradients) costs twice its forward, whatever
+    the groups: counted by hand as 2 * (multiply-adds) per gradient."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from train_speed import counted_flops
+
+    n, in_ch, out_ch, size = 3, 8, 16, 6
+    x = torch.randn(n, in_ch, size, size, requires_grad=True)
+    if transposed:
+        w = torch.randn(in_ch, out_ch // groups, 3, 3, requires_grad=True)
+        run = lambda: torch.nn.functional.conv_transpose2d(x, w, stride=2, groups=groups)  # noqa: E731
+        macs = n * in_ch * size * size * (out_ch // groups) * 9  # every input pixel meets out_ch/groups * 9 taps
+    else:
+        w = torch.randn(out_ch, in_ch // groups, 3, 3, requires_grad=True)
+        run = lambda: torch.nn.functional.conv2d(x, w, padding=1, groups=groups)  # noqa: E731
+        macs = n * out_ch * size * size * (in_ch // groups) * 9  # every output pixel sums in_ch/groups * 9 taps
+    assert counted_flops(lambda: run().sum().backward()) == 3 * 2 * macs
+
+
+def test_ops_speed_times_each_op_on_each_path_and_checks_it_against_the_reference():
+    result = run_cli("benchmarks/ops_speed.py", "--batch", "1", "--channels", "2", "--size", "16",
+                     "--impl", "reference,fast", "--repeats", "1")
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()
+            if line.split()[:1] in (["bias_act"], ["upsample2d"], ["filtered_lrelu"])]
+    assert [row[:2] for row in rows] == [[op, impl] for op in ("bias_act", "upsample2d", "filtered_lrelu")
+                                         for impl in ("reference", "fast")]
+    for op, impl, forward_ms, backward_ms, diff in rows:
+        assert float(forward_ms) > 0 and float(backward_ms) > 0
+        assert float(diff) == 0 if impl == "reference" else float(diff) < 1e-4
+    refused = run_cli("benchmarks/ops_speed.py", "--impl", "fast,triton")
+    assert refused.returncode == 2 and "triton: choose from reference, fast, fused" in refused.stderr
