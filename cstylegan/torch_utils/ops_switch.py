@@ -1,6 +1,6 @@
 """The one switch between op implementations, read once from CSTYLEGAN_OPS:
 
-  fast (default)  pure-PyTorch paths that skip wasted work (strided / polyphase upfirdn2d,
+  fast (default)  pure-PyTorch paths that skip wasted work (strided / transposed upfirdn2d,
                   bias_act keeping one tensor for backward)
   reference       the literal pure-PyTorch ops, the ground truth tests compare against
   fused           the fast paths with their elementwise kernels compiled by torch.compile

@@ -12,8 +12,7 @@ a 1-D filter is separable and applied along x then y.
 `upfirdn2d_reference` does exactly the four steps. `upfirdn2d_strided` gives the same
 numbers without the wasted work: it never multiplies the inserted zeros (a strided
 transposed convolution) and never computes the pixels step 4 throws away (a strided
-convolution). `upfirdn2d` takes
-the strided path unless CSTYLEGAN_OPS=reference.
+convolution). `upfirdn2d` takes the strided path unless CSTYLEGAN_OPS=reference.
 """
 
 from typing import Sequence, Tuple, Union
