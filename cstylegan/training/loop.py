@@ -39,8 +39,9 @@ GRID_COLUMNS = 8
 TICK_EXTRAS = [("r1", "Loss/r1_penalty"), ("pl", "Loss/pl_penalty"), ("p", "augment_p"), ("rt", "ada_rt"),
                ("blur", "blur_sigma")]
 NONFINITE_LIMIT = 8  # minibatches in a row with a NaN/inf loss before the run stops
-# Minibatches between reads of the skipped-step counts (each read waits for the device).
-SKIPPED_STEPS_READ_INTERVAL = NONFINITE_LIMIT
+# Minibatches between the loop's reads of device or other processes' state (skipped-step
+# counts, stop requests): each read waits for the device, or for every process.
+READ_INTERVAL = NONFINITE_LIMIT
 
 
 class TrainingDiverged(RuntimeError):
@@ -458,7 +459,8 @@ def _train(config: TrainConfig, log, processes: Processes, device) -> Path:
                 ada.maybe_adjust(batch_idx)
             skipped_steps.record(all_stepped)
             tick_ends = cur_nimg >= total_nimg or cur_nimg >= tick_start_nimg + config.tick * 1000
-            if tick_ends or batch_idx % SKIPPED_STEPS_READ_INTERVAL == 0:
+            read_now = tick_ends or batch_idx % READ_INTERVAL == 0
+            if read_now:
                 skipped, longest = skipped_steps.read()
                 if skipped and not skipped_before:
                     say(f"Warning: a non-finite loss in {skipped} minibatch(es) up to kimg {cur_nimg / 1000:g}; "
@@ -470,7 +472,7 @@ def _train(config: TrainConfig, log, processes: Processes, device) -> Path:
                         f"losses were NaN or infinite in {longest} minibatches in a row (the limit is "
                         f"{NONFINITE_LIMIT}) by kimg {cur_nimg / 1000:g}; no bad step was applied, so {path} holds "
                         f"the last good weights. Try a larger --gamma or a smaller --glr/--dlr, then --resume {path}")
-            if processes.any(stop.requested is not None, device):
+            if read_now and processes.any(stop.requested is not None, device):
                 stop.requested = stop.requested or "a signal to another process"
                 path = save_snapshot(metrics=False)
                 if path is None:
