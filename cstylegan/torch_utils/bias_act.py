@@ -62,10 +62,13 @@ def bias_act(x: torch.Tensor, b: Optional[torch.Tensor] = None, dim: int = 1,
     plain_add = act == "linear" and gain == 1 and clamp is None
     if not use_fast() or act not in PIECEWISE_LINEAR_SLOPE or plain_add:
         return bias_act_reference(x, b, dim, act, alpha, gain, clamp)
-    if b is not None:
-        b = b.reshape([-1 if i == dim else 1 for i in range(x.ndim)])
-    slope = PIECEWISE_LINEAR_SLOPE[act](alpha)
-    return _BiasAct.apply(x, b, slope, gain, math.inf if clamp is None else float(clamp))
+    # One shape, [before dim, dim, after dim], always with a bias and with detached inputs, so
+    # that the compiled kernels (CSTYLEGAN_OPS=fused) see one kind of call, not one per rank.
+    channels = x.shape[dim]
+    y = _BiasAct.apply(x.reshape(math.prod(x.shape[:dim]), channels, -1),
+                       (b if b is not None else x.new_zeros(channels)).reshape(1, channels, 1),
+                       PIECEWISE_LINEAR_SLOPE[act](alpha), gain, math.inf if clamp is None else float(clamp))
+    return y.reshape(x.shape)
 
 
 def bias_act_reference(x: torch.Tensor, b: Optional[torch.Tensor] = None, dim: int = 1,
@@ -83,23 +86,18 @@ def bias_act_reference(x: torch.Tensor, b: Optional[torch.Tensor] = None, dim: i
 
 
 def _forward_kernel(x, b, slope: float, gain: float, clamp: float):
-    """clamp(lrelu_slope(x + b) * gain) into one new tensor."""
-    y = x + b if b is not None else x.clone()
-    if slope != 1:
-        F.leaky_relu_(y, slope)
-    if gain != 1:
-        y.mul_(gain)
-    return y.clamp_(-clamp, clamp) if clamp != math.inf else y
+    """clamp(lrelu_slope(x + b) * gain) into one new tensor (slope 1 is linear, clamp inf none)."""
+    y = x + b
+    F.leaky_relu_(y, slope)
+    return y.mul_(gain).clamp_(-clamp, clamp)
 
 
 def _gradient_kernel(dy, y, slope: float, gain: float, clamp: float):
     """dy * d(output)/d(input), read off the output y: gain (times slope where y <= 0), and
     zero where y reached the clamp."""
-    if clamp != math.inf:
-        dy = torch.ops.aten.hardtanh_backward(dy, y, -clamp, clamp)  # dy where |y| < clamp
-    if slope != 1:
-        dy = torch.ops.aten.leaky_relu_backward(dy, y, slope, True)
-    return dy * gain
+    dx = torch.ops.aten.hardtanh_backward(dy, y, -clamp, clamp)  # dy where |y| < clamp
+    dx = torch.ops.aten.leaky_relu_backward(dx, y, slope, True)
+    return dx.mul_(gain)
 
 
 _forward = compiled_if_fused(_forward_kernel)
@@ -107,19 +105,20 @@ _gradient = compiled_if_fused(_gradient_kernel)
 
 
 class _BiasAct(torch.autograd.Function):
+    """x [A, C, B], b [1, C, 1] -> y; keeps only y for backward."""
+
     @staticmethod
     def forward(ctx, x, b, slope: float, gain: float, clamp: float):
-        y = _forward(x, b, slope, gain, clamp)
+        y = _forward(x.detach(), b.detach(), slope, gain, clamp)
         ctx.save_for_backward(y)
         ctx.settings = slope, gain, clamp
-        ctx.bias_dims = None if b is None else [i for i, size in enumerate(b.shape) if size == 1]
         return y
 
     @staticmethod
     def backward(ctx, dy):
         (y,) = ctx.saved_tensors
         dx = _BiasActGradient.apply(dy, y, *ctx.settings)
-        db = dx.sum(ctx.bias_dims, keepdim=True) if ctx.needs_input_grad[1] else None
+        db = dx.sum([0, 2], keepdim=True) if ctx.needs_input_grad[1] else None
         return dx, db, None, None, None
 
 
@@ -131,7 +130,7 @@ class _BiasActGradient(torch.autograd.Function):
     def forward(ctx, dy, y, slope: float, gain: float, clamp: float):
         ctx.save_for_backward(y)
         ctx.settings = slope, gain, clamp
-        return _gradient(dy, y, slope, gain, clamp)
+        return _gradient(dy.detach(), y.detach(), slope, gain, clamp)
 
     @staticmethod
     def backward(ctx, ddx):

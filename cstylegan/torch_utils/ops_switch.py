@@ -39,6 +39,9 @@ def compiled_if_fused(kernel):
             return kernel(*args)
         try:
             if not compiled:
+                # One compiled variant per (slope, gain, clamp) and size-1 case: a network has
+                # a dozen or so, more than torch's default limit of 8 per function.
+                torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
                 compiled.append(torch.compile(kernel, dynamic=True))
             return compiled[0](*args)
         except Exception as error:  # noqa: BLE001 - any compiler failure means: run eagerly
