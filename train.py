@@ -54,6 +54,9 @@ from cstylegan.training.augment import AUGPIPE_PRESETS
               "[default: 500, 100 when resuming]")
 @click.option("--fp32", is_flag=True, default=None, help="No mixed precision: by default on CUDA the 4 highest "
               "resolutions run in float16 (clamped, as NVlabs do) and matmuls/convolutions may use TF32.")
+@click.option("--channels-last", "channels_last", is_flag=True, default=None, help="The float16 layers of "
+              "StyleGAN2's G and D keep their activations channels-last (NHWC), the layout tensor-core convolutions "
+              "read (NVlabs' fp16_channels_last); CUDA only, off by default.")
 @click.option("--metrics", type=str, help="Comma list computed at every snapshot: fid, kid, fid_per_class, pr, "
               "class_acc (see python -m cstylegan.metrics --help).  [default: none]")
 @click.option("--metrics-num-gen", "metrics_num_gen", type=int, help="Generated images per metric (and per class).  "

@@ -122,13 +122,14 @@ def counted_flops(fn) -> int:
 
 
 def measure(resolution: int, cfg: str, batch: int, repeats: int, device_name: str, cbase=None, cmax=None,
-            official=None, dbackbone="resnet") -> dict:
+            official=None, dbackbone="resnet", channels_last=False) -> dict:
     """Seconds of each phase and the amortised img/s of one setup: ours, or with `official`
     (a directory) NVlabs' code on the same configuration."""
     device = pick_device(device_name)
     if device.type == "cpu" and not official:
         reuse_freed_memory()  # as train.py does
-    config = TrainConfig(data="", cfg=cfg, batch=batch, cbase=cbase, cmax=cmax, dbackbone=dbackbone).resolve(resolution)
+    config = TrainConfig(data="", cfg=cfg, batch=batch, cbase=cbase, cmax=cmax, dbackbone=dbackbone,
+                         channels_last=channels_last).resolve(resolution)
     G_kwargs, D_kwargs = config.network_kwargs(NUM_CLASSES)
     torch.manual_seed(0)
     if official:
@@ -170,13 +171,15 @@ def measure(resolution: int, cfg: str, batch: int, repeats: int, device_name: st
 
 
 def measure_in_subprocess(resolution, cfg, batch, repeats, device, cbase, cmax, official=None,
-                          dbackbone="resnet") -> dict:
+                          dbackbone="resnet", channels_last=False) -> dict:
     """One measure() in a fresh process, so that its peak memory is its own."""
     command = [sys.executable, __file__, "--one", "--res", str(resolution), "--cfg", cfg,
                "--batch", str(batch), "--repeats", str(repeats), "--device", device, "--dbackbone", dbackbone]
     for flag, value in (("--cbase", cbase), ("--cmax", cmax), ("--vs-official", official)):
         if value:
             command += [flag, str(value)]
+    if channels_last:
+        command.append("--channels-last")
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"measuring {'the official code' if official else 'ours'} at {resolution} px {cfg} failed:\n"
@@ -199,8 +202,10 @@ def measure_in_subprocess(resolution, cfg, batch, repeats, device, cbase, cmax, 
               help="The device's peak TFLOP/s (e.g. 989 for an H100's dense bf16): adds a utilisation column.")
 @click.option("--dbackbone", "dbackbones", default="resnet", show_default=True,
               help="Comma list of our discriminators to measure: resnet, vit (the official code has resnet only).")
+@click.option("--channels-last", "channels_last", is_flag=True,
+              help="NVlabs' fp16_channels_last for both codes: the float16 blocks (CUDA only) in NHWC.")
 @click.option("--one", is_flag=True, hidden=True, help="Measure one configuration and print JSON (internal).")
-def main(resolutions, cfgs, batch, repeats, device, cbase, cmax, official, peak_tflops, dbackbones, one):
+def main(resolutions, cfgs, batch, repeats, device, cbase, cmax, official, peak_tflops, dbackbones, channels_last, one):
     """Training and generation img/s and peak memory, each configuration in its own process."""
     unknown = [name for name in dbackbones.split(",") if name not in D_BACKBONES]
     if unknown:
@@ -208,20 +213,24 @@ def main(resolutions, cfgs, batch, repeats, device, cbase, cmax, official, peak_
     if official:
         check_copy(official)
     if one:
-        print(json.dumps(measure(int(resolutions), cfgs, batch, repeats, device, cbase, cmax, official, dbackbones)))
+        print(json.dumps(measure(int(resolutions), cfgs, batch, repeats, device, cbase, cmax, official, dbackbones,
+                                 channels_last)))
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}, CSTYLEGAN_OPS "
-          f"{os.environ.get('CSTYLEGAN_OPS', 'fast')}" + (f", official code from {official}" if official else ""))
+          f"{os.environ.get('CSTYLEGAN_OPS', 'fast')}" + (", channels-last" if channels_last else "")
+          + (f", official code from {official}" if official else ""))
     print(f"{'code':>8} {'D':>6} {'res':>4} {'cfg':>11} {'cbase':>6} {'cmax':>5} {'batch':>5} {'G params':>10} {'D params':>10} "
           f"{'train img/s':>11} {'s/kimg':>8} {'gen img/s':>9} {'peak GB':>7} {'GFLOP/img':>9} {'TFLOP/s':>7}"
           + (f" {'util':>6}" if peak_tflops else ""))
     for resolution in resolutions.split(","):
         for cfg in cfgs.split(","):
-            rows = [measure_in_subprocess(resolution, cfg, batch, repeats, device, cbase, cmax, dbackbone=backbone)
+            rows = [measure_in_subprocess(resolution, cfg, batch, repeats, device, cbase, cmax, dbackbone=backbone,
+                                          channels_last=channels_last)
                     for backbone in dbackbones.split(",")]
             ours = rows[0]
             if official:
-                rows.append(measure_in_subprocess(resolution, cfg, batch, repeats, device, cbase, cmax, official))
+                rows.append(measure_in_subprocess(resolution, cfg, batch, repeats, device, cbase, cmax, official,
+                                                  channels_last=channels_last))
             for r in rows:
                 print(f"{r['code']:>8} {r['dbackbone']:>6} {r['resolution']:>4} {r['cfg']:>11} {r['cbase']:>6} {r['cmax']:>5} {r['batch']:>5} "
                       f"{r['G_params']:>10,} {r['D_params']:>10,} {r['train_img_per_s']:>11.2f} {r['sec_per_kimg']:>8.1f} "

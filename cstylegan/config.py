@@ -107,6 +107,7 @@ class TrainConfig:
     conv_clamp: Optional[int] = 256
     num_fp16_res: Optional[int] = None  # None: 4 (NVlabs' mixed precision on CUDA), 0 with fp32
     fp32: bool = False  # no float16 layers and no TF32 matmuls on CUDA
+    channels_last: bool = False  # float16 layers of StyleGAN2's G and D keep activations NHWC
     arch: Optional[str] = None  # stylegan2, stylegan3-t or stylegan3-r; from --cfg
     style_mixing_prob: Optional[float] = None
     pl_weight: Optional[float] = None
@@ -234,6 +235,8 @@ class TrainConfig:
             num_fp16_res=self.num_fp16_res,
             conv_clamp=self.conv_clamp,
         )
+        if self.arch == "stylegan2":
+            G_kwargs["fp16_channels_last"] = self.channels_last
         if self.arch.startswith("stylegan3"):
             G_kwargs["magnitude_ema_beta"] = 0.5 ** (self.batch / 20e3)
         if self.arch == "stylegan3-r":
@@ -246,7 +249,7 @@ class TrainConfig:
             channel_max=self.cmax,
             num_fp16_res=self.num_fp16_res,
             conv_clamp=self.conv_clamp,
-            block_kwargs=dict(freeze_layers=self.freezed),
+            block_kwargs=dict(freeze_layers=self.freezed, fp16_channels_last=self.channels_last),
             epilogue_kwargs=dict(mbstd_group_size=self.mbstd_group),
         )
         return G_kwargs, D_kwargs

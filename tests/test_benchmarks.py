@@ -16,8 +16,9 @@ from tests.conftest import REPO, run_cli
 def test_train_speed_prints_a_row_of_figures():
     """The ViT D's row: its D parameter count shows that the ViT, not the residual D, was measured."""
     result = run_cli("benchmarks/train_speed.py", "--res", "16", "--cfg", "small", "--batch", "4", "--repeats", "1",
-                     "--dbackbone", "vit")
+                     "--dbackbone", "vit", "--channels-last")
     assert result.returncode == 0, result.stderr
+    assert "channels-last" in result.stdout.splitlines()[0]
     [row] = [line.split() for line in result.stdout.splitlines() if line.split()[:3] == ["ours", "vit", "16"]]
     assert row[3] == "small" and row[6] == "4"
     config = TrainConfig(data="", cfg="small", batch=4, dbackbone="vit").resolve(16)

@@ -3,6 +3,7 @@
 import pytest
 
 from cstylegan.config import ConfigError, TrainConfig, load_yaml, save_yaml
+from cstylegan.networks import DISCRIMINATORS, GENERATORS
 
 
 def test_auto_follows_official_formula_at_256():
@@ -66,3 +67,16 @@ def test_mixed_precision_is_the_default_and_fp32_turns_it_off():
     assert mixed.network_kwargs(2)[1]["num_fp16_res"] == 4
     plain = TrainConfig(data="x", cfg="small", fp32=True).resolve(64)
     assert plain.num_fp16_res == 0 and plain.network_kwargs(2)[0]["num_fp16_res"] == 0
+
+
+def test_channels_last_reaches_the_stylegan2_blocks():
+    """--channels-last sets NVlabs' fp16_channels_last on StyleGAN2's G blocks and every D block;
+    StyleGAN3's G, which has no such layout, is built without it."""
+    for cfg, family in (("small", "stylegan2"), ("stylegan3-t", "stylegan3")):
+        G_kwargs, D_kwargs = TrainConfig(data="x", cfg=cfg, channels_last=True).resolve(32).network_kwargs(2)
+        G, D = GENERATORS[family](**G_kwargs), DISCRIMINATORS["resnet"](**D_kwargs)
+        G_flags = [m.fp16_channels_last for m in G.modules() if hasattr(m, "fp16_channels_last")]
+        D_flags = [m.fp16_channels_last for m in D.modules() if hasattr(m, "fp16_channels_last")]
+        assert G_flags == ([True] * 4 if family == "stylegan2" else [])
+        assert D_flags == [True] * 3
+    assert TrainConfig(data="x", cfg="small").resolve(32).network_kwargs(2)[0]["fp16_channels_last"] is False

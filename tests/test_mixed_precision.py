@@ -63,3 +63,35 @@ def test_float16_training_step_has_finite_gradients(family, half_on_cpu):
         grads = [p.grad for p in module.parameters() if p.grad is not None]
         assert torch.isfinite(value) and grads and all(torch.isfinite(g).all() for g in grads)
         assert any(g.abs().sum() > 0 for g in grads)
+
+
+def layer_input_formats(*modules) -> list:
+    """(dtype, channels-last?) of the 4-D input of every convolution layer of the modules."""
+    seen = []
+    for layer in (part for module in modules for part in module.modules() if hasattr(part, "weight")):
+        layer.register_forward_pre_hook(lambda m, args: seen.extend(
+            (x.dtype, x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous())
+            for x in args[:1] if torch.is_tensor(x) and x.ndim == 4))
+    return seen
+
+
+def test_channels_last_float16_layers_compute_the_same(half_on_cpu):
+    """--channels-last changes the layout of the float16 blocks' activations, not a number."""
+    results = {}
+    for channels_last in (False, True):
+        torch.manual_seed(0)
+        G = GENERATORS["stylegan2"](z_dim=32, c_dim=4, w_dim=32, fp16_channels_last=channels_last, **SIZES)
+        D = Discriminator(c_dim=4, block_kwargs=dict(fp16_channels_last=channels_last), **SIZES)
+        formats = layer_input_formats(G, D)
+        z, c = torch.randn(4, 32, generator=torch.Generator().manual_seed(1)), torch.eye(4)
+        logits = D(G(z, c, noise_mode="const"), c)
+        logits.square().sum().backward()
+        assert logits.dtype == torch.float32
+        # Every float16 layer reads channels-last with the flag and contiguous without; float32 layers never change.
+        assert {layout for dtype, layout in formats if dtype == torch.float16} == {channels_last}
+        assert {layout for dtype, layout in formats if dtype == torch.float32} == {False}
+        results[channels_last] = logits, torch.cat([p.grad.flatten() for p in [*G.parameters(), *D.parameters()]])
+    (plain, plain_grads), (nhwc, nhwc_grads) = results[False], results[True]
+    # Another layout sums in another order: equal up to float16 rounding (about 1e-3 per layer).
+    assert (nhwc - plain).abs().max() < 3e-3 * plain.abs().max()
+    assert (nhwc_grads - plain_grads).norm() < 2e-2 * plain_grads.norm()

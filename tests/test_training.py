@@ -57,14 +57,17 @@ def test_resume_continues_the_kimg_count(trained_run, tmp_path):
             "outdir": str(tmp_path),
             "resume": str(trained_run / "network-snapshot-000004.pt"),
             "kimg": 4.5,
+            "channels_last": True,  # a choice of this run, not of the resumed weights
         }
     )
     run_dir = train(config, log=lambda line: None)
+    resumed = load_snapshot(run_dir / "network-snapshot-000004.pt")
+    assert resumed["G_kwargs"]["fp16_channels_last"] and resumed["D_kwargs"]["block_kwargs"]["fp16_channels_last"]
     log = (run_dir / "log.txt").read_text()
     assert "Resumed weights from" in log and "every tensor copied as it was" in log and "Restored optimiser states" in log
     records = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
     assert records[0]["kimg"] > start / 1000 and records[-1]["kimg"] >= 4.5
-    assert load_snapshot(run_dir / "network-snapshot-000004.pt")["cur_nimg"] == records[-1]["kimg"] * 1000
+    assert resumed["cur_nimg"] == records[-1]["kimg"] * 1000
 
 
 def test_train_cli_errors_are_one_line(colour_zip, tmp_path):

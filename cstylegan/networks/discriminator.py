@@ -14,7 +14,7 @@ from torch import nn
 from ..torch_utils.upfirdn2d import downsample2d, setup_filter
 from .layers import Conv2dLayer, FullyConnectedLayer
 from .mapping import MappingNetwork
-from .precision import layer_dtype
+from .precision import layer_dtype, layer_memory_format
 
 
 class DiscriminatorBlock(nn.Module):
@@ -28,7 +28,7 @@ class DiscriminatorBlock(nn.Module):
     def __init__(self, in_channels: int, tmp_channels: int, out_channels: int, resolution: int,
                  img_channels: int, first_layer_idx: int = 0, architecture: str = "resnet",
                  activation: str = "lrelu", resample_filter=(1, 3, 3, 1), conv_clamp=None,
-                 use_fp16: bool = False, freeze_layers: int = 0):
+                 use_fp16: bool = False, fp16_channels_last: bool = False, freeze_layers: int = 0):
         if in_channels not in (0, tmp_channels):
             raise ValueError("in_channels must be 0 (first block) or tmp_channels")
         if architecture not in ("orig", "skip", "resnet"):
@@ -39,6 +39,7 @@ class DiscriminatorBlock(nn.Module):
         self.img_channels = img_channels
         self.architecture = architecture
         self.use_fp16 = use_fp16
+        self.fp16_channels_last = fp16_channels_last
         self.register_buffer("resample_filter", setup_filter(list(resample_filter)))
 
         layers = []
@@ -62,10 +63,11 @@ class DiscriminatorBlock(nn.Module):
 
     def forward(self, x: Optional[torch.Tensor], img: Optional[torch.Tensor]):
         dtype = layer_dtype(self.use_fp16, (x if x is not None else img).device)
+        memory_format = layer_memory_format(dtype, self.fp16_channels_last)
         if x is not None:
-            x = x.to(dtype)
+            x = x.to(dtype=dtype, memory_format=memory_format)
         if self.in_channels == 0 or self.architecture == "skip":
-            img = img.to(dtype)
+            img = img.to(dtype=dtype, memory_format=memory_format)
             y = self.fromrgb(img)
             x = x + y if x is not None else y
             img = downsample2d(img, self.resample_filter) if self.architecture == "skip" else None
@@ -133,9 +135,9 @@ class DiscriminatorEpilogue(nn.Module):
         self.out = FullyConnectedLayer(in_channels, cmap_dim if cmap_dim > 0 else 1)
 
     def forward(self, x, img, cmap):
-        x = x.to(torch.float32)
+        x = x.to(dtype=torch.float32, memory_format=torch.contiguous_format)
         if self.architecture == "skip":
-            x = x + self.fromrgb(img.to(torch.float32))
+            x = x + self.fromrgb(img.to(dtype=torch.float32, memory_format=torch.contiguous_format))
         if self.mbstd is not None:
             x = self.mbstd(x)
         x = self.conv(x)

@@ -15,7 +15,7 @@ from ..torch_utils.modulated_conv import modulated_conv2d
 from ..torch_utils.upfirdn2d import setup_filter, upsample2d
 from .layers import Conv2dLayer, FullyConnectedLayer
 from .mapping import MappingNetwork
-from .precision import layer_dtype
+from .precision import layer_dtype, layer_memory_format
 
 
 def choose_fused_modconv(setting, training: bool, device: torch.device) -> bool:
@@ -119,7 +119,7 @@ class SynthesisBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int,
                  img_channels: int, is_last: bool, architecture: str = "skip",
                  resample_filter=(1, 3, 3, 1), conv_clamp=256, use_fp16: bool = False,
-                 fused_modconv_default="auto", **layer_kwargs):
+                 fp16_channels_last: bool = False, fused_modconv_default="auto", **layer_kwargs):
         if architecture not in ("orig", "skip", "resnet"):
             raise ValueError(f"architecture must be 'orig', 'skip' or 'resnet', got {architecture!r}")
         super().__init__()
@@ -129,6 +129,7 @@ class SynthesisBlock(nn.Module):
         self.is_last = is_last
         self.architecture = architecture
         self.use_fp16 = use_fp16
+        self.fp16_channels_last = fp16_channels_last
         self.fused_modconv_default = fused_modconv_default
         self.register_buffer("resample_filter", setup_filter(list(resample_filter)))
         self.num_conv = 0
@@ -156,27 +157,29 @@ class SynthesisBlock(nn.Module):
         if fused_modconv is None:
             fused_modconv = choose_fused_modconv(self.fused_modconv_default, self.training, ws.device)
         dtype = layer_dtype(self.use_fp16, ws.device)
+        memory_format = layer_memory_format(dtype, self.fp16_channels_last)
         w_iter = iter(ws.unbind(dim=1))
         layer_kwargs = dict(noise_mode=noise_mode, fused_modconv=fused_modconv)
 
         if self.in_channels == 0:
-            x = self.const.to(dtype).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
+            x = self.const.to(dtype).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1]).contiguous(memory_format=memory_format)
             x = self.conv1(x, next(w_iter), **layer_kwargs)
         elif self.architecture == "resnet":
-            x = x.to(dtype)
+            x = x.to(dtype=dtype, memory_format=memory_format)
             y = self.skip(x, gain=math.sqrt(0.5))
             x = self.conv0(x, next(w_iter), **layer_kwargs)
             x = self.conv1(x, next(w_iter), gain=math.sqrt(0.5), **layer_kwargs)
             x = y + x
         else:
-            x = x.to(dtype)
+            x = x.to(dtype=dtype, memory_format=memory_format)
             x = self.conv0(x, next(w_iter), **layer_kwargs)
             x = self.conv1(x, next(w_iter), **layer_kwargs)
 
         if img is not None:
             img = upsample2d(img, self.resample_filter)
         if self.is_last or self.architecture == "skip":
-            y = self.torgb(x, next(w_iter), fused_modconv=fused_modconv).to(torch.float32)
+            y = self.torgb(x, next(w_iter), fused_modconv=fused_modconv)
+            y = y.to(dtype=torch.float32, memory_format=torch.contiguous_format)
             img = img + y if img is not None else y
         return x, img
 

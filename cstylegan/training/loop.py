@@ -178,6 +178,15 @@ def format_seconds(seconds: float) -> str:
     return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
 
 
+# Precision and memory layout are choices of each run (--fp32, --channels-last), not of the weights.
+RUN_CHOICES = ("num_fp16_res", "fp16_channels_last")
+
+
+def same_architecture(G_kwargs: dict, other: dict) -> bool:
+    return ({k: v for k, v in G_kwargs.items() if k not in RUN_CHOICES}
+            == {k: v for k, v in other.items() if k not in RUN_CHOICES})
+
+
 def build_networks(config: TrainConfig, c_dim: int, resume, say) -> tuple:
     """G, G_ema, D and their constructor arguments; from a resume file, its own architecture
     with this data's classes, the weights carried over by `transfer_state`."""
@@ -194,8 +203,8 @@ def build_networks(config: TrainConfig, c_dim: int, resume, say) -> tuple:
                 f"{config.resume} makes {resume['G_kwargs']['img_resolution']} px images but the data is "
                 f"{config.resolution} px; make the data set at {resume['G_kwargs']['img_resolution']} px"
             )
-        # Precision is a choice of this run (--fp32), not of the weights.
-        G_kwargs = {**resume["G_kwargs"], "c_dim": c_dim, "num_fp16_res": config.num_fp16_res}
+        run_choices = {key: G_kwargs[key] for key in RUN_CHOICES if key in G_kwargs}
+        G_kwargs = {**resume["G_kwargs"], "c_dim": c_dim, **run_choices}
         if "D" in resume:
             D_kwargs = {**resume["D_kwargs"], "c_dim": c_dim, "num_fp16_res": config.num_fp16_res,
                         "block_kwargs": D_kwargs["block_kwargs"],
@@ -291,7 +300,7 @@ def _train(config: TrainConfig, log, processes: Processes, device) -> Path:
     cur_nimg = 0
     if resume is not None:
         cur_nimg = int(resume.get("cur_nimg", 0))
-        if "G_opt" in resume and resume["G_kwargs"] == G_kwargs and resume.get("class_names") == config.class_names:
+        if "G_opt" in resume and same_architecture(resume["G_kwargs"], G_kwargs) and resume.get("class_names") == config.class_names:
             G_opt.load_state_dict(resume["G_opt"])
             D_opt.load_state_dict(resume["D_opt"])
             say("Restored optimiser states")
