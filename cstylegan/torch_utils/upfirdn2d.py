@@ -155,8 +155,10 @@ def _fir_pass(x: torch.Tensor, kernel: torch.Tensor, up: tuple, down: tuple, pad
     kh, kw = kernel.shape
     (upy, upx), (downy, downx), (py0, py1, px0, px1) = up, down, pad
     if upx == upy == 1:
-        x = _pad(x, [px0, px1, py0, py1])  # negative amounts crop, as in the reference
         weight = kernel.flip([0, 1])[None, None].expand(c, 1, kh, kw)
+        if py0 == py1 >= 0 and px0 == px1 >= 0:  # the convolution pads by itself, without a padded copy
+            return F.conv2d(x, weight, stride=(downy, downx), padding=(py0, px0), groups=c)
+        x = _pad(x, [px0, px1, py0, py1])  # negative amounts crop, as in the reference
         return F.conv2d(x, weight, stride=(downy, downx), groups=c)
     # A strided transposed convolution is the full convolution of the zero-stuffed input
     # without multiplying the zeros (it lacks the last up - 1 rows / columns, which are zero).
