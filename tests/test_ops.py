@@ -314,6 +314,8 @@ STRIDED_CASES = [
     ([1, 3, 3, 1], 1, 1, 0, False, 1, (8, 8)),
     ([1, 3, 3, 1], 2, 1, [2, 1, 2, 1], False, 4, (5, 7)),
     ([1, 3, 3, 1], 1, 2, [1, 1, 1, 1], True, 1, (8, 6)),
+    ([1, 3, 3, 1], 1, 1, [2, 2, 1, 1], False, 1, (5, 7)),  # symmetric: the convolution pads
+    ([1, 3, 3, 1], 1, 1, [2, 2, 1, 0], False, 1, (5, 7)),  # symmetric in x only: a padded copy
     (list(range(1, 13)), 2, 1, [6, 5, 6, 5], False, 4, (6, 6)),  # separable 12 taps, uneven
     (list(range(1, 13)), 1, 2, [-3, 2, 1, -2], True, 1, (16, 13)),  # negative padding crops
     (list(range(1, 13)), 4, 1, [10, 9, 10, 9], False, 16, (4, 5)),
