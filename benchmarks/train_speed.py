@@ -6,14 +6,16 @@ G main + D main + G path length / 4 + D R1 / 16, each phase timed on its own.
 
     python benchmarks/train_speed.py                      # 32 and 64 px, small and auto
     python benchmarks/train_speed.py --res 256 --cfg paper256 --device cuda
-    python benchmarks/train_speed.py --res 64 --cfg auto --vs-official ~/src/stylegan3
+    python benchmarks/train_speed.py --res 64 --cfg auto --vs-official ~/src/stylegan3 --rounds 3
 
 With --vs-official, NVlabs' own networks and loss (from the user's copy of their code) run
-the same configuration in the next process, and the ratios are printed.
+the same configuration in the next process, and the ratios are printed; with --rounds N
+the two take turns N times and the median ratio is printed with its range.
 """
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -204,8 +206,11 @@ def measure_in_subprocess(resolution, cfg, batch, repeats, device, cbase, cmax, 
               help="Comma list of our discriminators to measure: resnet, vit (the official code has resnet only).")
 @click.option("--channels-last", "channels_last", is_flag=True,
               help="NVlabs' fp16_channels_last for both codes: the float16 blocks (CUDA only) in NHWC.")
+@click.option("--rounds", default=1, show_default=True, type=click.IntRange(min=1),
+              help="With --vs-official: measure ours then theirs this many times in turn and print the median "
+                   "ratio and its range (the CPU's speed drifts between processes).")
 @click.option("--one", is_flag=True, hidden=True, help="Measure one configuration and print JSON (internal).")
-def main(resolutions, cfgs, batch, repeats, device, cbase, cmax, official, peak_tflops, dbackbones, channels_last, one):
+def main(resolutions, cfgs, batch, repeats, device, cbase, cmax, official, peak_tflops, dbackbones, channels_last, rounds, one):
     """Training and generation img/s and peak memory, each configuration in its own process."""
     unknown = [name for name in dbackbones.split(",") if name not in D_BACKBONES]
     if unknown:
@@ -224,25 +229,32 @@ def main(resolutions, cfgs, batch, repeats, device, cbase, cmax, official, peak_
           + (f" {'util':>6}" if peak_tflops else ""))
     for resolution in resolutions.split(","):
         for cfg in cfgs.split(","):
-            rows = [measure_in_subprocess(resolution, cfg, batch, repeats, device, cbase, cmax, dbackbone=backbone,
-                                          channels_last=channels_last)
-                    for backbone in dbackbones.split(",")]
-            ours = rows[0]
+            ratios = []
+            for _ in range(rounds):
+                rows = [measure_in_subprocess(resolution, cfg, batch, repeats, device, cbase, cmax, dbackbone=backbone,
+                                              channels_last=channels_last)
+                        for backbone in dbackbones.split(",")]
+                if official:
+                    rows.append(measure_in_subprocess(resolution, cfg, batch, repeats, device, cbase, cmax, official,
+                                                      channels_last=channels_last))
+                    ratios.append({key: rows[0][key] / rows[-1][key]
+                                   for key in ("train_img_per_s", "gen_img_per_s", "peak_mem_gb")})
+                for r in rows:
+                    print(f"{r['code']:>8} {r['dbackbone']:>6} {r['resolution']:>4} {r['cfg']:>11} {r['cbase']:>6} {r['cmax']:>5} {r['batch']:>5} "
+                          f"{r['G_params']:>10,} {r['D_params']:>10,} {r['train_img_per_s']:>11.2f} {r['sec_per_kimg']:>8.1f} "
+                          f"{r['gen_img_per_s']:>9.1f} {r['peak_mem_gb']:>7.2f} {r['train_gflop_per_img']:>9.1f} "
+                          f"{r['train_tflop_per_s']:>7.3f}"
+                          + (f" {r['train_tflop_per_s'] / peak_tflops:>6.1%}" if peak_tflops else ""), flush=True)
             if official:
-                rows.append(measure_in_subprocess(resolution, cfg, batch, repeats, device, cbase, cmax, official,
-                                                  channels_last=channels_last))
-            for r in rows:
-                print(f"{r['code']:>8} {r['dbackbone']:>6} {r['resolution']:>4} {r['cfg']:>11} {r['cbase']:>6} {r['cmax']:>5} {r['batch']:>5} "
-                      f"{r['G_params']:>10,} {r['D_params']:>10,} {r['train_img_per_s']:>11.2f} {r['sec_per_kimg']:>8.1f} "
-                      f"{r['gen_img_per_s']:>9.1f} {r['peak_mem_gb']:>7.2f} {r['train_gflop_per_img']:>9.1f} "
-                      f"{r['train_tflop_per_s']:>7.3f}"
-                      + (f" {r['train_tflop_per_s'] / peak_tflops:>6.1%}" if peak_tflops else ""), flush=True)
-            if official:
-                theirs = rows[-1]
-                print(f"{'ratio':>8} ours/official: train {ours['train_img_per_s'] / theirs['train_img_per_s']:.2f}x, "
-                      f"generation {ours['gen_img_per_s'] / theirs['gen_img_per_s']:.2f}x, "
-                      f"peak memory {ours['peak_mem_gb'] / theirs['peak_mem_gb']:.2f}x", flush=True)
+                print(f"{'ratio':>8} ours/official" + (f", median of {rounds} rounds" if rounds > 1 else "") + ": "
+                      + ", ".join(f"{name} {median_and_range([r[key] for r in ratios])}" for name, key in
+                                  (("train", "train_img_per_s"), ("generation", "gen_img_per_s"),
+                                   ("peak memory", "peak_mem_gb"))), flush=True)
 
+
+def median_and_range(values: list) -> str:
+    """'2.10x' for one value; '2.10x (2.01-2.34)' for several."""
+    return f"{statistics.median(values):.2f}x" + (f" ({min(values):.2f}-{max(values):.2f})" if len(values) > 1 else "")
 
 if __name__ == "__main__":
     main()

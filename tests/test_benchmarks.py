@@ -89,3 +89,12 @@ def test_ops_speed_times_each_op_on_each_path_and_checks_it_against_the_referenc
         assert float(diff) == 0 if impl == "reference" else float(diff) < 1e-4
     refused = run_cli("benchmarks/ops_speed.py", "--impl", "fast,triton")
     assert refused.returncode == 2 and "triton: choose from reference, fast, fused" in refused.stderr
+
+
+def test_rounds_of_ratios_print_their_median_and_range():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from train_speed import median_and_range
+
+    assert median_and_range([2.0]) == "2.00x"
+    assert median_and_range([2.34, 2.01, 2.27]) == "2.27x (2.01-2.34)"
+    assert median_and_range([1.0, 4.0, 2.0, 3.0]) == "2.50x (1.00-4.00)"
