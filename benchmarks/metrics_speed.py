@@ -1,11 +1,13 @@
 """Speed of the metrics on this machine: Inception feature extraction (with and without the
-clean resize), and the wall time of FID for a generator at 64 px.
+clean resize), and the wall time of FID for a generator.
 
     python benchmarks/metrics_speed.py --data all_styles64.zip --num-gen 1000
+    python benchmarks/metrics_speed.py --data all_styles64.zip --num-gen 50000 --res 256 --cfg paper256 --device cuda
 
 FID here is compute_metrics(G, data, ["fid"]) with a randomly initialised conditional
-`--cfg small` generator (speed does not depend on training), timed twice: with the real
-images' statistics not yet cached (a first run) and cached (every later run).
+generator (speed does not depend on training; `--res` and `--cfg` choose its size, the
+data only supplies the real images), timed twice: with the real images' statistics not yet
+cached (a first run) and cached (every later run).
 """
 
 import sys
@@ -21,13 +23,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cstylegan.cli import Command  # noqa: E402
-from cstylegan.config import TrainConfig  # noqa: E402
+from cstylegan.config import CFG_NAMES, TrainConfig  # noqa: E402
 from cstylegan.data import ImageDataset  # noqa: E402
 from cstylegan.devices import pick_device  # noqa: E402
 from cstylegan.metrics.compute import compute_metrics  # noqa: E402
 from cstylegan.metrics.fid import frechet_distance  # noqa: E402
 from cstylegan.metrics.inception import INPUT_SIZE, clean_resize, extract_features, load_inception  # noqa: E402
-from cstylegan.networks.stylegan2 import Generator  # noqa: E402
+from cstylegan.networks import GENERATORS  # noqa: E402
 
 
 def per_second(count: int, fn) -> float:
@@ -42,7 +44,10 @@ def per_second(count: int, fn) -> float:
 @click.option("--images", type=int, default=64, show_default=True, help="Images for the extraction speed.")
 @click.option("--batch", type=int, default=32, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
-def main(data, num_gen, images, batch, device):
+@click.option("--res", "resolution", type=int, help="The generator's resolution.  [default: the data's]")
+@click.option("--cfg", default="small", show_default=True, type=click.Choice(CFG_NAMES),
+              help="The generator's preset (its channels).")
+def main(data, num_gen, images, batch, device, resolution, cfg):
     device = pick_device(device)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}")
     start = time.perf_counter()
@@ -68,14 +73,16 @@ def main(data, num_gen, images, batch, device):
     print(f"one FID from 2048-d statistics: {fid_math:.1f} s")
 
     dataset = ImageDataset(data, use_labels=False)
-    G_kwargs, _ = TrainConfig(data="", cfg="small").resolve(dataset.resolution).network_kwargs(len(dataset.class_names))
-    G = Generator(**G_kwargs).eval().requires_grad_(False).to(device)
+    resolution = resolution or dataset.resolution
+    config = TrainConfig(data="", cfg=cfg).resolve(resolution)
+    G_kwargs, _ = config.network_kwargs(len(dataset.class_names))
+    G = GENERATORS[config.generator_family](**G_kwargs).eval().requires_grad_(False).to(device)
     z = torch.randn(batch, G.z_dim, device=device)
     c = torch.eye(G.c_dim, device=device)[torch.arange(batch) % G.c_dim]
     with torch.no_grad():
         G(z, c, noise_mode="const")
         gen_rate = per_second(batch, lambda: G(z, c, noise_mode="const"))
-    print(f"generator ({dataset.resolution} px, cfg small): {gen_rate:.0f} img/s")
+    print(f"generator ({resolution} px, cfg {cfg}): {gen_rate:.0f} img/s")
 
     with tempfile.TemporaryDirectory() as cache_dir:
         run = partial(compute_metrics, G, dataset, ["fid"], num_gen, device=device, batch=batch, cache_dir=cache_dir,
@@ -84,7 +91,7 @@ def main(data, num_gen, images, batch, device):
             start = time.perf_counter()
             fid = run()["fid"]
             seconds = time.perf_counter() - start
-            print(f"FID, {num_gen} fakes vs {len(dataset.names)} reals at {dataset.resolution} px, {label}: "
+            print(f"FID, {num_gen} {resolution} px fakes vs {len(dataset.names)} {dataset.resolution} px reals, {label}: "
                   f"{seconds:.0f} s (FID {fid:.1f})")
     per_fake = (seconds - fid_math) / num_gen
     print(f"EXTRAPOLATED from the cached run, linear in the fakes: 10k fakes {(per_fake * 10000 + fid_math) / 60:.0f} min")

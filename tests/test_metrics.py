@@ -29,7 +29,7 @@ from cstylegan.metrics.compute import Reals, compute_metrics
 from cstylegan.metrics.errors import MetricError
 from cstylegan.metrics.fid import feature_stats, fid_from_features, frechet_distance
 from cstylegan.metrics.images import dataset_images
-from cstylegan.metrics.inception import extract_features, find_inception, load_inception
+from cstylegan.metrics.inception import clean_resize, extract_features, find_inception, load_inception, torch_clean_resize
 from cstylegan.metrics.kid import kid_from_features
 from cstylegan.metrics.precision_recall import precision_recall
 from cstylegan.metrics.report import plot_fid, write_metric_jsonl
@@ -172,6 +172,29 @@ def test_features_match_clean_fids_own_resize_and_forward(inception, tmp_path, n
     gray = images[0][:, :, :1].transpose(2, 0, 1)
     both = extract_features(inception, [[gray, np.repeat(gray, 3, axis=0)]], total=2, progress=False)
     assert np.abs(both[0] - both[1]).max() < 1e-5
+
+
+
+@pytest.mark.parametrize("size, channels", [(16, 3), (64, 1), (256, 3), (299, 3), (512, 4)])
+def test_torch_clean_resize_equals_clean_fids_pil_resize(size, channels):
+    """Upscaling, identity and downscaling (where the filter widens), grey and RGBA inputs."""
+    images = np.random.default_rng(size).integers(0, 256, (2, channels, size, size), dtype=np.uint8)
+    pil = np.stack([clean_resize(image) for image in images]).transpose(0, 3, 1, 2)
+    resized = torch_clean_resize(torch.from_numpy(images))
+    assert resized.shape == (2, 3, 299, 299) and resized.dtype == torch.float32
+    assert np.abs(resized.numpy() - pil).max() < 1e-2  # of 255: float rounding only
+
+
+def test_features_after_the_torch_resize_match_the_pil_resize(inception):
+    """The device path (forced on the CPU here): a uint8 tensor batch and a list of mixed sizes."""
+    rng = np.random.default_rng(7)
+    same = rng.integers(0, 256, (2, 3, 48, 48), dtype=np.uint8)
+    mixed = [rng.integers(0, 256, (3, 40, 40), dtype=np.uint8), rng.integers(0, 256, (1, 300, 300), dtype=np.uint8)]
+    pil = extract_features(inception, [list(same), mixed], total=4, progress=False)
+    torch_path = extract_features(inception, [torch.from_numpy(same), mixed], total=4, progress=False,
+                                  resize_with_torch=True)
+    assert torch_path.shape == (4, 2048)
+    assert 0 < np.abs(torch_path - pil).max() < 1e-4 * np.abs(pil).max()
 
 
 # ---- the real-statistics cache -------------------------------------------------------------
