@@ -47,11 +47,13 @@ def per_second(count: int, fn) -> float:
 @click.option("--res", "resolution", type=int, help="The generator's resolution.  [default: the data's]")
 @click.option("--cfg", default="small", show_default=True, type=click.Choice(CFG_NAMES),
               help="The generator's preset (its channels).")
-def main(data, num_gen, images, batch, device, resolution, cfg):
+@click.option("--inception", type=click.Path(exists=True, dir_okay=False),
+              help="The TF-Inception weights file.  [default: found as the metrics find it]")
+def main(data, num_gen, images, batch, device, resolution, cfg, inception):
     device = pick_device(device)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}")
     start = time.perf_counter()
-    net = load_inception(device=device)
+    net = load_inception(inception, device=device)
     print(f"load Inception: {time.perf_counter() - start:.1f} s")
 
     rng = np.random.default_rng(0)
@@ -81,12 +83,13 @@ def main(data, num_gen, images, batch, device, resolution, cfg):
     c = torch.eye(G.c_dim, device=device)[torch.arange(batch) % G.c_dim]
     with torch.no_grad():
         G(z, c, noise_mode="const")
-        gen_rate = per_second(batch, lambda: G(z, c, noise_mode="const"))
+        gen_rate = per_second(batch, lambda: (G(z, c, noise_mode="const"), torch.cuda.synchronize(device)
+                                              if device.type == "cuda" else None))
     print(f"generator ({resolution} px, cfg {cfg}): {gen_rate:.0f} img/s")
 
     with tempfile.TemporaryDirectory() as cache_dir:
         run = partial(compute_metrics, G, dataset, ["fid"], num_gen, device=device, batch=batch, cache_dir=cache_dir,
-                      progress=False)
+                      inception_path=inception, progress=False)
         for label in ("reals not cached", "reals cached"):
             start = time.perf_counter()
             fid = run()["fid"]

@@ -1,6 +1,8 @@
 """benchmarks/train_speed.py runs as documented and prints one row per configuration."""
 
+import os
 import re
+import subprocess
 import sys
 
 import pytest
@@ -98,3 +100,16 @@ def test_rounds_of_ratios_print_their_median_and_range():
     assert median_and_range([2.0]) == "2.00x"
     assert median_and_range([2.34, 2.01, 2.27]) == "2.27x (2.01-2.34)"
     assert median_and_range([1.0, 4.0, 2.0, 3.0]) == "2.50x (1.00-4.00)"
+
+
+@pytest.mark.parametrize("args, env, message", [
+    (["warp"], {}, "unknown step 'warp'; choose from env ops sg2"),
+    (["sg2"], {"OFFICIAL": ""}, "step sg2 needs OFFICIAL"),
+    (["fid"], {"REALS": ""}, "step fid needs REALS"),
+])
+def test_gpu_check_refuses_what_it_cannot_run_in_one_line(args, env, message):
+    """The GPU script is only run on a lent GPU; its refusals can be checked anywhere."""
+    result = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh"), *args], capture_output=True, text=True,
+                            env={**os.environ, **env})
+    assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1
+    assert result.stdout == ""
