@@ -33,13 +33,16 @@ from cstylegan.networks import GENERATORS  # noqa: E402
 
 
 def per_second(count: int, fn) -> float:
+    """`count` over the seconds `fn` takes, GPU work included."""
     start = time.perf_counter()
     fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     return count / (time.perf_counter() - start)
 
 
 @click.command(cls=Command)
-@click.option("--data", required=True, help="Labelled 64 px data set, e.g. the emoji set.")
+@click.option("--data", required=True, help="A labelled data set, e.g. the emoji set at 64 px: FID's reals.")
 @click.option("--num-gen", type=int, default=1000, show_default=True)
 @click.option("--images", type=int, default=64, show_default=True, help="Images for the extraction speed.")
 @click.option("--batch", type=int, default=32, show_default=True)
@@ -83,8 +86,7 @@ def main(data, num_gen, images, batch, device, resolution, cfg, inception):
     c = torch.eye(G.c_dim, device=device)[torch.arange(batch) % G.c_dim]
     with torch.no_grad():
         G(z, c, noise_mode="const")
-        gen_rate = per_second(batch, lambda: (G(z, c, noise_mode="const"), torch.cuda.synchronize(device)
-                                              if device.type == "cuda" else None))
+        gen_rate = per_second(batch, lambda: G(z, c, noise_mode="const"))
     print(f"generator ({resolution} px, cfg {cfg}): {gen_rate:.0f} img/s")
 
     with tempfile.TemporaryDirectory() as cache_dir:
