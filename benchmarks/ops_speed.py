@@ -10,7 +10,6 @@ upsampling with StyleGAN3-T's 12-tap separable filter, and filtered_lrelu (up 2,
 """
 
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -25,23 +24,9 @@ from cstylegan.torch_utils import ops_switch  # noqa: E402
 from cstylegan.torch_utils.bias_act import bias_act  # noqa: E402
 from cstylegan.torch_utils.filtered_lrelu import filtered_lrelu  # noqa: E402
 from cstylegan.torch_utils.upfirdn2d import upsample2d  # noqa: E402
+from benchmarks.timing import seconds_per_call  # noqa: E402
 
 IMPLS = ("reference", "fast", "fused")
-
-
-def best_ms(fn, repeats: int, device) -> float:
-    """Fastest of `repeats` calls after one warm-up (which also compiles, under fused)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    return min(times) * 1e3
 
 
 def op_cases(batch: int, channels: int, size: int, device) -> dict:
@@ -87,10 +72,11 @@ def main(batch, channels, size, impls, repeats, device):
         for impl in impls:
             ops_switch.IMPL = impl
             with torch.no_grad():
-                forward_ms = best_ms(lambda: fn(x, b), repeats, device)
+                forward_ms = min(seconds_per_call(lambda: fn(x, b), repeats, device)) * 1e3
                 diff = (fn(x, b) - expected).abs().max().item()
             xg, bg = x.clone().requires_grad_(True), b.clone().requires_grad_(True)
-            backward_ms = best_ms(lambda: torch.autograd.grad(fn(xg, bg), [xg], dy), repeats, device)
+            backward = seconds_per_call(lambda: torch.autograd.grad(fn(xg, bg), [xg], dy), repeats, device)
+            backward_ms = min(backward) * 1e3
             print(f"{name:>15} {impl:>9} {forward_ms:>8.3f} {backward_ms:>10.3f} {diff:>24.2e}", flush=True)
 
 

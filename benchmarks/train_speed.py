@@ -18,7 +18,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -36,21 +35,9 @@ from cstylegan.devices import peak_memory_gb, pick_device  # noqa: E402
 from cstylegan.training.loop import optimizer, set_requires_grad, step  # noqa: E402
 from cstylegan.training.loss import StyleGAN2Loss  # noqa: E402
 from benchmarks.official_code import check_copy, official_setup  # noqa: E402
+from benchmarks.timing import seconds_per_call  # noqa: E402
 
 NUM_CLASSES = 4
-
-
-def timed(fn, repeats: int, device) -> float:
-    """Mean seconds per call after one warm-up call."""
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return (time.perf_counter() - start) / repeats
 
 
 def our_setup(config, G_kwargs: dict, D_kwargs: dict, device):
@@ -141,11 +128,12 @@ def measure(resolution: int, cfg: str, batch: int, repeats: int, device_name: st
     real_img = torch.rand([batch, 3, resolution, resolution], device=device) * 2 - 1
     c = torch.eye(NUM_CLASSES, device=device)[torch.arange(batch) % NUM_CLASSES]
     z = torch.randn([batch, G.z_dim], device=device)
-    seconds = {name: timed(lambda: run(real_img, c, z), repeats, device) for name, run in phases.items()}
+    seconds = {name: statistics.mean(seconds_per_call(lambda: run(real_img, c, z), repeats, device))
+               for name, run in phases.items()}
     flops = {name: counted_flops(lambda: run(real_img, c, z)) for name, run in phases.items()}
     G.eval()
     with torch.no_grad():
-        gen_seconds = timed(lambda: G(z, c, noise_mode="const"), repeats, device)
+        gen_seconds = statistics.mean(seconds_per_call(lambda: G(z, c, noise_mode="const"), repeats, device))
         gen_flops = counted_flops(lambda: G(z, c, noise_mode="const"))
     intervals = {"G_main": 1, "D_main": 1, "D_r1": config.D_reg_interval, "G_pl": config.G_reg_interval}
     per_batch = sum(seconds[name] / intervals[name] for name in phases)
