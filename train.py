@@ -57,7 +57,7 @@ from cstylegan.training.augment import AUGPIPE_PRESETS
 @click.option("--channels-last", "channels_last", is_flag=True, default=None, help="The float16 layers of "
               "StyleGAN2's G and D keep their activations channels-last (NHWC), the layout tensor-core convolutions "
               "read (NVlabs' fp16_channels_last); CUDA only, off by default.")
-@click.option("--metrics", type=str, help="Comma list computed at every snapshot: fid, kid, fid_per_class, pr, "
+@click.option("--metrics", type=str, help="Comma list computed at every snapshot: fid, kid, fid_per_class, kid_per_class, pr, "
               "class_acc (see python -m cstylegan.metrics --help).  [default: none]")
 @click.option("--metrics-num-gen", "metrics_num_gen", type=int, help="Generated images per metric (and per class).  "
               "[default: 10000]")

@@ -1,7 +1,10 @@
-"""The whole comparison, in order: train every method, measure every snapshot, report.
+"""A comparison unit by unit, in order: train its methods, measure every snapshot.
 
-Training runs are recorded in runs.json and metric results in evaluations.json under the
-work folder, so a rerun after a crash or a kill picks up where the last one stopped.
+A unit is what `run.py --only` names: `transfer` (the base, one fine-tune per class and the
+layer-swapped blends) or one conditional model. Training runs are recorded in runs.json and
+metric results in evaluations.json under the work folder, so a rerun after a crash or a
+kill picks up where the last one stopped; once a unit's results are written to the results
+folder (report.py), nothing in the work folder is needed any more.
 """
 
 import time
@@ -9,18 +12,20 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from cstylegan.config import TrainConfig
 from cstylegan.data import DatasetError, ImageDataset
 from cstylegan.devices import pick_device
 from cstylegan.metrics import compute_metrics
+from cstylegan.metrics.compute import mixed_labels
 from experiments.methods import Point, conditional_points, parameter_count, swap_point, transfer_points
 from experiments.spec import Spec, SpecError
 from experiments.trainings import Workspace
 
-FINAL_METRICS = ["fid", "kid", "fid_per_class", "class_acc"]
-CURVE_METRICS = ["fid_per_class"]
+FINAL_METRICS = ["fid", "kid", "fid_per_class", "kid_per_class", "class_acc"]
+CURVE_METRICS = ["fid_per_class", "class_acc"]
 ONLY_FINAL_SNAPSHOT = 10**6  # ticks between snapshots: the base model needs only its last one
 
 
@@ -29,12 +34,14 @@ class Method:
     """One row of the table: where its FID curve is measured, and what it cost to train."""
 
     name: str
+    unit: str
     points: list  # [Point]; the last is the final model
     runs: list  # runs.json records of every training it needed
     arch: str
     models_trained: int
     notes: str = ""
-    results: dict = field(default_factory=dict)  # {kimg as text: metric results}
+    curve: dict = field(default_factory=dict)  # {kimg as text: curve metric results}
+    final: dict = field(default_factory=dict)  # the final model's full metric results
 
     @property
     def kimg(self) -> float:
@@ -53,11 +60,8 @@ class Method:
         """Generator parameters needed to draw every class with the final model(s)."""
         return parameter_count(self.points[-1].build(torch.device("cpu")))
 
-    def final(self) -> dict:
-        return self.results[f"{self.points[-1].kimg:g}"]
 
-
-def _config(spec: Spec, overrides: dict, **settings) -> TrainConfig:
+def run_config(spec: Spec, overrides: dict, **settings) -> TrainConfig:
     """A run's TrainConfig: the shared train settings, the method's, then the runner's."""
     values = {"device": spec.device, "seed": spec.seed, **spec.train, **overrides, **settings}
     tick = values.get("tick", TrainConfig.tick)
@@ -67,66 +71,96 @@ def _config(spec: Spec, overrides: dict, **settings) -> TrainConfig:
     return TrainConfig(**values)
 
 
-def train_methods(spec: Spec, workspace: Workspace, dataset: ImageDataset, say) -> list:
-    """Train (or find finished) every run of every method; the Methods in table order."""
-    methods = []
-    if spec.transfer:
-        transfer = spec.transfer
-        settings = {**spec.train, **transfer.train}
-        arch = settings.get("cfg", "auto")
-        base = workspace.train("transfer_base", _config(spec, transfer.train, data=spec.data, cond=False,
-                                                        kimg=transfer.base_kimg, snap=ONLY_FINAL_SNAPSHOT,
-                                                        resume=transfer.base_resume, nkimg=0), say)
-        finetunes = []
-        for name in dataset.class_names:
-            config = _config(spec, transfer.train, data=workspace.class_data(spec.data, name), cond=False,
-                             kimg=transfer.finetune_kimg, snap_kimg=transfer.snap_kimg,
-                             resume=base["snapshots"][-1][1], nkimg=0, freezed=transfer.freezed)
-            finetunes.append(workspace.train(f"transfer_{name}", config, say))
-        runs = [base, *finetunes]
-        trained = 1 + len(finetunes)
-        methods.append(Method("transfer", transfer_points(base, finetunes), runs, arch, trained,
-                              f"base {base['kimg']:g} kimg + {len(finetunes)} fine-tunes x {finetunes[0]['kimg']:g}"))
-        for res in transfer.swap_split_res:
-            methods.append(Method(f"transfer_swap{res}", [swap_point(base, finetunes, res, transfer.swap_lower)], runs,
-                                  arch, trained, f"layers <= {res} px from the {transfer.swap_lower}"))
-    for method in spec.conditional:
-        config = _config(spec, method.train, data=spec.data, cond=True, kimg=method.kimg, snap_kimg=method.snap_kimg)
-        run = workspace.train(method.name, config, say)
-        methods.append(Method(method.name, conditional_points(run), [run], config.cfg, 1, ""))
+def base_config(spec: Spec) -> TrainConfig:
+    """The transfer base: every image, no labels; only its last snapshot is kept."""
+    transfer = spec.transfer
+    return run_config(spec, transfer.train, data=spec.data, cond=False, kimg=transfer.base_kimg,
+                      snap=ONLY_FINAL_SNAPSHOT, resume=transfer.base_resume, nkimg=0)
+
+
+def conditional_config(spec: Spec, name: str) -> TrainConfig:
+    method = next(m for m in spec.conditional if m.name == name)
+    return run_config(spec, method.train, data=spec.data, cond=True, kimg=method.kimg, snap_kimg=method.snap_kimg)
+
+
+def unit_kimg(spec: Spec, unit: str, num_classes: int) -> float:
+    """Training kimg of a unit, all its models together."""
+    if unit == "transfer":
+        return spec.transfer.base_kimg + num_classes * spec.transfer.finetune_kimg
+    return next(m for m in spec.conditional if m.name == unit).kimg
+
+
+def speed_config(spec: Spec, unit: str) -> TrainConfig:
+    """The training whose img/s sets the unit's pace (a fine-tune trains the base's network)."""
+    return base_config(spec) if unit == "transfer" else conditional_config(spec, unit)
+
+
+def train_unit(spec: Spec, unit: str, workspace: Workspace, dataset: ImageDataset, say) -> list:
+    """Train (or find finished) every run of a unit; its Methods in table order."""
+    if unit != "transfer":
+        method = next(m for m in spec.conditional if m.name == unit)
+        config = conditional_config(spec, unit)
+        run = workspace.train(unit, config, say)
+        return [Method(unit, unit, conditional_points(run), [run], config.cfg, 1, method.notes)]
+    transfer = spec.transfer
+    arch = {**spec.train, **transfer.train}.get("cfg", "auto")
+    base = workspace.train("transfer_base", base_config(spec), say)
+    finetunes = []
+    for name in dataset.class_names:
+        config = run_config(spec, transfer.train, data=workspace.class_data(spec.data, name), cond=False,
+                            kimg=transfer.finetune_kimg, snap_kimg=transfer.snap_kimg,
+                            resume=base["snapshots"][-1][1], nkimg=0, freezed=transfer.freezed)
+        finetunes.append(workspace.train(f"transfer_{name}", config, say))
+    runs, trained = [base, *finetunes], 1 + len(finetunes)
+    methods = [Method("transfer", unit, transfer_points(base, finetunes), runs, arch, trained,
+                      f"base {base['kimg']:g} kimg + {len(finetunes)} fine-tunes x {finetunes[0]['kimg']:g}")]
+    for res in transfer.swap_split_res:
+        methods.append(Method(f"transfer_swap{res}", unit, [swap_point(base, finetunes, res, transfer.swap_lower)], runs,
+                              arch, trained, f"layers <= {res} px from the {transfer.swap_lower}"))
     return methods
 
 
-def evaluate_methods(spec: Spec, workspace: Workspace, methods: list, dataset: ImageDataset, say) -> None:
-    """Per-class FID at every curve point, the full metric set at each method's final point;
-    results already in evaluations.json are reused."""
+def evaluate(spec: Spec, workspace: Workspace, method: Method, dataset: ImageDataset, say) -> None:
+    """Per-class FID and class consistency at every curve point (curve_num_gen_per_class fakes
+    a class), then the full metric set of the final model; results already in
+    evaluations.json are reused."""
     device = pick_device(spec.device)
     stored = workspace.read_json("evaluations.json", {})
-    settings = dict(num_gen=spec.num_gen, num_gen_per_class=spec.num_gen_per_class, seed=spec.seed)
+    settings = dict(num_gen=spec.num_gen, num_gen_per_class=spec.num_gen_per_class,
+                    curve_num_gen_per_class=spec.curve_num_gen_per_class, seed=spec.seed)
     if stored.get("settings") != settings:
         stored = {"settings": settings}
-    for method in methods:
-        for index, point in enumerate(method.points):
-            key = f"{point.kimg:g}"
-            done = stored.get(method.name, {})
-            if key not in done:
-                final = index == len(method.points) - 1
-                metrics = FINAL_METRICS if final else CURVE_METRICS
-                say(f"{method.name}: {', '.join(metrics)} at {key} kimg")
-                start = time.time()
-                done[key] = _measure(spec, point, metrics, dataset, device)
-                say(f"{method.name} at {key} kimg: " + "  ".join(
-                    f"{name} {value:.4g}" for name, value in done[key].items() if "/" not in name)
-                    + f"  ({time.time() - start:.0f} s)")
-                stored[method.name] = done
-                workspace.write_json("evaluations.json", stored)
-            method.results[key] = done[key]
+    done = stored.setdefault(method.name, {"curve": {}, "final": None})
+    jobs = [(f"{point.kimg:g}", point, CURVE_METRICS, spec.curve_num_gen_per_class) for point in method.points]
+    jobs.append(("final", method.points[-1], FINAL_METRICS, spec.num_gen_per_class))
+    for key, point, metrics, per_class in jobs:
+        have = done["final"] if key == "final" else done["curve"].get(key)
+        if have is None:
+            where = f"the final model ({point.kimg:g} kimg)" if key == "final" else f"{key} kimg"
+            say(f"{method.name}: {', '.join(metrics)} at {where}, "
+                + (f"{per_class} fakes a class" if per_class else f"{spec.num_gen} fakes, each class's share per class"))
+            start = time.time()
+            generator = point.build(device)
+            have = compute_metrics(generator, dataset, metrics, spec.num_gen, device=device, seed=spec.seed,
+                                   num_gen_per_class=per_class, per_class_from_mixed=per_class is None,
+                                   z_dim=generator.z_dim, progress=False)
+            say(f"{method.name} at {where}: " + "  ".join(
+                f"{name} {value:.4g}" for name, value in have.items() if "/" not in name)
+                + f"  ({time.time() - start:.0f} s)")
+            if key == "final":
+                done["final"] = have
+            else:
+                done["curve"][key] = have
+            workspace.write_json("evaluations.json", stored)
+    method.curve, method.final = done["curve"], done["final"]
 
 
-def _measure(spec: Spec, point: Point, metrics: list, dataset: ImageDataset, device) -> dict:
-    generator = point.build(device)
-    return compute_metrics(generator, dataset, metrics, spec.num_gen, device=device, seed=spec.seed,
-                           num_gen_per_class=spec.num_gen_per_class, z_dim=generator.z_dim, progress=False)
+def final_fakes_per_class(spec: Spec, dataset: ImageDataset) -> list:
+    """How many fakes of each class the final per-class metrics use."""
+    if spec.num_gen_per_class:
+        return [spec.num_gen_per_class] * len(dataset.class_names)
+    drawn = mixed_labels(dataset.raw_classes, spec.num_gen, spec.seed)  # as compute_metrics draws them
+    return np.bincount(drawn, minlength=len(dataset.class_names)).tolist()
 
 
 def open_data(spec: Spec) -> ImageDataset:
@@ -139,10 +173,9 @@ def open_data(spec: Spec) -> ImageDataset:
     return dataset
 
 
-def run_matrix(spec: Spec, workdir, say=print) -> tuple:
-    """Train and measure everything in `spec`; returns (methods, dataset) for the report."""
-    dataset = open_data(spec)
-    workspace = Workspace(workdir)
-    methods = train_methods(spec, workspace, dataset, say)
-    evaluate_methods(spec, workspace, methods, dataset, say)
-    return methods, dataset
+def run_unit(spec: Spec, unit: str, workspace: Workspace, dataset: ImageDataset, say=print) -> list:
+    """Train and measure one unit; its Methods, measured, for the report."""
+    methods = train_unit(spec, unit, workspace, dataset, say)
+    for method in methods:
+        evaluate(spec, workspace, method, dataset, say)
+    return methods

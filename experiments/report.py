@@ -1,10 +1,16 @@
-"""What a comparison leaves in experiments/results/<name>/: tables, curves, pictures, environment.
+"""What a comparison leaves in experiments/results/<name>/, and how it is merged.
 
-table.md / table.csv (one row per method), fid_curves.png, samples_<method>.png,
-swap_grid.png, sg2_vs_sg3.md, environment.txt and a copy of the config.
+Each finished method writes its own files: methods/<method>.json (its table row, its curve,
+its final metrics, what it cost, the config it was run with and the machine) and
+samples_<method>.png; the conditional StyleGAN2 model also writes swap_grid.png. The
+summary (table.md / table.csv, fid_curves.png, sg2_vs_sg3.md, environment.txt and a copy
+of the config) is then drawn again from every methods/*.json present, so units run in
+separate sittings, on separate machines, merge into one table.
 """
 
 import csv
+import json
+import os
 import platform
 import shutil
 import subprocess
@@ -22,28 +28,97 @@ from cstylegan.seeds import parse_seeds, seed_z
 from experiments.spec import SpecError
 
 REPO = Path(__file__).resolve().parents[1]
+LOWER_IS_BETTER = ("fid", "kid")
 
 
-def table_rows(methods: list, class_names: list) -> list:
-    """One dict per method: per-class FID, the summary metrics, and what the method cost."""
-    rows = []
-    for method in methods:
-        final = method.final()
-        row = {"method": method.name, "cfg": method.arch}
-        row.update({f"fid_{name}": final[f"fid_per_class/{name}"] for name in class_names})
-        row.update(fid_per_class_mean=final["fid_per_class_mean"], fid=final["fid"], kid=final["kid"],
-                   class_acc=final["class_acc_mean"], kimg=method.kimg, wall_time_s=round(method.wall_s),
-                   models=method.models_trained, G_params=method.parameters, peak_mem_gb=method.peak_mem_gb,
-                   notes=method.notes)
-        rows.append(row)
-    return rows
+def plain(values):
+    """`values` as JSON gives it back (tuples become lists), so stored and current settings compare equal."""
+    return json.loads(json.dumps(values))
 
 
-def _format(column: str, value) -> str:
+def record_path(out: Path, method: str) -> Path:
+    return out / "methods" / f"{method}.json"
+
+
+def read_records(spec, out: Path) -> list:
+    """The committed record of each of the config's methods that has one, in table order."""
+    paths = [record_path(out, name) for name in spec.method_names()]
+    return [json.loads(path.read_text()) for path in paths if path.is_file()]
+
+
+def unit_status(spec, unit: str, out: Path) -> str:
+    """done (results committed for this config), stale (committed for other settings) or to run."""
+    paths = [record_path(out, name) for name in spec.units()[unit]]
+    if not all(path.is_file() for path in paths):
+        return "to run"
+    settings = plain(spec.unit_settings(unit))
+    same = all(json.loads(path.read_text())["settings"] == settings for path in paths)
+    return "done" if same else "stale (the config changed since its results were written)"
+
+
+def table_row(method, class_names: list) -> dict:
+    """Per-class FID and KID, the summary metrics, and what the method cost."""
+    final = method.final
+    row = {"method": method.name, "cfg": method.arch}
+    row.update({f"fid_{name}": final[f"fid_per_class/{name}"] for name in class_names})
+    row["fid_per_class_mean"] = final["fid_per_class_mean"]
+    for name in class_names:
+        row[f"kid_{name}"] = final[f"kid_per_class/{name}"]
+        row[f"kid_{name}_std"] = final[f"kid_per_class_std/{name}"]
+    row.update(kid_per_class_mean=final["kid_per_class_mean"], fid=final["fid"], kid=final["kid"],
+               kid_std=final["kid_std"], class_acc=final["class_acc_mean"], kimg=method.kimg,
+               wall_time_s=round(method.wall_s), models=method.models_trained, G_params=method.parameters,
+               peak_mem_gb=method.peak_mem_gb, notes=method.notes)
+    return row
+
+
+def environment(device) -> dict:
+    """Which code and machine made a method's numbers."""
+    def git(*args):
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=REPO).stdout.strip()
+
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    if device.type == "cuda":
+        hardware = torch.cuda.get_device_name(device)
+    else:
+        models = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")] if Path("/proc/cpuinfo").exists() else [platform.processor()]
+        hardware = (f"{models[0] if models else 'CPU'}, {torch.backends.cpu.get_cpu_capability()}, "
+                    f"{torch.get_num_threads()} torch threads")
+    return {"commit": (git("rev-parse", "HEAD") or "unknown") + (" (with uncommitted changes)" if dirty else ""),
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "device": f"{device} ({hardware})",
+            "python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform()}
+
+
+def method_record(spec, method, class_names: list, fakes_per_class: list, device, unit_seconds: float) -> dict:
+    curve = [{"kimg": point.kimg, **{key: value for key, value in method.curve[f"{point.kimg:g}"].items()
+                                     if "/" not in key}} for point in method.points]
+    return plain({
+        "method": method.name, "unit": method.unit, "settings": spec.unit_settings(method.unit),
+        "row": table_row(method, class_names), "curve": curve, "curve_num_gen_per_class": spec.curve_num_gen_per_class,
+        "final": method.final, "num_gen": spec.num_gen, "final_fakes_per_class": dict(zip(class_names, fakes_per_class)),
+        "arch": method.arch, "kimg": method.kimg, "wall_s": method.wall_s,
+        "train_img_per_s": method.kimg * 1000 / method.wall_s, "parameters": method.parameters,
+        "peak_mem_gb": method.peak_mem_gb, "models": method.models_trained, "notes": method.notes,
+        "unit_seconds": unit_seconds, "environment": environment(device),
+    })
+
+
+def write_record(record: dict, out: Path) -> None:
+    """methods/<method>.json, replaced atomically."""
+    path = record_path(out, record["method"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(record, indent=1) + "\n")
+    os.replace(temporary, path)
+
+
+def _format(column: str, value, row: dict) -> str:
     if column == "wall_time_s":
         return _duration(value)
-    if column == "kid":
-        return f"{value:.4f}"
+    if column.startswith("kid"):
+        spread = row.get(f"{column}_std") if column != "kid_per_class_mean" else None
+        return f"{value:.4f}" + (f" ± {spread:.4f}" if spread is not None else "")
     if column == "class_acc":
         return f"{value:.3f}"
     if column == "G_params":
@@ -62,43 +137,77 @@ def _duration(seconds: float) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
 
 
-LOWER_IS_BETTER = ("fid", "kid")
-
-
-def write_tables(rows: list, out: Path) -> None:
-    """table.csv (raw numbers) and table.md (rounded, the best value of each metric in bold)."""
+def write_tables(rows: list, out: Path, footer: list = ()) -> None:
+    """table.csv (raw numbers) and table.md (rounded, KID ± its spread over subsets, the
+    best value of each metric in bold, then the footer lines)."""
     columns = list(rows[0])
     with open(out / "table.csv", "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
+    shown = [c for c in columns if not c.endswith("_std")]
     best = {}
-    for column in columns:
+    for column in shown:
         if column.startswith(LOWER_IS_BETTER):
             best[column] = min(row[column] for row in rows)
         elif column == "class_acc":
             best[column] = max(row[column] for row in rows)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
     for row in rows:
-        cells = [f"**{_format(c, row[c])}**" if c in best and row[c] == best[c] and len(rows) > 1
-                 else _format(c, row[c]) for c in columns]
+        cells = [f"**{_format(c, row[c], row)}**" if c in best and row[c] == best[c] and len(rows) > 1
+                 else _format(c, row[c], row) for c in shown]
         lines.append("| " + " | ".join(cells) + " |")
-    (out / "table.md").write_text("\n".join(lines) + "\n")
+    (out / "table.md").write_text("\n".join([*lines, "", *footer]).rstrip() + "\n")
 
 
-def plot_curves(methods: list, path: Path) -> None:
-    """Mean per-class FID against the total kimg each method had trained at that point."""
-    figure = Figure(figsize=(6.4, 4.2))
-    axes = figure.subplots()
-    for method in methods:
-        kimgs = [point.kimg for point in method.points]
-        fids = [method.results[f"{kimg:g}"]["fid_per_class_mean"] for kimg in kimgs]
-        axes.plot(kimgs, fids, marker="o" if len(kimgs) > 1 else "*", markersize=5 if len(kimgs) > 1 else 11,
-                  label=method.name)
-    axes.set_xlabel("training kimg (all models of the method together)")
-    axes.set_ylabel("mean per-class FID (lower is better)")
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=8)
+def sample_sizes(records: list) -> list:
+    """What the table's numbers were measured on, so a reader can judge their bias."""
+    record = records[0]
+    counts = sorted(set(record["final_fakes_per_class"].values()))
+    per_class = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    return [f"FID and KID from {record['num_gen']} fakes (classes drawn as in the data); per-class FID, per-class KID "
+            f"(± its spread over subsets) and class consistency from {per_class} fakes a class against all of that "
+            f"class's real images; curves (fid_curves.png) from {record['curve_num_gen_per_class']} fakes a class.", ""]
+
+
+def first_match(records: list) -> list:
+    """Where each conditional model's curve first reaches transfer's final mean per-class FID
+    (both measured with the curve's fakes), as a share of transfer's kimg."""
+    transfer = next((r for r in records if r["method"] == "transfer"), None)
+    if transfer is None:
+        return []
+    target, budget = transfer["curve"][-1]["fid_per_class_mean"], transfer["kimg"]
+    lines = []
+    for record in records:
+        if record["models"] != 1:
+            continue
+        reached = next((point["kimg"] for point in record["curve"] if point["fid_per_class_mean"] <= target), None)
+        lines.append(f"{record['method']}: " + (
+            f"first at or below transfer's final mean per-class FID ({target:.1f}, after {budget:g} kimg) at "
+            f"{reached:g} kimg, {reached / budget:.2f} of transfer's kimg (1/N = {1 / transfer['models']:.2f})."
+            if reached is not None else
+            f"never reaches transfer's final mean per-class FID ({target:.1f}) on its curve "
+            f"(its last point: {record['curve'][-1]['fid_per_class_mean']:.1f} at {record['curve'][-1]['kimg']:g} kimg)."))
+    return lines
+
+
+def plot_curves(records: list, path: Path) -> None:
+    """Mean per-class FID and class consistency against the total kimg each method had
+    trained at that point (the fakes per class of the curve, fewer than the table's)."""
+    figure = Figure(figsize=(10, 4.2))
+    fid_axes, acc_axes = figure.subplots(1, 2)
+    for record in records:
+        kimgs = [point["kimg"] for point in record["curve"]]
+        style = dict(marker="o", markersize=4) if len(kimgs) > 1 else dict(marker="*", markersize=11)
+        fid_axes.plot(kimgs, [point["fid_per_class_mean"] for point in record["curve"]], label=record["method"], **style)
+        acc_axes.plot(kimgs, [point["class_acc_mean"] for point in record["curve"]], label=record["method"], **style)
+    fakes = sorted({record["curve_num_gen_per_class"] for record in records})
+    fid_axes.set_ylabel(f"mean per-class FID ({'/'.join(map(str, fakes))} fakes a class; lower is better)")
+    acc_axes.set_ylabel("class consistency (higher is better)")
+    for axes in (fid_axes, acc_axes):
+        axes.set_xlabel("training kimg (all models of the method together)")
+        axes.grid(alpha=0.3)
+    fid_axes.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
 
@@ -137,72 +246,71 @@ def save_swap_grid(method, class_names: list, seed: int, swap_layer: int, device
               column_labels=[f"style {name}" for name in class_names])
 
 
-def write_sg2_vs_sg3(methods: list, path: Path) -> None:
+def write_sg2_vs_sg3(records: list, path: Path) -> None:
     """The conditional models side by side: cost, speed and quality, and the FID at equal kimg."""
-    conditional = [m for m in methods if m.models_trained == 1]
+    conditional = [r for r in records if r["models"] == 1]
     lines = [f"# Conditional StyleGAN2 vs StyleGAN3 ({path.parent.name})", ""]
-    if not any(m.arch.startswith("stylegan3") for m in conditional):
-        path.write_text("\n".join(lines + ["This config trains no StyleGAN3 model.", ""]))
+    if not any(r["arch"].startswith("stylegan3") for r in conditional):
+        path.write_text("\n".join(lines + ["No StyleGAN3 model of this config has results yet.", ""]))
         return
-    shared_kimg = min(m.points[-1].kimg for m in conditional)
-    lines += ["| method | cfg | kimg | wall time | train img/s | G params | peak mem GB | FID | mean per-class FID "
-              f"| KID | class consistency | mean per-class FID at {shared_kimg:g} kimg |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for m in conditional:
-        final = m.final()
-        nearest = min(m.points, key=lambda point: abs(point.kimg - shared_kimg))
-        at_shared = m.results[f"{nearest.kimg:g}"]["fid_per_class_mean"]
-        lines.append(f"| {m.name} | {m.arch} | {m.kimg:g} | {_duration(m.wall_s)} | {m.kimg * 1000 / m.wall_s:.1f} "
-                     f"| {m.parameters / 1e6:.2f} M | {m.peak_mem_gb:.1f} | {final['fid']:.1f} "
-                     f"| {final['fid_per_class_mean']:.1f} | {final['kid']:.4f} | {final['class_acc_mean']:.3f} "
-                     f"| {at_shared:.1f} (at {nearest.kimg:g}) |")
-    best = min(conditional, key=lambda m: m.final()["fid_per_class_mean"])
-    fastest = max(conditional, key=lambda m: m.kimg / m.wall_s)
-    lines += ["", f"Lowest final mean per-class FID: {best.name}. Fastest to train: {fastest.name}. "
-              "Wall time includes snapshots and grids; FID at equal kimg compares the curves where both have a point.",
-              ""]
+    shared_kimg = min(r["curve"][-1]["kimg"] for r in conditional)
+    lines += ["| method | cfg | kimg | training time | train img/s | G params | peak mem GB | FID | mean per-class FID "
+              f"| KID | class consistency | mean per-class FID at {shared_kimg:g} kimg (curve) | notes |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in conditional:
+        final = r["final"]
+        nearest = min(r["curve"], key=lambda point: abs(point["kimg"] - shared_kimg))
+        lines.append(f"| {r['method']} | {r['arch']} | {r['kimg']:g} | {_duration(r['wall_s'])} "
+                     f"| {r['train_img_per_s']:.1f} | {r['parameters'] / 1e6:.2f} M | {r['peak_mem_gb']:.1f} "
+                     f"| {final['fid']:.1f} | {final['fid_per_class_mean']:.1f} | {final['kid']:.4f} ± {final['kid_std']:.4f} "
+                     f"| {final['class_acc_mean']:.3f} | {nearest['fid_per_class_mean']:.1f} (at {nearest['kimg']:g}) "
+                     f"| {r['notes']} |")
+    best = min(conditional, key=lambda r: r["final"]["fid_per_class_mean"])
+    fastest = max(conditional, key=lambda r: r["train_img_per_s"])
+    lines += ["", f"Lowest final mean per-class FID: {best['method']}. Fastest to train: {fastest['method']}. "
+              "Training time is the trainings' own (ticks, snapshots, grids), without the metrics; FID at equal kimg "
+              "compares the curves where both have a point.", ""]
     path.write_text("\n".join(lines))
 
 
-def write_environment(spec_path: Path, device, seconds: dict, path: Path) -> None:
-    """Which code, machine and library versions made these numbers."""
-    def git(*args):
-        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=REPO).stdout.strip()
-
-    commit = git("rev-parse", "HEAD") or "unknown"
-    dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""
-    if device.type == "cuda":
-        hardware = torch.cuda.get_device_name(device)
-    else:
-        models = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")] if Path("/proc/cpuinfo").exists() else [platform.processor()]
-        hardware = f"{models[0] if models else 'CPU'}, {torch.get_num_threads()} torch threads"
-    lines = [
-        f"config: {spec_path}",
-        f"finished: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}",
-        f"commit: {commit}{dirty}",
-        f"device: {device} ({hardware})",
-        f"python: {sys.version.split()[0]}  torch: {torch.__version__}  numpy: {np.__version__}",
-        f"platform: {platform.platform()}",
-        *(f"{name}: {_duration(value)}" for name, value in seconds.items()),
-    ]
+def write_environment(spec_path: Path, records: list, path: Path) -> None:
+    """Which code, machine and library versions made each method's numbers, and what each cost."""
+    lines = [f"config: {spec_path}", ""]
+    for r in records:
+        env = r["environment"]
+        lines += [f"{r['method']} (unit {r['unit']}): finished {env['finished']}, commit {env['commit']}",
+                  f"  device: {env['device']}; python {env['python']}, torch {env['torch']}; {env['platform']}",
+                  f"  training {_duration(r['wall_s'])} for {r['kimg']:g} kimg ({r['train_img_per_s']:.1f} img/s); "
+                  f"the whole unit (training + metrics + pictures) {_duration(r['unit_seconds'])}"]
     path.write_text("\n".join(lines) + "\n")
 
 
-def write_report(spec, spec_path: Path, methods: list, class_names: list, device, seconds: dict, out: Path, say) -> None:
+def write_unit_outputs(spec, methods: list, class_names: list, fakes_per_class: list, device, unit_seconds: float,
+                       swap_source: str, out: Path) -> None:
+    """A finished unit's own files: samples, the swap grid where it is the swap source, and its records last
+    (a record on disk means the unit is done)."""
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(spec_path, out / "config.yaml")
-    write_tables(table_rows(methods, class_names), out)
-    plot_curves(methods, out / "fid_curves.png")
     seeds = parse_seeds(spec.sample_seeds)
     for method in methods:
         save_samples(method, class_names, seeds, device, out / f"samples_{method.name}.png")
-    conditional = [m for m in methods if m.models_trained == 1]
-    swap_source = next((m for m in conditional if not m.arch.startswith("stylegan3")), None) or \
-        (conditional[0] if conditional else None)
-    if swap_source is not None:
-        save_swap_grid(swap_source, class_names, seeds[0], spec.swap_layer, device, out / "swap_grid.png")
-    write_sg2_vs_sg3(methods, out / "sg2_vs_sg3.md")
-    write_environment(spec_path, device, seconds, out / "environment.txt")
-    say(f"Wrote {out}/: table.md, table.csv, fid_curves.png, samples_*.png"
-        + (", swap_grid.png" if swap_source else "") + ", sg2_vs_sg3.md, environment.txt")
+        if method.name == swap_source:
+            save_swap_grid(method, class_names, seeds[0], spec.swap_layer, device, out / "swap_grid.png")
+    for method in methods:
+        write_record(method_record(spec, method, class_names, fakes_per_class, device, unit_seconds), out)
+
+
+def write_summary(spec, spec_path: Path, out: Path, say) -> list:
+    """Table, curves, StyleGAN2 vs 3 and environment from every committed record; the records."""
+    records = read_records(spec, out)
+    if not records:
+        return records
+    shutil.copyfile(spec_path, out / "config.yaml")
+    missing = [name for name in spec.method_names() if name not in {r["method"] for r in records}]
+    footer = [*sample_sizes(records), *first_match(records)] + ([f"Not run yet: {', '.join(missing)}."] if missing else [])
+    write_tables([r["row"] for r in records], out, footer)
+    plot_curves(records, out / "fid_curves.png")
+    write_sg2_vs_sg3(records, out / "sg2_vs_sg3.md")
+    write_environment(spec_path, records, out / "environment.txt")
+    say(f"Wrote {out}/: table.md, table.csv, fid_curves.png, sg2_vs_sg3.md, environment.txt from "
+        f"{len(records)} of {len(spec.method_names())} methods" + (f" (not run yet: {', '.join(missing)})" if missing else ""))
+    return records

@@ -48,6 +48,7 @@ class Conditional:
     kimg: float
     snap_kimg: float
     train: dict = field(default_factory=dict)
+    notes: str = ""  # shown in the table, e.g. why this method's budget differs
 
 
 @dataclass
@@ -57,7 +58,10 @@ class Spec:
     make_data: str  # the command that builds `data`, shown when it is missing
     train: dict
     num_gen: int  # fakes for the overall FID and KID (classes drawn as in the data)
-    num_gen_per_class: int  # fakes per class for per-class FID and class consistency, at every curve point
+    # Fakes per class for the final per-class FID / KID and class consistency; None: each
+    # class's fakes among the num_gen (independent latents, no extra Inception work).
+    num_gen_per_class: Optional[int] = None
+    curve_num_gen_per_class: Optional[int] = None  # fakes per class at each curve point; default num_gen_per_class
     sample_seeds: str = "0-7"
     swap_layer: int = 4  # class swap inside the conditional StyleGAN2 model (swap_grid.png)
     device: str = "auto"
@@ -72,6 +76,34 @@ class Spec:
             names.append("transfer")
             names += [f"transfer_swap{res}" for res in self.transfer.swap_split_res]
         return names + [method.name for method in self.conditional]
+
+    def units(self) -> dict:
+        """{unit: its methods}: what `run.py --only` runs start to finish. Transfer and its
+        layer swaps are one unit, since the swaps need the fine-tunes."""
+        units = {"transfer": self.method_names()[: 1 + len(self.transfer.swap_split_res)]} if self.transfer else {}
+        return {**units, **{method.name: [method.name] for method in self.conditional}}
+
+    def unit_settings(self, unit: str) -> dict:
+        """Everything in the config that a unit's numbers depend on; committed with its results,
+        so that a later run can tell whether they are still this config's."""
+        shared = {key: getattr(self, key) for key in ("data", "train", "num_gen", "num_gen_per_class",
+                                                      "curve_num_gen_per_class", "seed")}
+        own = self.transfer if unit == "transfer" else next(m for m in self.conditional if m.name == unit)
+        return {**shared, unit: dataclasses.asdict(own)}
+
+    def parse_units(self, only) -> list:
+        """The units named in a --only comma list, in config order; unknown names are refused by name."""
+        units = self.units()
+        if not only:
+            return list(units)
+        asked = [name.strip() for name in only.split(",") if name.strip()]
+        part_of = {method: unit for unit, methods in units.items() for method in methods}
+        unknown = [name for name in asked if name not in part_of]
+        if unknown or not asked:
+            raise SpecError(f"--only {only}: no unit {', '.join(unknown) or '(none)'} in {self.name}; "
+                            f"units: {', '.join(units)}")
+        wanted = {part_of[name] for name in asked}
+        return [unit for unit in units if unit in wanted]
 
 
 def _build(cls, values, where: str):
@@ -125,8 +157,13 @@ def parse_spec(values: dict, name: str) -> Spec:
         if not 1 <= snap <= kimg:
             raise SpecError(f"{kimg_owner}: snap_kimg must be from 1 (snapshot files are named by whole kimg) "
                             f"to kimg, got {snap} for {kimg} kimg")
-    if spec.num_gen < 2 or spec.num_gen_per_class < 2:
-        raise SpecError(f"{name}: num_gen and num_gen_per_class must be at least 2 (FID needs a covariance)")
+    if spec.curve_num_gen_per_class is None:
+        spec.curve_num_gen_per_class = spec.num_gen_per_class
+    if spec.curve_num_gen_per_class is None:
+        raise SpecError(f"{name}: give curve_num_gen_per_class (fakes per class at each curve point)")
+    if min(spec.num_gen, spec.num_gen_per_class or 2, spec.curve_num_gen_per_class) < 2:
+        raise SpecError(f"{name}: num_gen, num_gen_per_class and curve_num_gen_per_class must be at least 2 "
+                        "(FID needs a covariance)")
     return spec
 
 

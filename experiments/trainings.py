@@ -1,9 +1,10 @@
 """The training runs of a comparison, each done once.
 
 Every run is `python train.py --config <key>.yaml` in its own process (so its peak memory
-is its own and a crash cannot take the runner down), with its run folder under
-<workdir>/<key>/. A finished run is recorded in <workdir>/runs.json and skipped next time;
-an unfinished one is removed and started again.
+is its own and a crash cannot take the runner down), with its run folders under <workdir>/<key>/. A finished run is recorded in <workdir>/runs.json and skipped next time (unless the
+settings in <workdir>/<key>.yaml have changed: then it starts again); an
+unfinished one (killed, or its time slot ran out) continues from its newest snapshot
+(`--resume auto`).
 """
 
 import json
@@ -11,12 +12,11 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
 from cstylegan.checkpoint import snapshot_kimg
-from cstylegan.config import TrainConfig, save_yaml
+from cstylegan.config import TrainConfig, load_yaml, save_yaml
 from cstylegan.data import ImageDataset
 from cstylegan.dataset_writer import write_dataset_zip
 
@@ -25,6 +25,23 @@ REPO = Path(__file__).resolve().parents[1]
 
 class RunnerError(RuntimeError):
     """A step of the comparison failed; the message says which and where its log is."""
+
+
+def run_record(outdir: Path) -> dict:
+    """What a finished training left in its run folders (one, or more when it was continued):
+    the newest snapshot of each kimg, the kimg reached, the training seconds of every
+    invocation added up (each run folder's last tick time), and the peak memory."""
+    run_dirs = sorted(path for path in outdir.glob("*/") if (path / "stats.jsonl").is_file())
+    stats = [[json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines() if line.strip()]
+             for run_dir in run_dirs]
+    stats = [lines for lines in stats if lines]
+    if not stats:
+        raise RunnerError(f"no finished tick under {outdir}; see its log.txt")
+    snapshots = {snapshot_kimg(path): str(path) for run_dir in run_dirs
+                 for path in sorted(run_dir.glob("network-snapshot-*.pt"), key=snapshot_kimg)}
+    return dict(run_dir=str(run_dirs[-1]), snapshots=sorted(snapshots.items()), kimg=stats[-1][-1]["kimg"],
+                wall_s=sum(lines[-1]["time_s"] for lines in stats),
+                peak_mem_gb=max(line["peak_mem_gb"] for lines in stats for line in lines))
 
 
 class Workspace:
@@ -48,29 +65,32 @@ class Workspace:
     def train(self, key: str, config: TrainConfig, say) -> dict:
         """Run one training unless runs.json says it finished; returns its record:
         run_dir, snapshots [(kimg, path)], kimg, wall_s, peak_mem_gb."""
+        outdir, config_path = self.root / key, self.root / f"{key}.yaml"
+        config = replace(config, outdir=str(outdir))
+        if config_path.is_file() and load_yaml(config_path) != config:
+            say(f"{key}: its settings changed since {outdir} was trained; starting it again")
+            shutil.rmtree(outdir, ignore_errors=True)
+            self.runs.pop(key, None)
+        save_yaml(config, config_path)
         record = self.runs.get(key)
         if record and all(Path(path).is_file() for _, path in record["snapshots"]):
             say(f"{key}: finished earlier ({record['kimg']:g} kimg), skipped")
             return record
-        outdir = self.root / key
-        if outdir.exists():
-            say(f"{key}: removing the unfinished run in {outdir} and starting it again")
-            shutil.rmtree(outdir)
-        config_path = self.root / f"{key}.yaml"
-        save_yaml(replace(config, outdir=str(outdir)), config_path)
-        say(f"{key}: training {config.kimg:g} kimg on {config.data} -> {outdir}")
-        start = time.time()
-        result = subprocess.run([sys.executable, str(REPO / "train.py"), "--config", str(config_path)], cwd=REPO)
-        wall_s = time.time() - start
-        run_dirs = sorted(outdir.glob("*/")) if outdir.exists() else []
-        if result.returncode != 0 or len(run_dirs) != 1:
+        started = sorted(path.parent for path in outdir.glob("*/network-snapshot-*.pt"))
+        if started:
+            # The first invocation's resolved config.yaml keeps what a fresh start derived
+            # (e.g. a fine-tune's ada_kimg); --resume auto takes its newest snapshot.
+            say(f"{key}: continuing the unfinished run in {started[-1]} from its newest snapshot")
+            arguments = ["--config", str(started[-1] / "config.yaml"), "--resume", "auto", "--kimg", str(config.kimg)]
+        else:
+            shutil.rmtree(outdir, ignore_errors=True)  # a run killed before its first snapshot
+            say(f"{key}: training {config.kimg:g} kimg on {config.data} -> {outdir}")
+            arguments = ["--config", str(config_path)]
+        result = subprocess.run([sys.executable, str(REPO / "train.py"), *arguments], cwd=REPO)
+        if result.returncode != 0:
             raise RunnerError(f"training {key} failed (exit {result.returncode}); see {outdir}/*/log.txt, "
-                              "fix it and run again: finished runs are kept")
-        run_dir = run_dirs[0]
-        stats = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
-        snapshots = sorted((snapshot_kimg(path), str(path)) for path in run_dir.glob("network-snapshot-*.pt"))
-        record = dict(run_dir=str(run_dir), snapshots=snapshots, kimg=stats[-1]["kimg"], wall_s=wall_s,
-                      peak_mem_gb=max(line["peak_mem_gb"] for line in stats))
+                              "fix it and run again: finished runs are kept, unfinished ones continue")
+        record = run_record(outdir)
         self.runs[key] = record
         self.write_json("runs.json", self.runs)
         return record

@@ -2,6 +2,7 @@
 
 import csv
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -9,10 +10,13 @@ import torch
 import yaml
 from PIL import Image
 
+from cstylegan.config import save_yaml
 from cstylegan.dataset_writer import write_dataset_zip
 from cstylegan.networks.stylegan2 import Generator
 from experiments.methods import PerClassModels
-from experiments.spec import SpecError, parse_spec
+from experiments.matrix import conditional_config
+from experiments.report import unit_status
+from experiments.spec import SpecError, load_spec, parse_spec
 from tests.conftest import COLOURS, run_cli
 
 CLASSES = ["red_male", "blue_male"]
@@ -28,84 +32,158 @@ def tiny_config(data) -> dict:
         "train": {"cfg": "small", "cbase": 256, "cmax": 16, "batch": 8, "tick": 0.5, "workers": 0},
         "num_gen": 8,
         "num_gen_per_class": 6,
+        "curve_num_gen_per_class": 4,
         "sample_seeds": "0-2",
         "swap_layer": 2,
         "transfer": {"base_kimg": 1, "finetune_kimg": 2, "snap_kimg": 1, "swap_split_res": [8]},
         "conditional": [
             {"name": "cond_sg2", "kimg": 2, "snap_kimg": 1},
-            {"name": "cond_sg3t", "kimg": 1, "snap_kimg": 1,
+            {"name": "cond_sg3t", "kimg": 1, "snap_kimg": 1, "notes": "same hours",
              "train": {"cfg": "stylegan3-t", "cbase": 128, "cmax": 8}},  # SG3 is slow on a CPU
         ],
     }
 
 
-@pytest.fixture(scope="module")
-def comparison(tmp_path_factory):
-    """The runner run once on the tiny config, then once more (everything should be skipped)."""
-    root = tmp_path_factory.mktemp("comparison")
+def write_data_and_config(root):
     rng = np.random.default_rng(1)
     images = {name: [np.clip(np.array(COLOURS[name]) + rng.normal(0, 8, (16, 16, 3)), 0, 255).astype(np.uint8)
                      for _ in range(6)] for name in CLASSES}
-    data = write_dataset_zip(root / "two.zip", images)
-    config = root / "tiny.yaml"
-    config.write_text(yaml.safe_dump(tiny_config(data)))
-    args = ("experiments/run.py", str(config), "--workdir", str(root / "work"), "--results", str(root / "results"))
-    first = run_cli(*args)
-    assert first.returncode == 0, first.stderr[-3000:]
-    second = run_cli(*args)
-    assert second.returncode == 0, second.stderr[-3000:]
-    return root, first, second
+    config = tiny_config(write_dataset_zip(root / "two.zip", images))
+    path = root / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
-@pytest.mark.slow  # about two minutes on 2 cores: 6 trainings and ~100 images through Inception
+def read_table(results) -> list:
+    with open(results / "table.csv") as file:
+        return list(csv.DictReader(file))
+
+
+@pytest.fixture(scope="module")
+def comparison(tmp_path_factory):
+    """The runner as a time-slotted user runs it: the plan; cond_sg2 alone after a killed start
+    (an unfinished run left at 1 of 2 kimg); then transfer and cond_sg3t. Then the whole config
+    at once into another results folder (every training and measurement found in the work
+    folder), and once more with an empty work folder (every unit done from its results files)."""
+    root = tmp_path_factory.mktemp("comparison")
+    config = write_data_and_config(root)
+    work, results = root / "work", root / "results"
+    common = ("experiments/run.py", str(config), "--workdir", str(work))
+    plan = run_cli(*common, "--plan", "--results", str(results))
+    assert plan.returncode == 0, plan.stderr[-3000:]
+
+    killed = replace(conditional_config(load_spec(config), "cond_sg2"), kimg=1, outdir=str(work / "cond_sg2"))
+    save_yaml(killed, root / "killed.yaml")
+    assert run_cli("train.py", "--config", str(root / "killed.yaml")).returncode == 0
+
+    runs = {"cond_sg2": run_cli(*common, "--only", "cond_sg2", "--results", str(results))}
+    assert runs["cond_sg2"].returncode == 0, runs["cond_sg2"].stderr[-3000:]
+    one_row = read_table(results)
+    runs["rest"] = run_cli(*common, "--only", "transfer,cond_sg3t", "--results", str(results))
+    assert runs["rest"].returncode == 0, runs["rest"].stderr[-3000:]
+    runs["all_at_once"] = run_cli(*common, "--results", str(root / "at_once"))
+    assert runs["all_at_once"].returncode == 0, runs["all_at_once"].stderr[-3000:]
+    runs["no_workdir"] = run_cli("experiments/run.py", str(config), "--workdir", str(root / "empty"),
+                                 "--results", str(results))
+    assert runs["no_workdir"].returncode == 0, runs["no_workdir"].stderr[-3000:]
+    return root, plan, runs, one_row
+
+
+@pytest.mark.slow  # about three minutes on 2 cores: 8 trainings and a few hundred images through Inception
 def test_runner_writes_every_output(comparison):
-    root, first, _ = comparison
+    root, _, runs, _ = comparison
     results = root / "results"
     expected = {"table.md", "table.csv", "fid_curves.png", "swap_grid.png", "sg2_vs_sg3.md", "environment.txt",
                 "config.yaml", *(f"samples_{m}.png" for m in METHODS)}
     assert expected <= {p.name for p in results.iterdir()}
+    assert {p.name for p in (results / "methods").iterdir()} == {f"{m}.json" for m in METHODS}
 
-    with open(results / "table.csv") as file:
-        rows = list(csv.DictReader(file))
-    assert list(rows[0]) == ["method", "cfg", *(f"fid_{c}" for c in CLASSES), "fid_per_class_mean", "fid", "kid",
-                             "class_acc", "kimg", "wall_time_s", "models", "G_params", "peak_mem_gb", "notes"]
+    rows = read_table(results)
+    per_class = [f"fid_{c}" for c in CLASSES] + ["fid_per_class_mean"]
+    kids = [column for c in CLASSES for column in (f"kid_{c}", f"kid_{c}_std")] + ["kid_per_class_mean"]
+    assert list(rows[0]) == ["method", "cfg", *per_class, *kids, "fid", "kid", "kid_std", "class_acc", "kimg",
+                             "wall_time_s", "models", "G_params", "peak_mem_gb", "notes"]
     by_method = {row["method"]: row for row in rows}
     assert list(by_method) == METHODS
     for row in rows:
         fids = [float(row[f"fid_{c}"]) for c in CLASSES]
         assert all(np.isfinite(fids)) and min(fids) > 0
         assert float(row["fid_per_class_mean"]) == pytest.approx(np.mean(fids))
+        assert float(row["kid_per_class_mean"]) == pytest.approx(np.mean([float(row[f"kid_{c}"]) for c in CLASSES]))
+        # Every KID subset holds all 6 reals and 6 fakes of a class, so only the overall KID varies over subsets.
+        assert all(float(row[f"kid_{c}_std"]) >= 0 for c in CLASSES) and float(row["kid_std"]) > 0
         assert 0 <= float(row["class_acc"]) <= 1 and float(row["wall_time_s"]) > 0
     # Transfer: a 1 kimg base and two 2 kimg fine-tunes, 3 models; the swap reuses them.
     assert float(by_method["transfer"]["kimg"]) == pytest.approx(5, abs=0.05)
     assert by_method["transfer"]["models"] == by_method["transfer_swap8"]["models"] == "3"
     assert by_method["cond_sg2"]["models"] == "1"
     assert float(by_method["cond_sg2"]["kimg"]) == pytest.approx(2, abs=0.05)
-    assert by_method["cond_sg3t"]["cfg"] == "stylegan3-t"
+    assert by_method["cond_sg3t"]["cfg"] == "stylegan3-t" and by_method["cond_sg3t"]["notes"] == "same hours"
     # Two per-style generators hold twice the parameters of one unconditional generator.
     assert int(by_method["transfer"]["G_params"]) > int(by_method["cond_sg2"]["G_params"])
 
-    markdown = (results / "table.md").read_text().splitlines()
-    assert len(markdown) == 2 + len(METHODS) and any("**" in line for line in markdown[2:])
+    markdown = (results / "table.md").read_text()
+    assert markdown.count("\n| ") == len(METHODS) and "**" in markdown and " ± " in markdown
+    assert "cond_sg2: " in markdown and "of transfer's kimg" in markdown or "never reaches" in markdown
 
-    evaluations = json.loads((root / "work" / "evaluations.json").read_text())
-    assert set(evaluations["cond_sg2"]) == {"1", "2"}  # curve point and final point
-    assert "fid" not in evaluations["cond_sg2"]["1"] and "fid" in evaluations["cond_sg2"]["2"]
-    assert set(evaluations["transfer"]) == {"3", "5"}  # base 1 + 2 classes x fine-tune snapshots 1 and 2
+    record = json.loads((results / "methods" / "cond_sg2.json").read_text())
+    assert [point["kimg"] for point in record["curve"]] == [1, 2]  # a point at every snapshot, 1 kimg apart
+    assert record["curve_num_gen_per_class"] == 4 and "kid_per_class/red_male" in record["final"]
+    assert record["row"]["fid_per_class_mean"] == record["final"]["fid_per_class_mean"]
+    transfer = json.loads((results / "methods" / "transfer.json").read_text())
+    assert [point["kimg"] for point in transfer["curve"]] == [3, 5]  # base 1 + 2 classes x fine-tune kimg 1 and 2
 
     samples = Image.open(results / "samples_cond_sg2.png")
     assert samples.height >= 2 * 16 and samples.width >= 3 * 16
-    assert "commit:" in (results / "environment.txt").read_text()
+    environment = (results / "environment.txt").read_text()
+    assert all(f"{m} (unit " in environment for m in METHODS) and "commit" in environment
     assert "cond_sg3t" in (results / "sg2_vs_sg3.md").read_text()
-    assert "transfer_base: training" in first.stdout
+    assert "transfer_base: training" in runs["rest"].stdout
 
 
 @pytest.mark.slow
-def test_runner_resumes_without_redoing_work(comparison):
-    _, _, second = comparison
-    for key in ("transfer_base", "transfer_red_male", "transfer_blue_male", "cond_sg2", "cond_sg3t"):
-        assert f"{key}: finished earlier" in second.stdout
-    assert ": training" not in second.stdout and "fid_per_class at" not in second.stdout
+def test_plan_measures_each_unit_before_anything_runs(comparison):
+    _, plan, _, _ = comparison
+    lines = {line.split()[0]: line.split() for line in plan.stdout.splitlines() if line.strip()}
+    for unit, kimg in (("transfer", "5"), ("cond_sg2", "2"), ("cond_sg3t", "1")):
+        assert lines[unit][1] == kimg and float(lines[unit][2]) > 0 and lines[unit][-2:] == ["to", "run"]
+        assert float(lines[unit][5].rstrip("h")) > 0  # expected hours, training + metrics
+    assert "measuring its training speed" in plan.stdout
+
+
+@pytest.mark.slow
+def test_a_killed_training_continues_and_units_merge(comparison):
+    root, _, runs, one_row = comparison
+    assert "cond_sg2: continuing the unfinished run" in runs["cond_sg2"].stdout
+    assert [row["method"] for row in one_row] == ["cond_sg2"]
+    assert "transfer_base" not in runs["cond_sg2"].stdout
+    # The whole config at once finds every training and measurement of the separate units.
+    assert ": training" not in runs["all_at_once"].stdout and "fakes a class" not in runs["all_at_once"].stdout
+    assert read_table(root / "at_once") == read_table(root / "results")
+    # With an empty work folder every unit is done from its committed results alone.
+    for unit in ("transfer", "cond_sg2", "cond_sg3t"):
+        assert f"{unit}: done" in runs["no_workdir"].stdout
+    assert "4 of 4 methods" in runs["no_workdir"].stdout
+
+
+@pytest.mark.slow
+def test_max_hours_refuses_a_unit_that_would_not_fit(comparison, tmp_path):
+    root, _, _, _ = comparison
+    result = run_cli("experiments/run.py", str(root / "tiny.yaml"), "--workdir", str(root / "work"),
+                     "--results", str(tmp_path / "fresh"), "--only", "cond_sg2", "--max-hours", "0.0001")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "unit cond_sg2 would take about" in result.stderr and "--max-hours leaves" in result.stderr
+    assert not (tmp_path / "fresh" / "methods").exists()
+
+
+@pytest.mark.slow
+def test_a_changed_config_makes_a_unit_stale(comparison):
+    root, _, _, _ = comparison
+    spec = load_spec(root / "tiny.yaml")
+    assert unit_status(spec, "cond_sg2", root / "results") == "done"
+    spec.conditional[0].kimg = 3
+    assert unit_status(spec, "cond_sg2", root / "results").startswith("stale")
+    assert unit_status(spec, "transfer", root / "results") == "done"
 
 
 def test_per_class_models_route_each_image_to_its_class_model():
@@ -131,12 +209,24 @@ def test_per_class_models_route_each_image_to_its_class_model():
     (lambda c: c["conditional"].append({"name": "cond_sg2", "kimg": 1, "snap_kimg": 1}), "method names must differ"),
     (lambda c: c["conditional"][0].pop("kimg"), "missing key kimg"),
     (lambda c: c.update(num_gen=1), "at least 2"),
+    (lambda c: c.update(curve_num_gen_per_class=1), "at least 2"),
 ])
 def test_bad_configs_are_refused_by_name(change, message):
     config = tiny_config("two.zip")
     change(config)
     with pytest.raises(SpecError, match=message):
         parse_spec(config, "tiny")
+
+
+def test_units_and_only():
+    spec = parse_spec(tiny_config("two.zip"), "tiny")
+    assert spec.units() == {"transfer": ["transfer", "transfer_swap8"], "cond_sg2": ["cond_sg2"],
+                            "cond_sg3t": ["cond_sg3t"]}
+    assert spec.parse_units(None) == ["transfer", "cond_sg2", "cond_sg3t"]
+    assert spec.parse_units("cond_sg3t,transfer_swap8") == ["transfer", "cond_sg3t"]  # config order; a swap is transfer's
+    with pytest.raises(SpecError, match="no unit cond_sg4 in tiny; units: transfer, cond_sg2, cond_sg3t"):
+        spec.parse_units("cond_sg2,cond_sg4")
+    assert spec.curve_num_gen_per_class == 4 and spec.unit_settings("cond_sg2")["cond_sg2"]["kimg"] == 2
 
 
 def test_cli_errors_are_one_line(tmp_path):

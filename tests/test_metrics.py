@@ -25,12 +25,12 @@ from cstylegan.metrics import compute as compute_module
 from cstylegan.metrics import inception as inception_module
 from cstylegan.metrics.cache import StatsCache
 from cstylegan.metrics.class_consistency import class_agreement, fit_probe
-from cstylegan.metrics.compute import Reals, compute_metrics
+from cstylegan.metrics.compute import Reals, compute_metrics, mixed_labels
 from cstylegan.metrics.errors import MetricError
 from cstylegan.metrics.fid import feature_stats, fid_from_features, frechet_distance
 from cstylegan.metrics.images import dataset_images
 from cstylegan.metrics.inception import clean_resize, extract_features, find_inception, load_inception, torch_clean_resize
-from cstylegan.metrics.kid import kid_from_features
+from cstylegan.metrics.kid import kid_from_features, kid_subsets, kid_with_spread
 from cstylegan.metrics.precision_recall import precision_recall
 from cstylegan.metrics.report import plot_fid, write_metric_jsonl
 from cstylegan.networks.discriminator import Discriminator
@@ -89,6 +89,27 @@ def test_kid_of_identically_distributed_sets_is_near_zero_and_reproducible():
     assert kid_from_features(a, shifted) > 0.5
     assert kid_from_features(a, shifted, seed=1) == kid_from_features(a, shifted, seed=1)
     assert np.array_equal(np.random.get_state()[1], before)  # numpy's global generator is left as it was
+
+
+def test_kid_equals_clean_fid_and_its_spread_is_that_of_the_subsets():
+    from cleanfid.fid import kernel_distance
+
+    rng = np.random.default_rng(5)
+    real, fake = rng.standard_normal((120, 32)), rng.standard_normal((90, 32)) + 0.2
+    np.random.seed(7)
+    assert kid_from_features(real, fake, seed=7) == pytest.approx(kernel_distance(real, fake), rel=1e-12)
+    # One subset by hand: all 90 fakes (a permutation) and 90 of the reals, the unbiased MMD^2 formula.
+    x = fake[np.random.RandomState(0).choice(90, 90, replace=False)]
+    state = np.random.RandomState(0)
+    state.choice(90, 90, replace=False)
+    y = real[state.choice(120, 90, replace=False)]
+    k = lambda a, b: (a @ b.T / 32 + 1) ** 3  # noqa: E731
+    off_diagonal = lambda m: (m.sum() - np.trace(m)) / (90 * 89)  # noqa: E731
+    by_hand = off_diagonal(k(x, x)) + off_diagonal(k(y, y)) - 2 * k(x, y).mean()
+    assert kid_subsets(real, fake, seed=0, num_subsets=1)[0] == pytest.approx(by_hand, rel=1e-10)
+    mean, spread = kid_with_spread(real, fake, seed=7)
+    assert mean == kid_from_features(real, fake, seed=7)
+    assert spread == pytest.approx(np.std(kid_subsets(real, fake, seed=7))) and 0 < spread < abs(mean) + 1
 
 
 def test_precision_recall_on_constructed_point_clouds():
@@ -272,12 +293,15 @@ class ColourGenerator:
 def test_compute_metrics_with_a_generator_callable(colour_zip, tmp_path, cheap_inception):
     generate = ColourGenerator()
     data = ImageDataset(colour_zip, use_labels=False)
-    results = compute_metrics(generate, data, "fid,kid,fid_per_class,pr,class_acc", num_gen=20,
+    results = compute_metrics(generate, data, "fid,kid,fid_per_class,kid_per_class,pr,class_acc", num_gen=20,
                               num_gen_per_class=12, batch=8, cache_dir=tmp_path, seed=5, z_dim=6, progress=False)
     names = list(COLOURS)
-    assert set(results) == {"fid", "kid", "precision", "recall", "fid_per_class_mean", "class_acc_mean",
-                            "class_acc_real_heldout", *(f"fid_per_class/{n}" for n in names),
+    assert set(results) == {"fid", "kid", "kid_std", "precision", "recall", "fid_per_class_mean", "kid_per_class_mean",
+                            "class_acc_mean", "class_acc_real_heldout", *(f"fid_per_class/{n}" for n in names),
+                            *(f"kid_per_class/{n}" for n in names), *(f"kid_per_class_std/{n}" for n in names),
                             *(f"class_acc/{n}" for n in names)}
+    assert results["kid_per_class_mean"] == pytest.approx(np.mean([results[f"kid_per_class/{n}"] for n in names]))
+    assert all(results[f"kid_per_class_std/{n}"] > 0 for n in names) and results["kid_std"] > 0
     assert results["class_acc_mean"] == 1.0 and results["class_acc_real_heldout"] == 1.0
     assert results["fid_per_class_mean"] == pytest.approx(np.mean([results[f"fid_per_class/{n}"] for n in names]))
     # 20 fakes with labels drawn from the data, then exactly 12 of each class; image i has seed 5 + i.
@@ -288,6 +312,19 @@ def test_compute_metrics_with_a_generator_callable(colour_zip, tmp_path, cheap_i
     assert torch.equal(z[20:32], z[:12])
     assert torch.equal(c[20:].argmax(dim=1), torch.arange(4).repeat_interleave(12))
     assert len(set(c[:20].argmax(dim=1).tolist())) > 1
+
+
+def test_per_class_metrics_from_the_mixed_fakes(colour_zip, tmp_path, cheap_inception):
+    """Only the num_gen mixed fakes are drawn; class k's metrics use those of class k among them."""
+    data = ImageDataset(colour_zip, use_labels=False)
+    generate = ColourGenerator()
+    mixed = compute_metrics(generate, data, "fid,fid_per_class,class_acc", num_gen=40, batch=8, cache_dir=tmp_path,
+                            seed=2, z_dim=6, progress=False, per_class_from_mixed=True)
+    classes = torch.cat([c for _, c in generate.calls]).argmax(dim=1)
+    assert len(classes) == 40 and torch.equal(classes, torch.from_numpy(mixed_labels(data.raw_classes, 40, 2)))
+    assert min(torch.bincount(classes, minlength=4)) >= 2
+    # Class k's set is exactly the class-k fakes: a mix of classes would not all be classified as k.
+    assert mixed["class_acc_mean"] == 1.0 and np.isfinite(mixed["fid_per_class_mean"])
 
 
 def test_compute_metrics_runs_our_generator_the_official_way(colour_zip, tmp_path, cheap_inception, monkeypatch):
@@ -311,7 +348,7 @@ def test_compute_metrics_refuses_what_cannot_be_measured(colour_zip, tmp_path, c
                               channel_max=16)
     with pytest.raises(MetricError, match="fid_per_class needs a conditional network"):
         compute_metrics(unconditional, data, "fid_per_class", num_gen=4, cache_dir=tmp_path)
-    with pytest.raises(MetricError, match="unknown metric fid50k; known metrics: fid, kid, fid_per_class, pr, class_acc"):
+    with pytest.raises(MetricError, match="unknown metric fid50k; known metrics: fid, kid, fid_per_class, kid_per_class, pr, class_acc"):
         compute_metrics(ColourGenerator(), data, "fid,fid50k", num_gen=4, cache_dir=tmp_path, z_dim=4)
     with pytest.raises(MetricError, match="needs z_dim"):
         compute_metrics(ColourGenerator(), data, "fid", num_gen=4, cache_dir=tmp_path)
@@ -404,8 +441,8 @@ def test_cli_compares_two_folders(tmp_path):
                              "--cache-dir", tmp_path / "cache", "--device", "cpu", "--quiet",
                              "--out", tmp_path / "m.jsonl")
     assert result.returncode == 0, result.stderr
-    table = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[2:6]}
-    assert set(table) == {"fid", "kid", "precision", "recall"} and float(table["fid"]) > 0
+    table = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[2:7]}
+    assert set(table) == {"fid", "kid", "kid_std", "precision", "recall"} and float(table["fid"]) > 0
     assert len((tmp_path / "m.jsonl").read_text().splitlines()) == 3  # fid, kid, pr
 
 
@@ -425,7 +462,7 @@ def run_in_process(capsys, *args) -> tuple:
 def test_cli_unknown_metric_is_one_line(tmp_path):
     (tmp_path / "a").mkdir()
     assert_one_line_error(run_metrics_cli("--ref", tmp_path / "a", "--gen", tmp_path / "a", "--metrics", "fid,is50k"),
-                          "unknown metric is50k", "fid, kid, fid_per_class, pr, class_acc")
+                          "unknown metric is50k", "fid, kid, fid_per_class, kid_per_class, pr, class_acc")
 
 
 @pytest.mark.parametrize("args, message", [

@@ -25,7 +25,7 @@ from cstylegan.metrics.report import format_table, write_metric_jsonl
 @click.option("--metrics", default="fid", show_default=True, help=f"Comma list of {', '.join(METRICS)}.")
 @click.option("--num-gen", type=click.IntRange(min=2), default=10000, show_default=True,
               help="Fakes for fid, kid, pr (labels drawn from the data).")
-@click.option("--num-gen-per-class", type=click.IntRange(min=2), help="Fakes per class for fid_per_class, class_acc.  [default: --num-gen]")
+@click.option("--num-gen-per-class", type=click.IntRange(min=2), help="Fakes per class for fid_per_class, kid_per_class, class_acc.  [default: --num-gen]")
 @click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Fake i uses generate.py's seed SEED+i.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1 or auto.")

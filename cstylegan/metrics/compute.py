@@ -20,7 +20,7 @@ from cstylegan.metrics.errors import MetricError
 from cstylegan.metrics.fid import feature_stats, frechet_distance
 from cstylegan.metrics.images import ImageSet, dataset_images, folder_images
 from cstylegan.metrics.inception import MODE, extract_features, load_inception
-from cstylegan.metrics.kid import kid_from_features
+from cstylegan.metrics.kid import kid_with_spread
 from cstylegan.metrics.precision_recall import precision_recall
 from cstylegan.training.distributed import Processes
 
@@ -106,7 +106,19 @@ def _fid(reals: Reals, fakes: Fakes) -> dict:
 
 
 def _kid(reals: Reals, fakes: Fakes) -> dict:
-    return {"kid": kid_from_features(reals.features(), fakes.features())}
+    kid, spread = kid_with_spread(reals.features(), fakes.features())
+    return {"kid": kid, "kid_std": spread}
+
+
+def _kid_per_class(reals: Reals, fakes: Fakes) -> dict:
+    """KID of each class's fakes against that class's reals; unbiased, so fair at a few hundred images."""
+    names, features = reals.images.class_names, reals.features()
+    results = {}
+    for k in reals.classes():
+        kid, spread = kid_with_spread(features[reals.images.labels == k], fakes.features(k))
+        results.update({f"kid_per_class/{names[k]}": kid, f"kid_per_class_std/{names[k]}": spread})
+    means = [value for key, value in results.items() if key.startswith("kid_per_class/")]
+    return {**results, "kid_per_class_mean": float(np.mean(means))}
 
 
 def _pr(reals: Reals, fakes: Fakes) -> dict:
@@ -130,8 +142,9 @@ def _class_acc(reals: Reals, fakes: Fakes) -> dict:
     return {**results, "class_acc_mean": float(np.mean(list(results.values()))), "class_acc_real_heldout": heldout_accuracy}
 
 
-METRICS = {"fid": _fid, "kid": _kid, "fid_per_class": _fid_per_class, "pr": _pr, "class_acc": _class_acc}
-PER_CLASS_METRICS = ("fid_per_class", "class_acc")
+METRICS = {"fid": _fid, "kid": _kid, "fid_per_class": _fid_per_class, "kid_per_class": _kid_per_class, "pr": _pr,
+           "class_acc": _class_acc}
+PER_CLASS_METRICS = ("fid_per_class", "kid_per_class", "class_acc")
 FOLDER_METRICS = tuple(m for m in METRICS if m not in PER_CLASS_METRICS)
 
 
@@ -182,16 +195,23 @@ def generated_batches(generate, z_dim: int, c_dim: int, classes, indices: range,
             yield generate(z, c)
 
 
+def mixed_labels(labels: np.ndarray, num_gen: int, seed: int) -> np.ndarray:
+    """The class of each of the `num_gen` mixed fakes: the labels of data items drawn at random."""
+    return labels[np.random.default_rng(seed).integers(len(labels), size=num_gen)]
+
+
 def compute_metrics(generator, dataset, metrics, num_gen: int, device="cpu", batch: int = 64, cache_dir=None,
                     inception_path=None, seed: int = 0, num_gen_per_class=None, z_dim=None,
-                    progress: bool = True, processes: Processes = Processes()) -> dict:
-    """{key: value} for the metrics named (see METRICS); keys such as fid, kid, fid_per_class/<class>,
-    fid_per_class_mean, precision, recall, class_acc/<class>, class_acc_mean, class_acc_real_heldout.
+                    progress: bool = True, processes: Processes = Processes(), per_class_from_mixed: bool = False) -> dict:
+    """{key: value} for the metrics named (see METRICS); keys such as fid, kid, kid_std, fid_per_class/<class>,
+    fid_per_class_mean, kid_per_class/<class>, kid_per_class_std/<class>, kid_per_class_mean, precision, recall, class_acc/<class>, class_acc_mean, class_acc_real_heldout.
 
     `generator`: our Generator (or any module called as G(z, c, truncation_psi=, noise_mode=)),
     or a callable (z, c) -> uint8 NCHW images, with `z_dim` given. `dataset`: an ImageDataset.
     `num_gen` fakes for fid/kid/pr; `num_gen_per_class` (default num_gen) per class for
-    fid_per_class/class_acc. Real-image features and statistics are cached in `cache_dir`.
+    fid_per_class/kid_per_class/class_acc, or with `per_class_from_mixed` the fakes of that
+    class among the `num_gen` (independent latents, about num_gen x the class's share of the
+    data; half the Inception work when both kinds of metric are asked for). Real-image features and statistics are cached in `cache_dir`.
     With `processes` (torchrun), every process must call this: each generates and extracts
     its shard of every image set, and all get the same results.
     """
@@ -212,9 +232,11 @@ def compute_metrics(generator, dataset, metrics, num_gen: int, device="cpu", bat
     extract = partial(extract_features, load_inception(inception_path, device), device=device,
                       progress=progress and processes.main)
     reals = Reals(images, extract, StatsCache(cache_dir), batch, processes, device)
-    mixed_classes = images.labels[np.random.default_rng(seed).integers(images.count, size=num_gen)] if c_dim else None
+    mixed_classes = mixed_labels(images.labels, num_gen, seed) if c_dim else None
 
     def make(class_index):
+        if class_index is not None and per_class_from_mixed:
+            return fakes.features()[mixed_classes == class_index]
         count = num_gen if class_index is None else num_gen_per_class
         classes = mixed_classes if class_index is None else np.full(count, class_index)
         label = "fakes" if class_index is None else f"fakes {images.class_names[class_index]}"
@@ -222,7 +244,8 @@ def compute_metrics(generator, dataset, metrics, num_gen: int, device="cpu", bat
         local = extract(generated_batches(generate, z_dim, c_dim, classes, shard, seed, batch, device), len(shard), desc=label)
         return processes.gather_rows(local, count, device)
 
-    return _evaluate(metrics, reals, Fakes(make))
+    fakes = Fakes(make)
+    return _evaluate(metrics, reals, fakes)
 
 
 def compare_folders(ref, gen, metrics=("fid",), device="cpu", batch: int = 64, cache_dir=None,

@@ -12,7 +12,10 @@ from cstylegan.metrics.errors import MetricError
 METRIC_OF_KEY = {
     "precision": "pr",
     "recall": "pr",
+    "kid_std": "kid",
     "fid_per_class_mean": "fid_per_class",
+    "kid_per_class_std": "kid_per_class",
+    "kid_per_class_mean": "kid_per_class",
     "class_acc_mean": "class_acc",
     "class_acc_real_heldout": "class_acc",
 }
