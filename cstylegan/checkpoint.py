@@ -97,6 +97,21 @@ def load_generator(path, device="cpu") -> tuple:
     return generator_from(snapshot, device), info
 
 
+GENERATOR_ONLY_KEYS = ("G_family", "G_kwargs", "class_names", "cur_nimg", "config")
+
+
+def export_generator(snapshot: dict, path) -> Path:
+    """Write only what drawing needs: G_ema in float16 (half the bytes; drawing casts it back
+    to float32), its constructor arguments, class names, kimg and config. generate.py, the
+    web page and the projector open it like any snapshot (no D: the projector's D distance
+    is then unavailable)."""
+    small = {key: snapshot[key] for key in GENERATOR_ONLY_KEYS if key in snapshot}
+    small["G_ema"] = {name: tensor.half() if tensor.is_floating_point() else tensor
+                      for name, tensor in snapshot["G_ema"].items()}
+    save_snapshot(path, small)
+    return Path(path)
+
+
 def snapshot_kimg(path) -> int:
     """The kimg in a snapshot file name, -1 if the name has none."""
     match = SNAPSHOT_PATTERN.search(Path(path).name)

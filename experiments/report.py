@@ -2,7 +2,8 @@
 
 Each finished method writes its own files: methods/<method>.json (its table row, its curve,
 its final metrics, what it cost, the config it was run with and the machine) and
-samples_<method>.png; the conditional StyleGAN2 model also writes swap_grid.png. The
+samples_<method>.png; the conditional StyleGAN2 model also writes swap_grid.png and
+<method>_G_ema.pt, its final generator alone in float16. The
 summary (table.md / table.csv, fid_curves.png, sg2_vs_sg3.md, environment.txt and a copy
 of the config) is then drawn again from every methods/*.json present, so units run in
 separate sittings, on separate machines, merge into one table.
@@ -23,6 +24,7 @@ import torch
 from matplotlib.figure import Figure
 
 from cstylegan.blend import class_swap_ws
+from cstylegan.checkpoint import export_generator, load_snapshot
 from cstylegan.image_grid import save_grid, to_uint8
 from cstylegan.seeds import parse_seeds, seed_z
 from experiments.spec import SpecError
@@ -287,14 +289,16 @@ def write_environment(spec_path: Path, records: list, path: Path) -> None:
 
 def write_unit_outputs(spec, methods: list, class_names: list, fakes_per_class: list, device, unit_seconds: float,
                        swap_source: str, out: Path) -> None:
-    """A finished unit's own files: samples, the swap grid where it is the swap source, and its records last
-    (a record on disk means the unit is done)."""
+    """A finished unit's own files: samples; for the swap source the swap grid and its final
+    generator alone (<method>_G_ema.pt, float16, to ship); its records last (a record on disk
+    means the unit is done)."""
     out.mkdir(parents=True, exist_ok=True)
     seeds = parse_seeds(spec.sample_seeds)
     for method in methods:
         save_samples(method, class_names, seeds, device, out / f"samples_{method.name}.png")
         if method.name == swap_source:
             save_swap_grid(method, class_names, seeds[0], spec.swap_layer, device, out / "swap_grid.png")
+            export_generator(load_snapshot(method.runs[0]["snapshots"][-1][1]), out / f"{method.name}_G_ema.pt")
     for method in methods:
         write_record(method_record(spec, method, class_names, fakes_per_class, device, unit_seconds), out)
 

@@ -153,10 +153,13 @@ def parse_spec(values: dict, name: str) -> Spec:
         raise SpecError(f"{name}: no methods; add a transfer: section and/or conditional: models")
     if len(set(names)) != len(names):
         raise SpecError(f"{name}: method names must differ, got {', '.join(names)}")
-    for kimg_owner, kimg, snap in _budgets(spec):
+    for kimg_owner, kimg, snap, tick in _budgets(spec):
         if not 1 <= snap <= kimg:
             raise SpecError(f"{kimg_owner}: snap_kimg must be from 1 (snapshot files are named by whole kimg) "
                             f"to kimg, got {snap} for {kimg} kimg")
+        if abs(snap / tick - round(snap / tick)) > 1e-6 or round(snap / tick) < 1:
+            raise SpecError(f"{kimg_owner}: snap_kimg {snap:g} is not a whole number of ticks of {tick:g} kimg "
+                            f"(snapshots come at tick ends); set train: {{tick: ...}} to a divisor of it")
     if spec.curve_num_gen_per_class is None:
         spec.curve_num_gen_per_class = spec.num_gen_per_class
     if spec.curve_num_gen_per_class is None:
@@ -168,10 +171,14 @@ def parse_spec(values: dict, name: str) -> Spec:
 
 
 def _budgets(spec: Spec):
+    """(where, kimg, snap_kimg, tick) of every run whose snapshots make a curve."""
+    def tick(own: dict) -> float:
+        return {**spec.train, **own}.get("tick", TrainConfig.tick)
+
     if spec.transfer:
-        yield f"{spec.name}.transfer", spec.transfer.finetune_kimg, spec.transfer.snap_kimg
+        yield f"{spec.name}.transfer", spec.transfer.finetune_kimg, spec.transfer.snap_kimg, tick(spec.transfer.train)
     for method in spec.conditional:
-        yield f"{spec.name}.{method.name}", method.kimg, method.snap_kimg
+        yield f"{spec.name}.{method.name}", method.kimg, method.snap_kimg, tick(method.train)
 
 
 def load_spec(path) -> Spec:

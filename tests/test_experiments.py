@@ -17,7 +17,7 @@ from experiments.methods import PerClassModels
 from experiments.matrix import conditional_config
 from experiments.report import unit_status
 from experiments.spec import SpecError, load_spec, parse_spec
-from tests.conftest import COLOURS, run_cli
+from tests.conftest import COLOURS, REPO as ROOT, run_cli
 
 CLASSES = ["red_male", "blue_male"]
 METHODS = ["transfer", "transfer_swap8", "cond_sg2", "cond_sg3t"]
@@ -133,6 +133,9 @@ def test_runner_writes_every_output(comparison):
     transfer = json.loads((results / "methods" / "transfer.json").read_text())
     assert [point["kimg"] for point in transfer["curve"]] == [3, 5]  # base 1 + 2 classes x fine-tune kimg 1 and 2
 
+    shipped = torch.load(results / "cond_sg2_G_ema.pt", weights_only=True)
+    assert "D" not in shipped and "G_opt" not in shipped and shipped["class_names"] == CLASSES
+    assert all(t.dtype == torch.float16 for t in shipped["G_ema"].values() if t.is_floating_point())
     samples = Image.open(results / "samples_cond_sg2.png")
     assert samples.height >= 2 * 16 and samples.width >= 3 * 16
     environment = (results / "environment.txt").read_text()
@@ -206,6 +209,7 @@ def test_per_class_models_route_each_image_to_its_class_model():
     (lambda c: c["train"].update(kimg=5), "kimg cannot be set here"),
     (lambda c: c["transfer"].update(snap_kimg=0.5), "snap_kimg must be from 1"),
     (lambda c: c["transfer"].update(swap_lower="middle"), "swap_lower must be base or finetune"),
+    (lambda c: c["conditional"][0].update(train={"tick": 0.75}), "snap_kimg 1 is not a whole number of ticks of 0.75"),
     (lambda c: c["conditional"].append({"name": "cond_sg2", "kimg": 1, "snap_kimg": 1}), "method names must differ"),
     (lambda c: c["conditional"][0].pop("kimg"), "missing key kimg"),
     (lambda c: c.update(num_gen=1), "at least 2"),
@@ -227,6 +231,19 @@ def test_units_and_only():
     with pytest.raises(SpecError, match="no unit cond_sg4 in tiny; units: transfer, cond_sg2, cond_sg3t"):
         spec.parse_units("cond_sg2,cond_sg4")
     assert spec.curve_num_gen_per_class == 4 and spec.unit_settings("cond_sg2")["cond_sg2"]["kimg"] == 2
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "experiments" / "configs").glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_configs_are_valid(path):
+    spec = load_spec(path)
+    assert spec.units() and spec.curve_num_gen_per_class >= 2
+
+
+def test_emoji32_cpu_gives_every_method_the_same_budget():
+    spec = load_spec(ROOT / "experiments" / "configs" / "emoji32_cpu.yaml")
+    transfer = spec.transfer.base_kimg + 4 * spec.transfer.finetune_kimg
+    assert transfer == spec.conditional[0].kimg and spec.transfer.finetune_kimg / spec.transfer.snap_kimg >= 6
+    assert spec.conditional[0].kimg / spec.conditional[0].snap_kimg >= 6 and spec.num_gen >= 5000
 
 
 def test_cli_errors_are_one_line(tmp_path):

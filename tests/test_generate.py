@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cstylegan.checkpoint import load_generator, save_snapshot
+from cstylegan.checkpoint import export_generator, load_generator, load_snapshot, save_snapshot
 from cstylegan.config import TrainConfig
 from cstylegan.networks.discriminator import Discriminator
 from cstylegan.networks.stylegan2 import Generator
@@ -92,3 +92,22 @@ def test_file_errors(unconditional_path, tmp_path):
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     result = run_cli("generate.py", "--seeds", "0", cwd=tmp_path)
     assert result.returncode == 2 and "no network-snapshot-*.pt under training-runs/" in result.stderr
+
+
+def test_an_exported_generator_draws_the_same_pictures_from_a_small_file(snapshot_path, tmp_path):
+    """The shipped model's format: G_ema alone in float16, opened by torch.load(weights_only=True) and generate.py."""
+    exported = export_generator(load_snapshot(snapshot_path), tmp_path / "G_ema.pt")
+    small = torch.load(exported, weights_only=True)
+    assert set(small) == {"G_family", "G_kwargs", "class_names", "cur_nimg", "config", "G_ema", "format"}
+    assert exported.stat().st_size < 0.6 * snapshot_path.stat().st_size
+    (G, _), (G16, info) = load_generator(snapshot_path), load_generator(exported)
+    assert info["class_names"] == list(COLOURS)
+    z = torch.from_numpy(np.random.RandomState(3).randn(4, G.z_dim)).float()
+    c = torch.eye(G.c_dim)
+    with torch.no_grad():
+        difference = (G(z, c, noise_mode="const") - G16(z, c, noise_mode="const")).abs().max()
+    assert 0 < difference < 0.02  # float16 weights: a few thousandths of the [-1, 1] range
+    result = run_cli("generate.py", "--network", str(exported), "--class", "blue_male", "--seeds", "0", "--outdir",
+                     str(tmp_path / "out"), "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "blue_male" / "seed0000.png").is_file()
