@@ -179,6 +179,7 @@ def first_match(records: list) -> list:
     if transfer is None:
         return []
     target, budget = transfer["curve"][-1]["fid_per_class_mean"], transfer["kimg"]
+    finetunes = transfer["models"] - 1
     lines = []
     for record in records:
         if record["models"] != 1:
@@ -186,7 +187,8 @@ def first_match(records: list) -> list:
         reached = next((point["kimg"] for point in record["curve"] if point["fid_per_class_mean"] <= target), None)
         lines.append(f"{record['method']}: " + (
             f"first at or below transfer's final mean per-class FID ({target:.1f}, after {budget:g} kimg) at "
-            f"{reached:g} kimg, {reached / budget:.2f} of transfer's kimg (1/N = {1 / transfer['models']:.2f})."
+            f"{reached:g} kimg, {reached / budget:.2f} of transfer's kimg (1/N for its N = {finetunes} fine-tunes: "
+            f"{1 / finetunes:.2f})."
             if reached is not None else
             f"never reaches transfer's final mean per-class FID ({target:.1f}) on its curve "
             f"(its last point: {record['curve'][-1]['fid_per_class_mean']:.1f} at {record['curve'][-1]['kimg']:g} kimg)."))

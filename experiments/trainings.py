@@ -1,8 +1,9 @@
 """The training runs of a comparison, each done once.
 
 Every run is `python train.py --config <key>.yaml` in its own process (so its peak memory
-is its own and a crash cannot take the runner down), with its run folders under <workdir>/<key>/. A finished run is recorded in <workdir>/runs.json and skipped next time (unless the
-settings in <workdir>/<key>.yaml have changed: then it starts again); an
+is its own and a crash cannot take the runner down), with its run folders under
+<workdir>/<key>/. A finished run is recorded in <workdir>/runs.json and skipped next time
+(unless the settings in <workdir>/<key>.yaml have changed: then it starts again); an
 unfinished one (killed, or its time slot ran out) continues from its newest snapshot
 (`--resume auto`).
 """
