@@ -79,7 +79,7 @@ def base_config(spec: Spec) -> TrainConfig:
 
 
 def conditional_config(spec: Spec, name: str) -> TrainConfig:
-    method = next(m for m in spec.conditional if m.name == name)
+    method = spec.conditional_named(name)
     return run_config(spec, method.train, data=spec.data, cond=True, kimg=method.kimg, snap_kimg=method.snap_kimg)
 
 
@@ -87,7 +87,7 @@ def unit_kimg(spec: Spec, unit: str, num_classes: int) -> float:
     """Training kimg of a unit, all its models together."""
     if unit == "transfer":
         return spec.transfer.base_kimg + num_classes * spec.transfer.finetune_kimg
-    return next(m for m in spec.conditional if m.name == unit).kimg
+    return spec.conditional_named(unit).kimg
 
 
 def speed_config(spec: Spec, unit: str) -> TrainConfig:
@@ -98,7 +98,7 @@ def speed_config(spec: Spec, unit: str) -> TrainConfig:
 def train_unit(spec: Spec, unit: str, workspace: Workspace, dataset: ImageDataset, say) -> list:
     """Train (or find finished) every run of a unit; its Methods in table order."""
     if unit != "transfer":
-        method = next(m for m in spec.conditional if m.name == unit)
+        method = spec.conditional_named(unit)
         config = conditional_config(spec, unit)
         run = workspace.train(unit, config, say)
         return [Method(unit, unit, conditional_points(run), [run], config.cfg, 1, method.notes)]

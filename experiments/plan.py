@@ -87,7 +87,7 @@ def metric_images(spec, unit: str, num_classes: int) -> int:
         points = max(1, round(spec.transfer.finetune_kimg / spec.transfer.snap_kimg))
         swaps = len(spec.transfer.swap_split_res)
         return (points + swaps) * num_classes * spec.curve_num_gen_per_class + (1 + swaps) * final
-    method = next(m for m in spec.conditional if m.name == unit)
+    method = spec.conditional_named(unit)
     points = max(1, round(method.kimg / method.snap_kimg))
     return points * num_classes * spec.curve_num_gen_per_class + final
 

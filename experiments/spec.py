@@ -77,6 +77,9 @@ class Spec:
             names += [f"transfer_swap{res}" for res in self.transfer.swap_split_res]
         return names + [method.name for method in self.conditional]
 
+    def conditional_named(self, name: str) -> Conditional:
+        return next(method for method in self.conditional if method.name == name)
+
     def units(self) -> dict:
         """{unit: its methods}: what `run.py --only` runs start to finish. Transfer and its
         layer swaps are one unit, since the swaps need the fine-tunes."""
@@ -88,7 +91,7 @@ class Spec:
         so that a later run can tell whether they are still this config's."""
         shared = {key: getattr(self, key) for key in ("data", "train", "num_gen", "num_gen_per_class",
                                                       "curve_num_gen_per_class", "seed")}
-        own = self.transfer if unit == "transfer" else next(m for m in self.conditional if m.name == unit)
+        own = self.transfer if unit == "transfer" else self.conditional_named(unit)
         return {**shared, unit: dataclasses.asdict(own)}
 
     def parse_units(self, only) -> list:

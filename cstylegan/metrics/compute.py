@@ -113,12 +113,12 @@ def _kid(reals: Reals, fakes: Fakes) -> dict:
 def _kid_per_class(reals: Reals, fakes: Fakes) -> dict:
     """KID of each class's fakes against that class's reals; unbiased, so fair at a few hundred images."""
     names, features = reals.images.class_names, reals.features()
-    results = {}
+    results, kids = {}, []
     for k in reals.classes():
         kid, spread = kid_with_spread(features[reals.images.labels == k], fakes.features(k))
         results.update({f"kid_per_class/{names[k]}": kid, f"kid_per_class_std/{names[k]}": spread})
-    means = [value for key, value in results.items() if key.startswith("kid_per_class/")]
-    return {**results, "kid_per_class_mean": float(np.mean(means))}
+        kids.append(kid)
+    return {**results, "kid_per_class_mean": float(np.mean(kids))}
 
 
 def _pr(reals: Reals, fakes: Fakes) -> dict:
@@ -203,15 +203,17 @@ def mixed_labels(labels: np.ndarray, num_gen: int, seed: int) -> np.ndarray:
 def compute_metrics(generator, dataset, metrics, num_gen: int, device="cpu", batch: int = 64, cache_dir=None,
                     inception_path=None, seed: int = 0, num_gen_per_class=None, z_dim=None,
                     progress: bool = True, processes: Processes = Processes(), per_class_from_mixed: bool = False) -> dict:
-    """{key: value} for the metrics named (see METRICS); keys such as fid, kid, kid_std, fid_per_class/<class>,
-    fid_per_class_mean, kid_per_class/<class>, kid_per_class_std/<class>, kid_per_class_mean, precision, recall, class_acc/<class>, class_acc_mean, class_acc_real_heldout.
+    """{key: value} for the metrics named (see METRICS); keys such as fid, kid, kid_std,
+    fid_per_class/<class>, fid_per_class_mean, kid_per_class/<class>, kid_per_class_std/<class>,
+    kid_per_class_mean, precision, recall, class_acc/<class>, class_acc_mean, class_acc_real_heldout.
 
     `generator`: our Generator (or any module called as G(z, c, truncation_psi=, noise_mode=)),
     or a callable (z, c) -> uint8 NCHW images, with `z_dim` given. `dataset`: an ImageDataset.
     `num_gen` fakes for fid/kid/pr; `num_gen_per_class` (default num_gen) per class for
     fid_per_class/kid_per_class/class_acc, or with `per_class_from_mixed` the fakes of that
     class among the `num_gen` (independent latents, about num_gen x the class's share of the
-    data; half the Inception work when both kinds of metric are asked for). Real-image features and statistics are cached in `cache_dir`.
+    data; half the Inception work when both kinds of metric are asked for). Real-image
+    features and statistics are cached in `cache_dir`.
     With `processes` (torchrun), every process must call this: each generates and extracts
     its shard of every image set, and all get the same results.
     """
