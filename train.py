@@ -13,6 +13,17 @@ from cstylegan.metrics.errors import MetricError
 from cstylegan.training.augment import AUGPIPE_PRESETS
 
 
+def kimg_pair(value):
+    """'8,24' -> [8.0, 24.0] for --transition-kimg."""
+    if value is None:
+        return None
+    try:
+        start, end = (float(part) for part in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not START,END in kimg, e.g. 8,24") from None
+    return [start, end]
+
+
 @click.command(cls=Command)
 @click.option("--data", type=str, help="Training data: a zip or folder with dataset.json (datasets/make_dataset.py).")
 @click.option("--cond", is_flag=True, default=None, help="Condition on the class labels of the data set.")
@@ -61,6 +72,10 @@ from cstylegan.training.augment import AUGPIPE_PRESETS
               "class_acc (see python -m cstylegan.metrics --help).  [default: none]")
 @click.option("--metrics-num-gen", "metrics_num_gen", type=int, help="Generated images per metric (and per class).  "
               "[default: 10000]")
+@click.option("--transition-kimg", "transition_kimg", callback=lambda ctx, param, value: kimg_pair(value),
+              help="START,END: with --cond, train unconditionally until START kimg, then fade the labels in "
+              "linearly until END (transitional training, against the collapse of conditional GANs on little "
+              "data).  [default: labels from the start]")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Start from a run's config.yaml; other flags override it.")
 def main(config_path, **flags):

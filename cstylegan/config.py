@@ -117,6 +117,7 @@ class TrainConfig:
     D_reg_interval: int = 16
     blur_init_sigma: Optional[float] = None
     blur_fade_kimg: Optional[float] = None
+    transition_kimg: Optional[list] = None  # [start, end]: labels fade in over these kimg (transitional training)
     tick: float = 4.0
     snap: int = 50
     seed: int = 0
@@ -213,8 +214,20 @@ class TrainConfig:
                 raise ConfigError(f"--dbackbone-weights {self.dbackbone_weights}: no such file")
         if self.kimg <= 0:
             raise ConfigError("--kimg must be positive")
+        if self.transition_kimg is not None:
+            self._validate_transition()
         if self.resolution is not None and (self.resolution < 4 or self.resolution & (self.resolution - 1)):
             raise ConfigError(f"resolution {self.resolution} is not a power of two >= 4")
+
+    def _validate_transition(self) -> None:
+        if not self.cond:
+            raise ConfigError("--transition-kimg fades class labels in; add --cond, or drop it")
+        values = list(self.transition_kimg)
+        if len(values) != 2 or not all(isinstance(v, (int, float)) for v in values):
+            raise ConfigError(f"--transition-kimg takes START,END in kimg (e.g. 8,24), got {self.transition_kimg!r}")
+        start, end = values
+        if not 0 <= start < end:
+            raise ConfigError(f"--transition-kimg {start:g},{end:g}: need 0 <= START < END")
 
     @property
     def generator_family(self) -> str:

@@ -13,6 +13,20 @@ from torch import nn
 from .layers import FullyConnectedLayer, normalize_2nd_moment
 
 
+def blend_labels(c: torch.Tensor, label_weight: float) -> torch.Tensor:
+    """The one-hot labels moved towards the uniform label by 1 - label_weight: at 0 every
+    sample carries the same label (an unconditional model), at 1 its own class.
+
+    The label embedding is linear, so this blends each class's embedding with their mean;
+    transitional training (Shahbazi et al. 2022) raises the weight from 0 to 1 to keep a
+    conditional GAN on little data from collapsing to one image per class.
+    """
+    if label_weight == 1 or c.shape[1] == 0:
+        return c
+    uniform = torch.full_like(c, 1 / c.shape[1])
+    return uniform.lerp(c, label_weight)
+
+
 class MappingNetwork(nn.Module):
     """MLP from (normalised z, normalised embed(c)) to w, broadcast to num_ws copies.
 
@@ -54,12 +68,15 @@ class MappingNetwork(nn.Module):
 
     def forward(self, z: Optional[torch.Tensor], c: Optional[torch.Tensor],
                 truncation_psi: float = 1, truncation_cutoff: Optional[int] = None,
-                update_emas: bool = False, truncation_center: str = "global") -> torch.Tensor:
+                update_emas: bool = False, truncation_center: str = "global",
+                label_weight: float = 1) -> torch.Tensor:
         """Map z [N, z_dim] and one-hot c [N, c_dim] to w [N, num_ws, w_dim].
 
         truncation_center: 'global' moves w towards `w_avg` (as official), 'class'
         towards the row of `w_avg_per_class` of each sample's class (argmax of c).
         Only the first `truncation_cutoff` ws are truncated when it is given.
+        label_weight < 1 maps `blend_labels(c, label_weight)` (transitional training); the
+        per-class averages still go to each sample's own class.
         """
         if truncation_center not in ("global", "class"):
             raise ValueError(f"truncation_center must be 'global' or 'class', got {truncation_center!r}")
@@ -67,7 +84,7 @@ class MappingNetwork(nn.Module):
         if self.z_dim > 0:
             parts.append(normalize_2nd_moment(z.to(torch.float32)))
         if self.c_dim > 0:
-            parts.append(normalize_2nd_moment(self.embed(c.to(torch.float32))))
+            parts.append(normalize_2nd_moment(self.embed(blend_labels(c.to(torch.float32), label_weight))))
         x = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
         for i in range(self.num_layers):
             x = getattr(self, f"fc{i}")(x)

@@ -37,7 +37,7 @@ from cstylegan.transfer import transfer_state
 GRID_COLUMNS = 8
 # (label, stats key) of the optional numbers on a progress line.
 TICK_EXTRAS = [("r1", "Loss/r1_penalty"), ("pl", "Loss/pl_penalty"), ("p", "augment_p"), ("rt", "ada_rt"),
-               ("blur", "blur_sigma")]
+               ("blur", "blur_sigma"), ("labels", "label_weight")]
 NONFINITE_LIMIT = 8  # minibatches in a row with a NaN/inf loss before the run stops
 # Minibatches between the loop's reads of device or other processes' state (skipped-step
 # counts, stop requests): each read waits for the device, or for every process.
@@ -337,6 +337,7 @@ def _train(config: TrainConfig, log, processes: Processes, device) -> Path:
         pl_decay=config.pl_decay,
         blur_init_sigma=config.blur_init_sigma,
         blur_fade_kimg=config.blur_fade_kimg,
+        transition_kimg=config.transition_kimg,
     )
     # A continued run draws a new data order, not the one it started with.
     batches = infinite_batches(dataset, config.batch, config.workers, config.seed + cur_nimg, processes)
@@ -512,6 +513,8 @@ def _train(config: TrainConfig, log, processes: Processes, device) -> Path:
                 record["ada_rt"] = float(ada.last_rt)
             if config.blur_fade_kimg:
                 record["blur_sigma"] = loss.blur_sigma()
+            if config.transition_kimg is not None:
+                record["label_weight"] = loss.label_weight()
             if processes.main:
                 stats_file.write(json.dumps(record) + "\n")
                 stats_file.flush()

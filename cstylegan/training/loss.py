@@ -9,6 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cstylegan.networks.mapping import blend_labels
 from cstylegan.torch_utils.upfirdn2d import filter2d
 
 
@@ -25,6 +26,7 @@ class StyleGAN2Loss:
         pl_decay=0.01,
         blur_init_sigma=0.0,
         blur_fade_kimg=0.0,
+        transition_kimg=None,
     ):
         self.G = G
         self.D = D
@@ -37,7 +39,8 @@ class StyleGAN2Loss:
         self.pl_mean = None  # running mean of path lengths, created on first use
         self.blur_init_sigma = blur_init_sigma
         self.blur_fade_kimg = blur_fade_kimg
-        self.cur_nimg = 0  # set by the training loop; drives the blur fade-out
+        self.transition_kimg = transition_kimg  # (start, end): labels fade in between these kimg
+        self.cur_nimg = 0  # set by the training loop; drives the blur fade-out and the label fade-in
 
     def blur_sigma(self) -> float:
         """StyleGAN3-R blurs every image D sees, fading linearly to none over blur_fade_kimg."""
@@ -45,17 +48,29 @@ class StyleGAN2Loss:
             return 0.0
         return max(1 - self.cur_nimg / (self.blur_fade_kimg * 1e3), 0) * self.blur_init_sigma
 
+    def label_weight(self) -> float:
+        """How much G and D see of the labels: 0 before the transition's start kimg, rising
+        linearly to 1 at its end (transitional training); 1 throughout without one."""
+        if self.transition_kimg is None:
+            return 1.0
+        start, end = self.transition_kimg
+        kimg = self.cur_nimg / 1e3
+        if kimg >= end:
+            return 1.0
+        return min(max((kimg - start) / (end - start), 0.0), 1.0)
+
     def run_G(self, z, c, update_emas=False):
         """Map and synthesise; with probability `style_mixing_prob` the ws after a random
         cutoff come from a second z of the same class."""
-        ws = self.G.mapping(z, c, update_emas=update_emas)
+        weight = self.label_weight()
+        ws = self.G.mapping(z, c, update_emas=update_emas, label_weight=weight)
         if self.style_mixing_prob > 0:
             num_ws = ws.shape[1]
             cutoff = int(torch.randint(1, num_ws, []).item()) if num_ws > 1 else num_ws
             if torch.rand([]).item() >= self.style_mixing_prob:
                 cutoff = num_ws
             if cutoff < num_ws:
-                mixed = self.G.mapping(torch.randn_like(z), c, update_emas=False)
+                mixed = self.G.mapping(torch.randn_like(z), c, update_emas=False, label_weight=weight)
                 ws = torch.cat([ws[:, :cutoff], mixed[:, cutoff:]], dim=1)
         img = self.G.synthesis(ws, update_emas=update_emas)
         return img, ws
@@ -68,7 +83,7 @@ class StyleGAN2Loss:
             img = filter2d(img, taps / taps.sum())
         if self.augment_pipe is not None:
             img = self.augment_pipe(img)
-        return self.D(img, c)
+        return self.D(img, blend_labels(c, self.label_weight()))
 
     def G_main(self, gen_z, gen_c):
         """-log sigmoid(D(G(z))): the non-saturating generator loss."""
