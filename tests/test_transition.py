@@ -5,12 +5,12 @@ import json
 import pytest
 import torch
 
+from cstylegan.checkpoint import load_generator
 from cstylegan.config import ConfigError, TrainConfig
 from cstylegan.networks.discriminator import Discriminator
 from cstylegan.networks.mapping import MappingNetwork, blend_labels
 from cstylegan.training.loss import StyleGAN2Loss
 from tests.conftest import assert_class_k_has_colour_k, run_cli, train_colours
-from cstylegan.checkpoint import load_generator
 
 
 def one_hot(labels, c_dim=4):
@@ -79,8 +79,10 @@ def test_bad_transition_settings_are_refused_in_one_line(colour_zip, tmp_path):
         TrainConfig(data="x.zip", transition_kimg=[1, 2]).resolve(16)
     with pytest.raises(ConfigError, match="START < END"):
         TrainConfig(data="x.zip", cond=True, transition_kimg=[5, 2]).resolve(16)
-    for value, message in [("8", "not START,END"), ("8,x", "not START,END")]:
-        result = run_cli("train.py", "--cond", "--data", str(colour_zip), "--outdir", str(tmp_path),
-                         "--transition-kimg", value)
+    cases = [(["--cond"], "8", "not START,END"), (["--cond"], "8,x", "not START,END"),
+             ([], "8,24", "add --cond"), (["--cond"], "24,8", "START < END")]
+    for flags, value, message in cases:
+        result = run_cli("train.py", *flags, "--data", str(colour_zip), "--outdir", str(tmp_path),
+                         "--device", "cpu", "--kimg", "0.01", "--transition-kimg", value)
         assert result.returncode == 2 and message in result.stderr, result.stderr
-        assert "Traceback" not in result.stderr
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
