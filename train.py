@@ -13,8 +13,8 @@ from cstylegan.metrics.errors import MetricError
 from cstylegan.training.augment import AUGPIPE_PRESETS
 
 
-def kimg_pair(value):
-    """'8,24' -> [8.0, 24.0] for --transition-kimg."""
+def kimg_pair(ctx, param, value):
+    """click callback: '8,24' -> [8.0, 24.0] for --transition-kimg."""
     if value is None:
         return None
     try:
@@ -72,7 +72,7 @@ def kimg_pair(value):
               "class_acc (see python -m cstylegan.metrics --help).  [default: none]")
 @click.option("--metrics-num-gen", "metrics_num_gen", type=int, help="Generated images per metric (and per class).  "
               "[default: 10000]")
-@click.option("--transition-kimg", "transition_kimg", callback=lambda ctx, param, value: kimg_pair(value),
+@click.option("--transition-kimg", "transition_kimg", callback=kimg_pair,
               help="START,END: with --cond, train unconditionally until START kimg, then fade the labels in "
               "linearly until END (transitional training, against the collapse of conditional GANs on little "
               "data).  [default: labels from the start]")

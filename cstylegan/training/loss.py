@@ -54,10 +54,7 @@ class StyleGAN2Loss:
         if self.transition_kimg is None:
             return 1.0
         start, end = self.transition_kimg
-        kimg = self.cur_nimg / 1e3
-        if kimg >= end:
-            return 1.0
-        return min(max((kimg - start) / (end - start), 0.0), 1.0)
+        return min(max((self.cur_nimg / 1e3 - start) / (end - start), 0.0), 1.0)
 
     def run_G(self, z, c, update_emas=False):
         """Map and synthesise; with probability `style_mixing_prob` the ws after a random
