@@ -222,8 +222,9 @@ class TrainConfig:
     def _validate_transition(self) -> None:
         if not self.cond:
             raise ConfigError("--transition-kimg fades class labels in; add --cond, or drop it")
-        values = list(self.transition_kimg)
-        if len(values) != 2 or not all(isinstance(v, (int, float)) for v in values):
+        values = self.transition_kimg
+        if not isinstance(values, (list, tuple)) or len(values) != 2 or not all(
+                isinstance(v, (int, float)) for v in values):
             raise ConfigError(f"--transition-kimg takes START,END in kimg (e.g. 8,24), got {self.transition_kimg!r}")
         start, end = values
         if not 0 <= start < end:

@@ -86,3 +86,9 @@ def test_bad_transition_settings_are_refused_in_one_line(colour_zip, tmp_path):
                          "--device", "cpu", "--kimg", "0.01", "--transition-kimg", value)
         assert result.returncode == 2 and message in result.stderr, result.stderr
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+    config = tmp_path / "scalar.yaml"
+    config.write_text(f"data: {colour_zip}\ncond: true\ntransition_kimg: 8\nkimg: 0.01\ndevice: cpu\n")
+    result = run_cli("train.py", "--config", str(config), "--outdir", str(tmp_path))
+    assert result.returncode != 0 and "START,END" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
