@@ -28,6 +28,13 @@ def run_cli(*args, cwd=REPO):
     return subprocess.run([sys.executable, *command], capture_output=True, text=True, cwd=cwd)
 
 
+def assert_one_line_error(result, *words):
+    """Exit status 2 and one line `Error: ...` naming the problem (every word given), no traceback."""
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and all(w in lines[0] for w in words), result.stderr
+
+
 @pytest.fixture(scope="session")
 def colour_zip(tmp_path_factory) -> Path:
     """4 classes x 16 images of 16x16 solid colour with a little noise, so images differ."""

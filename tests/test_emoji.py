@@ -12,6 +12,7 @@ from PIL import Image, features
 
 from cstylegan.data import ImageDataset
 from cstylegan.emoji_set import gender_of, key_of, of_kind, person_emojis, subgroups
+from tests.conftest import assert_one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "datasets" / "emoji.py"
@@ -105,12 +106,6 @@ def test_build_small_set_with_preview(tmp_path):
     with Image.open(sheet) as picture:
         assert picture.mode == "RGB" and picture.height == 4 * 32
     assert_one_line_error(run("--out", out, "--limit", 1), "already exists")
-
-
-def assert_one_line_error(result, *words):
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and all(w in lines[0] for w in words), result.stderr
 
 
 def test_cli_errors(tmp_path):
