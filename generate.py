@@ -7,17 +7,17 @@ import click
 import numpy as np
 import torch
 
-from cstylegan.blend import class_swap_ws
-from cstylegan.checkpoint import CheckpointError, load_generator, newest_snapshot
-from cstylegan.cli import Command
-from cstylegan.classes import UnknownClassError, class_names_or_default, one_hot, resolve_classes
-from cstylegan.devices import pick_device
-from cstylegan.image_grid import save_grid, to_uint8
+from cstylegan.data.classes import UnknownClassError, class_names_or_default, one_hot, resolve_classes
+from cstylegan.generation.class_swap import class_swap_ws
+from cstylegan.generation.image_grid import save_grid, to_uint8
+from cstylegan.generation.projected_w import class_restyle_ws, load_projected_w
+from cstylegan.generation.seeds import parse_seeds, seed_z
+from cstylegan.generation.style_mix import parse_styles, style_mix_grid
+from cstylegan.generation.video import FORMATS, check_format, loop_ws, write_video
 from cstylegan.networks.stylegan3 import set_input_transform
-from cstylegan.projected_w import class_restyle_ws, load_projected_w
-from cstylegan.seeds import parse_seeds, seed_z
-from cstylegan.style_mix import parse_styles, style_mix_grid
-from cstylegan.video import FORMATS, check_format, loop_ws, write_video
+from cstylegan.runtime.cli import Command
+from cstylegan.runtime.devices import pick_device
+from cstylegan.snapshots.checkpoint import CheckpointError, load_generator, newest_snapshot
 
 DEFAULT_RUNS = "training-runs"
 

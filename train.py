@@ -5,11 +5,11 @@ import sys
 import click
 import torch
 
-from cstylegan.checkpoint import CheckpointError
-from cstylegan.cli import Command
 from cstylegan.config import AUG_MODES, CFG_NAMES, D_BACKBONES, ConfigError, TrainConfig, load_yaml
-from cstylegan.data import DatasetError
+from cstylegan.data.dataset import DatasetError
 from cstylegan.metrics.errors import MetricError
+from cstylegan.runtime.cli import Command
+from cstylegan.snapshots.checkpoint import CheckpointError
 from cstylegan.training.augment import AUGPIPE_PRESETS
 
 

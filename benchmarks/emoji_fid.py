@@ -18,14 +18,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cstylegan.cli import Command  # noqa: E402
-from cstylegan.data import ImageDataset  # noqa: E402
+from cstylegan.data.dataset import ImageDataset  # noqa: E402
 from cstylegan.metrics.cache import StatsCache  # noqa: E402
 from cstylegan.metrics.class_consistency import fit_probe  # noqa: E402
 from cstylegan.metrics.compute import Reals  # noqa: E402
 from cstylegan.metrics.fid import fid_from_features  # noqa: E402
 from cstylegan.metrics.images import dataset_images  # noqa: E402
 from cstylegan.metrics.inception import extract_features, load_inception  # noqa: E402
+from cstylegan.runtime.cli import Command  # noqa: E402
 
 
 def draw_comparisons(features: dict, n: int, rng) -> dict:

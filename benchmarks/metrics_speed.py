@@ -22,14 +22,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cstylegan.cli import Command  # noqa: E402
 from cstylegan.config import CFG_NAMES, TrainConfig  # noqa: E402
-from cstylegan.data import ImageDataset  # noqa: E402
-from cstylegan.devices import pick_device  # noqa: E402
+from cstylegan.data.dataset import ImageDataset  # noqa: E402
 from cstylegan.metrics.compute import compute_metrics  # noqa: E402
 from cstylegan.metrics.fid import frechet_distance  # noqa: E402
 from cstylegan.metrics.inception import INPUT_SIZE, clean_resize, extract_features, load_inception  # noqa: E402
 from cstylegan.networks import GENERATORS  # noqa: E402
+from cstylegan.runtime.cli import Command  # noqa: E402
+from cstylegan.runtime.devices import pick_device  # noqa: E402
 
 
 def per_second(count: int, fn) -> float:

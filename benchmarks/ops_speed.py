@@ -17,13 +17,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cstylegan.cli import Command  # noqa: E402
-from cstylegan.cpu_allocator import reuse_freed_memory  # noqa: E402
-from cstylegan.devices import pick_device  # noqa: E402
-from cstylegan.torch_utils import ops_switch  # noqa: E402
-from cstylegan.torch_utils.bias_act import bias_act  # noqa: E402
-from cstylegan.torch_utils.filtered_lrelu import filtered_lrelu  # noqa: E402
-from cstylegan.torch_utils.upfirdn2d import upsample2d  # noqa: E402
+from cstylegan.networks.ops import ops_switch  # noqa: E402
+from cstylegan.networks.ops.bias_act import bias_act  # noqa: E402
+from cstylegan.networks.ops.filtered_lrelu import filtered_lrelu  # noqa: E402
+from cstylegan.networks.ops.upfirdn2d import upsample2d  # noqa: E402
+from cstylegan.runtime.cli import Command  # noqa: E402
+from cstylegan.runtime.cpu_allocator import reuse_freed_memory  # noqa: E402
+from cstylegan.runtime.devices import pick_device  # noqa: E402
 from benchmarks.timing import seconds_per_call  # noqa: E402
 
 IMPLS = ("reference", "fast", "fused")

@@ -21,14 +21,14 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cstylegan.checkpoint import discriminator_from, generator_from, load_snapshot  # noqa: E402
-from cstylegan.cli import Command  # noqa: E402
-from cstylegan.data import ImageDataset  # noqa: E402
-from cstylegan.devices import pick_device  # noqa: E402
-from cstylegan.image_grid import save_grid, to_uint8  # noqa: E402
-from cstylegan.perceptual import PERCEPTUAL_KINDS, perceptual_distance  # noqa: E402
-from cstylegan.project import psnr  # noqa: E402
-from cstylegan.projector import project  # noqa: E402
+from cstylegan.data.dataset import ImageDataset  # noqa: E402
+from cstylegan.generation.image_grid import save_grid, to_uint8  # noqa: E402
+from cstylegan.projection.cli import psnr  # noqa: E402
+from cstylegan.projection.optimiser import project  # noqa: E402
+from cstylegan.projection.perceptual import PERCEPTUAL_KINDS, perceptual_distance  # noqa: E402
+from cstylegan.runtime.cli import Command  # noqa: E402
+from cstylegan.runtime.devices import pick_device  # noqa: E402
+from cstylegan.snapshots.checkpoint import discriminator_from, generator_from, load_snapshot  # noqa: E402
 
 SSIM_C1, SSIM_C2 = (0.01 * 2) ** 2, (0.03 * 2) ** 2  # (K * dynamic range)^2; our images span [-1, 1]
 

@@ -27,11 +27,11 @@ from torch.utils.flop_counter import flop_registry
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cstylegan.cli import Command  # noqa: E402
 from cstylegan.config import D_BACKBONES, TrainConfig  # noqa: E402
 from cstylegan.networks import DISCRIMINATORS, GENERATORS  # noqa: E402
-from cstylegan.cpu_allocator import reuse_freed_memory  # noqa: E402
-from cstylegan.devices import peak_memory_gb, pick_device  # noqa: E402
+from cstylegan.runtime.cli import Command  # noqa: E402
+from cstylegan.runtime.cpu_allocator import reuse_freed_memory  # noqa: E402
+from cstylegan.runtime.devices import peak_memory_gb, pick_device  # noqa: E402
 from cstylegan.training.loop import optimizer, set_requires_grad, step  # noqa: E402
 from cstylegan.training.loss import StyleGAN2Loss  # noqa: E402
 from benchmarks.official_code import check_copy, official_setup  # noqa: E402

@@ -16,9 +16,9 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import click  # noqa: E402
 
-from cstylegan.cli import Command  # noqa: E402
-from cstylegan.dataset_writer import DatasetError  # noqa: E402
-from cstylegan.emoji_set import DEFAULT_FONT, KIND_NAMES, build  # noqa: E402
+from cstylegan.data.emoji_set import DEFAULT_FONT, KIND_NAMES, build  # noqa: E402
+from cstylegan.data.writer import DatasetError  # noqa: E402
+from cstylegan.runtime.cli import Command  # noqa: E402
 
 
 @click.command(cls=Command)

@@ -24,9 +24,9 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cstylegan.cli import Command  # noqa: E402
-from cstylegan.dataset_writer import DatasetError, check_resolution  # noqa: E402
-from cstylegan.image_prep import UnreadableImage, load_rgb  # noqa: E402
+from cstylegan.data.image_prep import UnreadableImage, load_rgb  # noqa: E402
+from cstylegan.data.writer import DatasetError, check_resolution  # noqa: E402
+from cstylegan.runtime.cli import Command  # noqa: E402
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
@@ -226,7 +226,7 @@ def frames(path: Path, every: int):
 
 def write_sheet(thumbnails: list, names: list, path: Path) -> None:
     """Every crop, its file name in a band beneath it, in a grid about as wide as it is high."""
-    from cstylegan.image_grid import make_grid  # imports torch: seconds that a mistyped option should not cost
+    from cstylegan.generation.image_grid import make_grid  # imports torch: seconds that a mistyped option should not cost
 
     tile = thumbnails[0].shape[0]
     tiles = np.pad(np.stack(thumbnails), ((0, 0), (0, SHEET_LABEL), (0, 0), (0, 0)), constant_values=255)

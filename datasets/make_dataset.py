@@ -21,8 +21,8 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cstylegan.cli import Command  # noqa: E402
-from cstylegan.dataset_writer import (  # noqa: E402
+from cstylegan.data.image_prep import UnreadableImage, center_crop, load_rgb, pad  # noqa: E402
+from cstylegan.data.writer import (  # noqa: E402
     DatasetError,
     DatasetWriter,
     attributes_from_name,
@@ -30,7 +30,7 @@ from cstylegan.dataset_writer import (  # noqa: E402
     check_resolution,
     class_name,
 )
-from cstylegan.image_prep import UnreadableImage, center_crop, load_rgb, pad  # noqa: E402
+from cstylegan.runtime.cli import Command  # noqa: E402
 
 REQUIRED_COLUMNS = ("path", "style", "gender")
 

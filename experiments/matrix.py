@@ -16,10 +16,10 @@ import numpy as np
 import torch
 
 from cstylegan.config import TrainConfig
-from cstylegan.data import DatasetError, ImageDataset
-from cstylegan.devices import pick_device
+from cstylegan.data.dataset import DatasetError, ImageDataset
 from cstylegan.metrics import compute_metrics
 from cstylegan.metrics.compute import mixed_labels
+from cstylegan.runtime.devices import pick_device
 from experiments.methods import Point, conditional_points, parameter_count, swap_point, transfer_points
 from experiments.spec import Spec, SpecError
 from experiments.trainings import Workspace

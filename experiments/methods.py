@@ -10,9 +10,9 @@ from typing import Callable
 
 import torch
 
-from cstylegan.blend import blend_generators
-from cstylegan.checkpoint import generator_from, load_snapshot
 from cstylegan.metrics.compute import image_function
+from cstylegan.snapshots.blend import blend_generators
+from cstylegan.snapshots.checkpoint import generator_from, load_snapshot
 
 
 class ConditionalModel:

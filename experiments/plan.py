@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from cstylegan.config import save_yaml
-from cstylegan.devices import pick_device
 from cstylegan.metrics.inception import extract_features, load_inception
+from cstylegan.runtime.devices import pick_device
 from experiments.matrix import speed_config, unit_kimg
 from experiments.report import plain, unit_status
 from experiments.trainings import REPO, RunnerError

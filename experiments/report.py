@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from cstylegan.blend import class_swap_ws
-from cstylegan.checkpoint import export_generator, load_snapshot
-from cstylegan.image_grid import save_grid, to_uint8
-from cstylegan.seeds import parse_seeds, seed_z
+from cstylegan.generation.class_swap import class_swap_ws
+from cstylegan.generation.image_grid import save_grid, to_uint8
+from cstylegan.generation.seeds import parse_seeds, seed_z
+from cstylegan.snapshots.checkpoint import export_generator, load_snapshot
 from experiments.spec import SpecError
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,12 +8,12 @@ import click
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cstylegan.checkpoint import CheckpointError  # noqa: E402
-from cstylegan.cli import Command  # noqa: E402
 from cstylegan.config import ConfigError  # noqa: E402
-from cstylegan.data import DatasetError  # noqa: E402
-from cstylegan.devices import pick_device  # noqa: E402
+from cstylegan.data.dataset import DatasetError  # noqa: E402
 from cstylegan.metrics.errors import MetricError  # noqa: E402
+from cstylegan.runtime.cli import Command  # noqa: E402
+from cstylegan.runtime.devices import pick_device  # noqa: E402
+from cstylegan.snapshots.checkpoint import CheckpointError  # noqa: E402
 from experiments.matrix import conditional_config, final_fakes_per_class, open_data, run_unit  # noqa: E402
 from experiments.plan import estimate, plan_lines  # noqa: E402
 from experiments.report import unit_status, write_summary, write_unit_outputs  # noqa: E402

@@ -16,10 +16,10 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from cstylegan.checkpoint import snapshot_kimg
 from cstylegan.config import TrainConfig, load_yaml, save_yaml
-from cstylegan.data import ImageDataset
-from cstylegan.dataset_writer import write_dataset_zip
+from cstylegan.data.dataset import ImageDataset
+from cstylegan.data.writer import write_dataset_zip
+from cstylegan.snapshots.checkpoint import snapshot_kimg
 
 REPO = Path(__file__).resolve().parents[1]
 

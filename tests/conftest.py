@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from cstylegan.checkpoint import load_generator
 from cstylegan.config import TrainConfig
-from cstylegan.dataset_writer import write_dataset_zip
+from cstylegan.data.writer import write_dataset_zip
+from cstylegan.snapshots.checkpoint import load_generator
 from cstylegan.training.loop import train
 
 REPO = Path(__file__).resolve().parents[1]

@@ -125,7 +125,7 @@ def test_unknown_path_gets_404(server):
 
 
 def test_upload_returns_photo_projection_and_every_class(server, tmp_path):
-    """Needs cstylegan.projector. The result: photo and projection, and beside them the class table."""
+    """Needs cstylegan.projection.optimiser. The result: photo and projection, and beside them the class table."""
     photo = io.BytesIO()
     Image.new("RGB", (40, 30), COLOURS["blue_male"]).save(photo, "PNG")
     status, content_type, body = get(f"{server[0]}/api/project?class=blue_male&swap_layer=2", photo.getvalue())

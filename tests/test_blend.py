@@ -1,4 +1,4 @@
-"""Layer swapping: between two generators (cstylegan.blend) and between classes of one
+"""Layer swapping: between two generators (cstylegan.snapshots.blend) and between classes of one
 (generate.py --style-class / --swap-grid)."""
 
 import math
@@ -11,10 +11,11 @@ import torch
 from PIL import Image
 
 import generate
-from cstylegan.blend import BlendError, blend_generators, class_swap_ws, layer_position
-from cstylegan.checkpoint import load_generator, load_snapshot, save_snapshot
-from cstylegan.image_grid import make_grid
+from cstylegan.generation.class_swap import class_swap_ws
+from cstylegan.generation.image_grid import make_grid
 from cstylegan.networks import GENERATORS
+from cstylegan.snapshots.blend import BlendError, blend_generators, layer_position
+from cstylegan.snapshots.checkpoint import load_generator, load_snapshot, save_snapshot
 from tests.conftest import COLOURS, REPO, run_cli
 
 SG2_KWARGS = dict(z_dim=8, c_dim=0, w_dim=8, img_resolution=16, img_channels=3, channel_base=64, channel_max=8,
@@ -45,7 +46,7 @@ def draw(snapshot, seeds=(0, 1)) -> torch.Tensor:
 
 
 def blend_cli(*args):
-    return subprocess.run([sys.executable, "-m", "cstylegan.blend", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cstylegan.snapshots.blend", *map(str, args)], capture_output=True, text=True,
                           cwd=REPO)
 
 

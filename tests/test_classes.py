@@ -2,7 +2,7 @@
 
 import pytest
 
-from cstylegan.classes import UnknownClassError, resolve_classes
+from cstylegan.data.classes import UnknownClassError, resolve_classes
 
 NAMES = ["twemoji_male", "twemoji_female", "openmoji_male", "openmoji_female"]
 

@@ -9,7 +9,7 @@ ALLOCATE_AND_FREE = """
 import resource, sys
 import torch
 if sys.argv[1] == "reuse":
-    from cstylegan.cpu_allocator import reuse_freed_memory
+    from cstylegan.runtime.cpu_allocator import reuse_freed_memory
     assert reuse_freed_memory()
 torch.ones(16 << 20)  # 64 MiB, once, so that the heap has grown
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

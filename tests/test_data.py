@@ -1,4 +1,4 @@
-"""cstylegan.data: reading our zips, folders and NVlabs' zips; labels, class names, mirroring, errors."""
+"""cstylegan.data.dataset: reading our zips, folders and NVlabs' zips; labels, class names, mirroring, errors."""
 
 import io
 import json
@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from cstylegan.data import DatasetError, ImageDataset, class_index
-from cstylegan.dataset_writer import write_dataset_zip
+from cstylegan.data.dataset import DatasetError, ImageDataset, class_index
+from cstylegan.data.writer import write_dataset_zip
 
 COLOURS = {"red_male": (255, 0, 0), "red_female": (200, 0, 0), "blue_male": (0, 0, 255)}
 

@@ -12,14 +12,14 @@ import torch
 import torch.distributed as dist
 import yaml
 
-from cstylegan import checkpoint
 from cstylegan.config import ConfigError, TrainConfig
-from cstylegan.data import ImageDataset
+from cstylegan.data.dataset import ImageDataset
 from cstylegan.metrics import compute as compute_module
 from cstylegan.metrics.compute import compute_metrics
 from cstylegan.networks import GENERATORS
 from cstylegan.networks.discriminator import Discriminator
-from cstylegan.training.distributed import Processes
+from cstylegan.runtime.distributed import Processes
+from cstylegan.snapshots import checkpoint
 from cstylegan.training.loop import phase_step
 from tests.conftest import COLOURS, REPO
 

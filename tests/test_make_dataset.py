@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cstylegan.data import ImageDataset
-from cstylegan.dataset_writer import DatasetWriter
+from cstylegan.data.dataset import ImageDataset
+from cstylegan.data.writer import DatasetWriter
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "datasets" / "make_dataset.py"

@@ -15,11 +15,10 @@ from cleanfid.fid import get_files_features
 from cleanfid.inception_torchscript import InceptionV3W
 from PIL import Image
 
-from cstylegan import emoji_set
-from cstylegan.checkpoint import save_snapshot
 from cstylegan.config import TrainConfig
-from cstylegan.data import ImageDataset
-from cstylegan.dataset_writer import write_dataset_zip
+from cstylegan.data import emoji_set
+from cstylegan.data.dataset import ImageDataset
+from cstylegan.data.writer import write_dataset_zip
 from cstylegan.metrics import __main__ as metrics_cli
 from cstylegan.metrics import compute as compute_module
 from cstylegan.metrics import inception as inception_module
@@ -35,6 +34,7 @@ from cstylegan.metrics.precision_recall import precision_recall
 from cstylegan.metrics.report import plot_fid, write_metric_jsonl
 from cstylegan.networks.discriminator import Discriminator
 from cstylegan.networks.stylegan2 import Generator
+from cstylegan.snapshots.checkpoint import save_snapshot
 from tests.conftest import COLOURS, REPO
 
 # ---- FID, KID, precision/recall on synthetic features -------------------------------------

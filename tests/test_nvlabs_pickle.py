@@ -22,11 +22,11 @@ import pytest
 import torch
 from PIL import Image
 
-from cstylegan.checkpoint import load_generator, load_snapshot
-from cstylegan.networks.discriminator import Discriminator
 from cstylegan.networks import StyleGAN3Generator
+from cstylegan.networks.discriminator import Discriminator
 from cstylegan.networks.stylegan2 import Generator
-from cstylegan.nvlabs_pickle import CLASS_AVERAGE_SAMPLES, NVlabsPickleError, load_nvlabs_pickle
+from cstylegan.snapshots.checkpoint import load_generator, load_snapshot
+from cstylegan.snapshots.nvlabs_pickle import CLASS_AVERAGE_SAMPLES, NVlabsPickleError, load_nvlabs_pickle
 from tests.conftest import run_cli
 from tests.test_fixture_parity import ATOL, load_fixture, tensors_under
 

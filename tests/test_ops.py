@@ -9,12 +9,12 @@ import torch
 import torch.nn.functional as F
 from scipy.signal import convolve2d, correlate2d
 
-from cstylegan.torch_utils import ops_switch
-from cstylegan.torch_utils import upfirdn2d as upfirdn2d_module
-from cstylegan.torch_utils.bias_act import bias_act
-from cstylegan.torch_utils.conv2d_resample import conv2d_resample
-from cstylegan.torch_utils.modulated_conv import demodulation_coefficients, modulated_conv2d
-from cstylegan.torch_utils.upfirdn2d import (downsample2d, filter2d, setup_filter, upfirdn2d,
+from cstylegan.networks.ops import ops_switch
+from cstylegan.networks.ops import upfirdn2d as upfirdn2d_module
+from cstylegan.networks.ops.bias_act import bias_act
+from cstylegan.networks.ops.conv2d_resample import conv2d_resample
+from cstylegan.networks.ops.modulated_conv import demodulation_coefficients, modulated_conv2d
+from cstylegan.networks.ops.upfirdn2d import (downsample2d, filter2d, setup_filter, upfirdn2d,
                                              upfirdn2d_reference, upfirdn2d_strided, upsample2d)
 
 

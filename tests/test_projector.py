@@ -8,10 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from cstylegan.checkpoint import discriminator_from, load_snapshot
-from cstylegan.perceptual import perceptual_distance
-from cstylegan.project import pick_class
-from cstylegan.projector import learning_rate, load_target, noise_maps, noise_penalty, project
+from cstylegan.projection.cli import pick_class
+from cstylegan.projection.optimiser import learning_rate, load_target, noise_maps, noise_penalty, project
+from cstylegan.projection.perceptual import perceptual_distance
+from cstylegan.snapshots.checkpoint import discriminator_from, load_snapshot
 from tests.conftest import COLOURS, run_cli
 
 RED, BLUE = list(COLOURS).index("red_male"), list(COLOURS).index("blue_male")
@@ -94,7 +94,7 @@ def test_load_target_crops_the_centre_square(tmp_path):
 
 def test_cli_writes_the_nvlabs_npz_that_generate_renders_identically(snapshot_path, tmp_path):
     Image.fromarray(np.full((24, 24, 3), COLOURS["yellow_female"], np.uint8)).save(tmp_path / "face.png")
-    result = run_cli("-m", "cstylegan.project", "--network", str(snapshot_path), "--target", str(tmp_path / "face.png"),
+    result = run_cli("-m", "cstylegan.projection", "--network", str(snapshot_path), "--target", str(tmp_path / "face.png"),
                      "--steps", "60", "--perceptual", "pixel", "--no-noise", "--class", "green_female",
                      "--outdir", str(tmp_path / "proj"), "--device", "cpu")
     assert result.returncode == 0, result.stderr
@@ -121,7 +121,7 @@ def test_cli_writes_the_nvlabs_npz_that_generate_renders_identically(snapshot_pa
 def test_cli_file_errors_are_one_line(snapshot_path, tmp_path, args, message):
     (tmp_path / "junk.png").write_text("not a png")
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "ok.png")
-    result = run_cli("-m", "cstylegan.project", "--network", str(snapshot_path), "--steps", "1",
+    result = run_cli("-m", "cstylegan.projection", "--network", str(snapshot_path), "--steps", "1",
                      *[a.format(tmp=tmp_path) for a in args])
     assert result.returncode == 2
     assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr

@@ -8,11 +8,11 @@ import torch
 from scipy.signal import convolve2d, correlate2d
 
 from cstylegan.networks.discriminator import Discriminator
+from cstylegan.networks.ops import ops_switch
+from cstylegan.networks.ops.filtered_lrelu import filtered_lrelu
+from cstylegan.networks.ops.upfirdn2d import setup_filter
 from cstylegan.networks.stylegan2 import Generator as SG2Generator
 from cstylegan.networks.stylegan3 import Generator, make_transform, modulated_conv2d_sg3, set_input_transform
-from cstylegan.torch_utils import ops_switch
-from cstylegan.torch_utils.filtered_lrelu import filtered_lrelu
-from cstylegan.torch_utils.upfirdn2d import setup_filter
 from tests.test_fixture_parity import ATOL, load_fixture, tensors_under
 
 # --- parity with NVlabs' StyleGAN3 -----------------------------------------------------

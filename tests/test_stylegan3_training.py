@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cstylegan.checkpoint import load_generator, load_snapshot
 from cstylegan.config import TrainConfig
 from cstylegan.networks import StyleGAN3Generator
+from cstylegan.snapshots.checkpoint import load_generator, load_snapshot
 from cstylegan.training.loop import train
 from tests.conftest import run_cli
 

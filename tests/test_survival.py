@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from cstylegan import checkpoint
 from cstylegan.config import TrainConfig
+from cstylegan.snapshots import checkpoint
 from cstylegan.training import loop
 from cstylegan.training.loss import StyleGAN2Loss
 from cstylegan.training.rng_state import capture_rng, restore_rng

@@ -7,10 +7,10 @@ import torch
 import yaml
 from PIL import Image
 
-from cstylegan.checkpoint import load_generator, load_snapshot
 from cstylegan.config import TrainConfig
-from cstylegan.data import ImageDataset
-from cstylegan.dataset_writer import write_dataset_zip
+from cstylegan.data.dataset import ImageDataset
+from cstylegan.data.writer import write_dataset_zip
+from cstylegan.snapshots.checkpoint import load_generator, load_snapshot
 from cstylegan.training.loop import train
 from tests.conftest import COLOURS, assert_class_k_has_colour_k, run_cli
 

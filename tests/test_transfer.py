@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from cstylegan.checkpoint import CheckpointError
 from cstylegan.networks.discriminator import Discriminator
 from cstylegan.networks.stylegan2 import Generator
-from cstylegan.transfer import transfer_state
+from cstylegan.snapshots.checkpoint import CheckpointError
+from cstylegan.snapshots.class_transfer import transfer_state
 
 G_KWARGS = dict(z_dim=32, w_dim=32, img_resolution=8, img_channels=3, channel_base=256, channel_max=32,
                 mapping_kwargs=dict(num_layers=2))

@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
-from cstylegan.checkpoint import load_generator
 from cstylegan.config import ConfigError, TrainConfig
 from cstylegan.networks.discriminator import Discriminator
 from cstylegan.networks.mapping import MappingNetwork, blend_labels
+from cstylegan.snapshots.checkpoint import load_generator
 from cstylegan.training.loss import StyleGAN2Loss
 from tests.conftest import assert_class_k_has_colour_k, assert_one_line_error, run_cli, train_colours
 

@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-from cstylegan.checkpoint import load_generator, load_snapshot
 from cstylegan.config import ConfigError, TrainConfig
 from cstylegan.networks.vit_discriminator import (BackboneWeightsError, VitDiscriminator, load_backbone_weights,
                                                   patch_size_for)
+from cstylegan.snapshots.checkpoint import load_generator, load_snapshot
 from cstylegan.training.loop import train
 from cstylegan.training.loss import StyleGAN2Loss
 from tests.conftest import assert_class_k_has_colour_k, run_cli, train_colours

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import click
 
-from cstylegan.checkpoint import CheckpointError, load_generator, snapshot_kimg
-from cstylegan.cli import Command
 from cstylegan.config import ConfigError
-from cstylegan.data import DatasetError, ImageDataset
-from cstylegan.devices import pick_device
+from cstylegan.data.dataset import DatasetError, ImageDataset
 from cstylegan.metrics.compute import METRICS, compare_folders, compute_metrics, parse_metrics
 from cstylegan.metrics.errors import MetricError
 from cstylegan.metrics.report import format_table, write_metric_jsonl
+from cstylegan.runtime.cli import Command
+from cstylegan.runtime.devices import pick_device
+from cstylegan.snapshots.checkpoint import CheckpointError, load_generator, snapshot_kimg
 
 
 @click.command(cls=Command)

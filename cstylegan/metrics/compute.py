@@ -22,7 +22,7 @@ from cstylegan.metrics.images import ImageSet, dataset_images, folder_images
 from cstylegan.metrics.inception import MODE, extract_features, load_inception
 from cstylegan.metrics.kid import kid_with_spread
 from cstylegan.metrics.precision_recall import precision_recall
-from cstylegan.training.distributed import Processes
+from cstylegan.runtime.distributed import Processes
 
 MIN_REALS_PER_CLASS = 2  # fewer real images of a class give no covariance
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from cstylegan.data import IMAGE_EXTENSIONS
+from cstylegan.data.dataset import IMAGE_EXTENSIONS
 from cstylegan.metrics.errors import MetricError
 
 

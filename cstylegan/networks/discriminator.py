@@ -11,7 +11,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..torch_utils.upfirdn2d import downsample2d, setup_filter
+from .ops.upfirdn2d import downsample2d, setup_filter
 from .layers import Conv2dLayer, FullyConnectedLayer
 from .mapping import MappingNetwork
 from .precision import layer_dtype, layer_memory_format

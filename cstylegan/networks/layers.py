@@ -10,9 +10,9 @@ import math
 import torch
 from torch import nn
 
-from ..torch_utils.bias_act import bias_act, default_gain
-from ..torch_utils.conv2d_resample import conv2d_resample
-from ..torch_utils.upfirdn2d import setup_filter
+from .ops.bias_act import bias_act, default_gain
+from .ops.conv2d_resample import conv2d_resample
+from .ops.upfirdn2d import setup_filter
 
 
 def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:

@@ -10,9 +10,9 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..torch_utils.bias_act import bias_act, default_gain
-from ..torch_utils.modulated_conv import modulated_conv2d
-from ..torch_utils.upfirdn2d import setup_filter, upsample2d
+from .ops.bias_act import bias_act, default_gain
+from .ops.modulated_conv import modulated_conv2d
+from .ops.upfirdn2d import setup_filter, upsample2d
 from .layers import Conv2dLayer, FullyConnectedLayer
 from .mapping import MappingNetwork
 from .precision import layer_dtype, layer_memory_format

@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..torch_utils.filtered_lrelu import filtered_lrelu
-from ..torch_utils.modulated_conv import demodulation_coefficients
+from .ops.filtered_lrelu import filtered_lrelu
+from .ops.modulated_conv import demodulation_coefficients
 from .layers import FullyConnectedLayer
 from .mapping import MappingNetwork
 from .precision import layer_dtype

@@ -1,0 +1,1 @@
+"""Training one StyleGAN2/3: the loop, the losses, ADA, and what keeps long runs safe."""

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cstylegan.torch_utils.upfirdn2d import downsample2d, setup_filter, upsample2d
+from cstylegan.networks.ops.upfirdn2d import downsample2d, setup_filter, upsample2d
 
 __all__ = ["AugmentPipe", "AUGPIPE_PRESETS", "OP_NAMES", "augment_pipe", "reflect_pad"]
 

@@ -12,9 +12,9 @@ import click
 import numpy as np
 import torch
 
-from cstylegan.cli import Command
-from cstylegan.data import DatasetError, ImageDataset
-from cstylegan.image_grid import make_grid, to_uint8
+from cstylegan.data.dataset import DatasetError, ImageDataset
+from cstylegan.generation.image_grid import make_grid, to_uint8
+from cstylegan.runtime.cli import Command
 from cstylegan.training.augment import OP_NAMES, AugmentPipe, augment_pipe
 
 OPS = list(OP_NAMES)

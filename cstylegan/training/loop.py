@@ -15,24 +15,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cstylegan import checkpoint
 from cstylegan.config import CONTINUE_RESUME, TrainConfig, save_yaml
-from cstylegan.data import ImageDataset
-from cstylegan.devices import peak_memory_gb
-from cstylegan.image_grid import save_grid, to_uint8
+from cstylegan.data.dataset import ImageDataset
+from cstylegan.generation.image_grid import save_grid, to_uint8
 from cstylegan.metrics.compute import PER_CLASS_METRICS, compute_metrics, parse_metrics
 from cstylegan.metrics.errors import MetricError
 from cstylegan.metrics.report import plot_fid, write_metric_jsonl
-from cstylegan.networks.vit_discriminator import load_backbone_weights
 from cstylegan.networks import DISCRIMINATORS, GENERATORS
+from cstylegan.networks.vit_discriminator import load_backbone_weights
+from cstylegan.runtime.devices import peak_memory_gb
+from cstylegan.runtime.distributed import Processes, start_processes, stop_processes
+from cstylegan.snapshots import checkpoint
+from cstylegan.snapshots.class_transfer import transfer_state
 from cstylegan.training.ada import AdaptiveP
 from cstylegan.training.augment import augment_pipe
-from cstylegan.training.distributed import Processes, start_processes, stop_processes
 from cstylegan.training.loss import StyleGAN2Loss
 from cstylegan.training.rng_state import capture_rng, restore_rng
 from cstylegan.training.skipped_steps import SkippedSteps
 from cstylegan.training.stop_signals import StopRequest
-from cstylegan.transfer import transfer_state
 
 GRID_COLUMNS = 8
 # (label, stats key) of the optional numbers on a progress line.

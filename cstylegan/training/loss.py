@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from cstylegan.networks.mapping import blend_labels
-from cstylegan.torch_utils.upfirdn2d import filter2d
+from cstylegan.networks.ops.upfirdn2d import filter2d
 
 
 class StyleGAN2Loss:

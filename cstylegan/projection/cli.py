@@ -1,4 +1,4 @@
-"""`python -m cstylegan.project --network SNAP --target face.png`: a photo -> projected_w.npz.
+"""`python -m cstylegan.projection --network SNAP --target face.png`: a photo -> projected_w.npz.
 
 Writes, in --outdir: target.png (the centred square the network sees), proj.png (the
 reconstruction), projected_w.npz (w [1, num_ws, w_dim], as NVlabs' projector writes it, so
@@ -15,16 +15,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from cstylegan.checkpoint import CheckpointError, discriminator_from, generator_from, load_snapshot
-from cstylegan.classes import UnknownClassError, class_names_or_default, resolve_classes
-from cstylegan.cli import Command
-from cstylegan.devices import pick_device
-from cstylegan.image_grid import save_grid, to_uint8
-from cstylegan.image_prep import UnreadableImage
+from cstylegan.data.classes import UnknownClassError, class_names_or_default, resolve_classes
+from cstylegan.data.image_prep import UnreadableImage
+from cstylegan.generation.image_grid import save_grid, to_uint8
+from cstylegan.generation.video import check_format, write_video
 from cstylegan.metrics.errors import MetricError
-from cstylegan.perceptual import PERCEPTUAL_KINDS, perceptual_distance
-from cstylegan.projector import load_target, project
-from cstylegan.video import check_format, write_video
+from cstylegan.projection.optimiser import load_target, project
+from cstylegan.projection.perceptual import PERCEPTUAL_KINDS, perceptual_distance
+from cstylegan.runtime.cli import Command
+from cstylegan.runtime.devices import pick_device
+from cstylegan.snapshots.checkpoint import CheckpointError, discriminator_from, generator_from, load_snapshot
 
 PROGRESS_COLUMNS = 8
 
@@ -117,7 +117,3 @@ def pick_class(class_spec, class_names, c_dim: int):
     if len(classes) != 1:
         raise ValueError(f"--class {class_spec}: projection starts from one class; name one")
     return classes[0]
-
-
-if __name__ == "__main__":
-    main()

@@ -1,12 +1,9 @@
-"""Layer swapping: between two generators (one fine-tuned from the other), and between
-two classes of one conditional generator.
-
-Between generators (Pinkney & Adler 2020, "Resolution dependent GAN interpolation for
+"""Layer swapping between two generators, one fine-tuned from the other (Pinkney & Adler 2020, "Resolution dependent GAN interpolation for
 controllable image synthesis between domains"): the coarse synthesis layers come from
 the `lower` network, whose pose and shape you want, the fine ones from the `higher`
 network, whose texture and colour you want, and the mapping network from `lower`:
 
-    python -m cstylegan.blend --lower A.pt --higher B.pt --split-res 16 --out blended.pt \
+    python -m cstylegan.snapshots.blend --lower A.pt --higher B.pt --split-res 16 --out blended.pt \
         --preview preview.png --seeds 0-7 --class twemoji_male
 
 Each synthesis tensor gets a weight t and becomes lerp(lower, higher, t). Its position is
@@ -16,8 +13,7 @@ Fourier-feature input `synthesis.input.*` at -1). With split s (log2 of --split-
 --split-layer) a hard split gives t = 0 for position <= s and 1 above; --blend-width W
 gives t = sigmoid((position - s) / W), so the layer at the split itself is a 50/50 mix.
 
-Between classes (generate.py --class A --style-class B --swap-layer K): the first K ws
-come from class A, the rest from class B, for the same z; `class_swap_ws`.
+The swap between two classes of one conditional generator is `generation/class_swap.py`.
 """
 
 import math
@@ -29,12 +25,12 @@ import click
 import numpy as np
 import torch
 
-from cstylegan.checkpoint import generator_from, load_snapshot, save_snapshot
-from cstylegan.classes import UnknownClassError, class_names_or_default, resolve_classes
-from cstylegan.cli import Command
-from cstylegan.devices import pick_device
-from cstylegan.image_grid import save_grid, to_uint8
-from cstylegan.seeds import parse_seeds, seed_z
+from cstylegan.data.classes import UnknownClassError, class_names_or_default, resolve_classes
+from cstylegan.generation.image_grid import save_grid, to_uint8
+from cstylegan.generation.seeds import parse_seeds, seed_z
+from cstylegan.runtime.cli import Command
+from cstylegan.runtime.devices import pick_device
+from cstylegan.snapshots.checkpoint import generator_from, load_snapshot, save_snapshot
 
 SG2_BLOCK = re.compile(r"synthesis\.b(\d+)\.")
 SG3_LAYER = re.compile(r"synthesis\.L(\d+)_")
@@ -128,19 +124,6 @@ def _split_position(family: str, state: dict, split_res, split_layer) -> int:
         given = "none given" if split_layer is None else f"got {split_layer}"
         raise BlendError(f"--split-layer must be a layer index 0-{last}; {given}")
     return split_layer
-
-
-def class_swap_ws(G, z: torch.Tensor, content_c: torch.Tensor, style_c: torch.Tensor, swap_layer: int,
-                  truncation_psi: float = 1, truncation_center: str = "global") -> torch.Tensor:
-    """ws [N, num_ws, w_dim] for G.synthesis: the content class's w for the first
-    `swap_layer` layers (coarse: shape, pose) and the style class's after (colour, line).
-    Truncation pulls each part toward its own class's average when the center is 'class'."""
-    if not 0 <= swap_layer <= G.num_ws:
-        raise ValueError(f"swap_layer must be 0-{G.num_ws}, got {swap_layer}")
-    kwargs = dict(truncation_psi=truncation_psi, truncation_center=truncation_center)
-    content = G.mapping(z, content_c, **kwargs)
-    style = G.mapping(z, style_c, **kwargs)
-    return torch.cat([content[:, :swap_layer], style[:, swap_layer:]], dim=1)
 
 
 def preview_label(snapshot: dict, class_spec, role: str) -> torch.Tensor:

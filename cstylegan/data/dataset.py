@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cstylegan.classes import resolve_classes
-from cstylegan.dataset_writer import JSON_NAME, DatasetError
+from cstylegan.data.classes import resolve_classes
+from cstylegan.data.writer import JSON_NAME, DatasetError
 
 __all__ = ["DatasetError", "ImageDataset", "class_index"]
 

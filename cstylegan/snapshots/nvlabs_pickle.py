@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cstylegan.checkpoint import FORMAT, CheckpointError
-from cstylegan.networks.discriminator import Discriminator
 from cstylegan.networks import GENERATORS, StyleGAN3Generator
 from cstylegan.networks import StyleGAN2Generator as Generator
+from cstylegan.networks.discriminator import Discriminator
+from cstylegan.snapshots.checkpoint import FORMAT, CheckpointError
 
 GENERATOR_FAMILY = {cls: family for family, cls in GENERATORS.items()}
 
@@ -427,7 +427,7 @@ def _build(cls, kwargs: dict, net: PersistentObject, role: str, path) -> torch.n
 
 
 def load_nvlabs_pickle(path) -> dict:
-    """An NVlabs StyleGAN2 `.pkl` as one of our snapshots (see cstylegan.checkpoint).
+    """An NVlabs StyleGAN2 `.pkl` as one of our snapshots (see cstylegan.snapshots.checkpoint).
 
     Holds G, G_ema and D state dicts (those present; G_ema is G when absent), G_kwargs,
     D_kwargs, class_names ('class0'.. for conditional networks), cur_nimg (0, or from

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cstylegan.image_prep import center_crop, load_rgb
-from cstylegan.perceptual import PerceptualDistance
+from cstylegan.data.image_prep import center_crop, load_rgb
+from cstylegan.projection.perceptual import PerceptualDistance
 
 W_AVG_SAMPLES = 10000
 INITIAL_LEARNING_RATE = 0.1

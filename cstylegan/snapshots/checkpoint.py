@@ -51,14 +51,14 @@ def save_snapshot(path, snapshot: dict) -> None:
 def load_snapshot(path, map_location="cpu") -> dict:
     """Load one of our snapshots, refusing anything that is not plain tensors and data.
 
-    An NVlabs `.pkl` is converted to the same layout (cstylegan.nvlabs_pickle), without
+    An NVlabs `.pkl` is converted to the same layout (cstylegan.snapshots.nvlabs_pickle), without
     running the code stored in it.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"network file not found: {path}")
     if path.suffix.lower() == ".pkl":
-        from cstylegan.nvlabs_pickle import load_nvlabs_pickle  # it imports this module
+        from cstylegan.snapshots.nvlabs_pickle import load_nvlabs_pickle  # it imports this module
 
         return load_nvlabs_pickle(path)
     try:

@@ -1,0 +1,3 @@
+from cstylegan.app.server import main
+
+main()

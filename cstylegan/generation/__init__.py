@@ -1,0 +1,1 @@
+"""Drawing pictures from a generator: z from seeds, class swaps, style mixing, projected ws, image grids and videos."""

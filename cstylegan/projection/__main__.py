@@ -1,0 +1,3 @@
+from cstylegan.projection.cli import main
+
+main()
