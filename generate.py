@@ -1,13 +1,12 @@
 """Draw images of chosen classes: `python generate.py --class ghibli_male --seeds 0-63`."""
 
-import sys
 from pathlib import Path
 
 import click
 import numpy as np
 import torch
 
-from cstylegan.data.classes import UnknownClassError, class_names_or_default, one_hot, resolve_classes
+from cstylegan.data.classes import one_hot, resolve_classes
 from cstylegan.generation.class_swap import class_swap_ws
 from cstylegan.generation.image_grid import save_grid, to_uint8
 from cstylegan.generation.projected_w import class_restyle_ws, load_projected_w
@@ -17,7 +16,8 @@ from cstylegan.generation.video import FORMATS, check_format, loop_ws, write_vid
 from cstylegan.networks.stylegan3 import set_input_transform
 from cstylegan.runtime.cli import Command
 from cstylegan.runtime.devices import pick_device
-from cstylegan.snapshots.checkpoint import CheckpointError, load_generator, newest_snapshot
+from cstylegan.runtime.errors import UserError
+from cstylegan.snapshots.checkpoint import newest_snapshot, open_for_inference
 
 DEFAULT_RUNS = "training-runs"
 
@@ -81,41 +81,37 @@ def main(network_path, class_spec, seeds, truncation_psi, trunc_center, noise_mo
     --style-mix, --video and --projected-w write a style-mixing grid, an interpolation
     video or a projection instead (see each option).
     """
-    try:
-        check_modes(style_mix, video, projected_w, style_spec, swap_grid, row_seeds, col_seeds)
-        check_swap_flags(style_spec, swap_layer, swap_grid, projected_w)
-        seed_list = parse_seeds(seeds)
-        if video:
-            check_format(video_format)
-        if network_path is None:
-            network_path = newest_snapshot(DEFAULT_RUNS)
-        device = pick_device(device)
-        G, info = load_generator(network_path, device)
-        class_names = class_names_or_default(info.get("class_names"), G.c_dim)
-        if projected_w is not None:
-            projected = load_projected_w(projected_w, G.num_ws, G.w_dim).to(device)
-            classes = pick_projected_classes(G, class_names, class_spec, swap_layer)
-        elif style_mix:
-            layers = parse_styles(styles, G)
-            rows, cols = parse_seeds(row_seeds), parse_seeds(col_seeds)
-            classes = pick_classes(class_spec, class_names, G.c_dim)
-        elif video:
-            classes = pick_classes(class_spec, class_names, G.c_dim)
-            check_video_keys(seed_list, classes)
-        elif swap_layer is None:
-            pairs = [(k, None) for k in pick_classes(class_spec, class_names, G.c_dim)]
-        else:
-            contents, style_classes = pick_swap_classes(G, class_names, class_spec, style_spec, swap_layer,
-                                                        swap_grid)
-            pairs = [(a, b) for a in contents for b in style_classes]
-        shift = parse_translate(translate)
-        if shift != (0.0, 0.0) or rotate != 0:
-            if not hasattr(G.synthesis, "input"):
-                raise ValueError("--translate and --rotate move a StyleGAN3 input grid; this is a StyleGAN2 network")
-            set_input_transform(G, translate=shift, rotate_deg=rotate)
-    except (CheckpointError, UnknownClassError, ValueError) as error:
-        click.echo(f"Error: {error}", err=True)
-        sys.exit(2)
+    check_modes(style_mix, video, projected_w, style_spec, swap_grid, row_seeds, col_seeds)
+    check_swap_flags(style_spec, swap_layer, swap_grid, projected_w)
+    seed_list = parse_seeds(seeds)
+    if video:
+        check_format(video_format)
+    if network_path is None:
+        network_path = newest_snapshot(DEFAULT_RUNS)
+    device = pick_device(device)
+    opened = open_for_inference(network_path, device)
+    G, class_names = opened.G, opened.class_names
+    if projected_w is not None:
+        projected = load_projected_w(projected_w, G.num_ws, G.w_dim).to(device)
+        classes = pick_projected_classes(G, class_names, class_spec, swap_layer)
+    elif style_mix:
+        layers = parse_styles(styles, G)
+        rows, cols = parse_seeds(row_seeds), parse_seeds(col_seeds)
+        classes = pick_classes(class_spec, class_names, G.c_dim)
+    elif video:
+        classes = pick_classes(class_spec, class_names, G.c_dim)
+        check_video_keys(seed_list, classes)
+    elif swap_layer is None:
+        pairs = [(k, None) for k in pick_classes(class_spec, class_names, G.c_dim)]
+    else:
+        contents, style_classes = pick_swap_classes(G, class_names, class_spec, style_spec, swap_layer,
+                                                    swap_grid)
+        pairs = [(a, b) for a in contents for b in style_classes]
+    shift = parse_translate(translate)
+    if shift != (0.0, 0.0) or rotate != 0:
+        if not hasattr(G.synthesis, "input"):
+            raise UserError("--translate and --rotate move a StyleGAN3 input grid; this is a StyleGAN2 network")
+        set_input_transform(G, translate=shift, rotate_deg=rotate)
     click.echo(f"Network: {network_path}")
 
     outdir = Path(outdir)
@@ -197,45 +193,45 @@ def check_modes(style_mix, video, projected_w, style_spec, swap_grid, row_seeds,
                                    ("--projected-w", projected_w is not None),
                                    ("--style-class/--swap-grid", style_spec is not None or swap_grid)) if on]
     if len(given) > 1:
-        raise ValueError(f"{' and '.join(given)} write different things; choose one per run")
+        raise UserError(f"{' and '.join(given)} write different things; choose one per run")
     if not style_mix and (row_seeds or col_seeds):
-        raise ValueError("--row-seeds and --col-seeds are for the style-mixing grid; add --style-mix")
+        raise UserError("--row-seeds and --col-seeds are for the style-mixing grid; add --style-mix")
     if style_mix and not (row_seeds and col_seeds):
-        raise ValueError("--style-mix needs --row-seeds (content, e.g. 0-3) and --col-seeds (style, e.g. 4-7)")
+        raise UserError("--style-mix needs --row-seeds (content, e.g. 0-3) and --col-seeds (style, e.g. 4-7)")
 
 
 def check_swap_flags(style_spec, swap_layer, swap_grid, projected_w) -> None:
     """A class swap needs the layer and something to swap to; refuse half-given swaps."""
     if style_spec is not None and swap_layer is None:
-        raise ValueError("--style-class needs --swap-layer K: the first K ws come from --class, the rest from "
+        raise UserError("--style-class needs --swap-layer K: the first K ws come from --class, the rest from "
                          "--style-class")
     if swap_grid and swap_layer is None:
-        raise ValueError("--swap-grid needs --swap-layer K: the first K ws come from the row's class, the rest "
+        raise UserError("--swap-grid needs --swap-layer K: the first K ws come from the row's class, the rest "
                          "from the column's")
     if swap_layer is not None and style_spec is None and not swap_grid and projected_w is None:
-        raise ValueError("--swap-layer needs --style-class B (or --swap-grid): which class to take the later ws from")
+        raise UserError("--swap-layer needs --style-class B (or --swap-grid): which class to take the later ws from")
 
 
 def check_video_keys(seed_list, classes) -> None:
     """A video runs through several seeds of one class or several classes of one seed."""
     if len(seed_list) > 1 and len(classes) > 1:
-        raise ValueError("--video interpolates between --seeds (one --class) or between classes (one seed); "
+        raise UserError("--video interpolates between --seeds (one --class) or between classes (one seed); "
                          f"got {len(seed_list)} seeds and {len(classes)} classes")
     if len(seed_list) == 1 and len(classes) == 1:
-        raise ValueError("--video needs at least two --seeds (e.g. 0,5,9) or two classes (--class a,b with one seed)")
+        raise UserError("--video needs at least two --seeds (e.g. 0,5,9) or two classes (--class a,b with one seed)")
 
 
 def pick_projected_classes(G, class_names, class_spec, swap_layer) -> list:
     """[None] to render the projection as it is, else the classes to restyle it as."""
     if class_spec is None:
         if swap_layer is not None:
-            raise ValueError("--projected-w with --swap-layer needs --class B: whose average w gives the later ws")
+            raise UserError("--projected-w with --swap-layer needs --class B: whose average w gives the later ws")
         return [None]
     if G.c_dim == 0:
-        raise ValueError("--class given, but this network is unconditional; drop --class to render the projection")
+        raise UserError("--class given, but this network is unconditional; drop --class to render the projection")
     if swap_layer is None or not 1 <= swap_layer <= G.num_ws - 1:
         given = "none given" if swap_layer is None else f"got {swap_layer}"
-        raise ValueError(f"--projected-w with --class needs --swap-layer K in 1..{G.num_ws - 1}: the first K ws "
+        raise UserError(f"--projected-w with --class needs --swap-layer K in 1..{G.num_ws - 1}: the first K ws "
                          f"stay the projection's, the rest are the class's average w; {given}")
     return resolve_classes(class_spec, class_names)
 
@@ -243,10 +239,10 @@ def pick_projected_classes(G, class_names, class_spec, swap_layer) -> list:
 def pick_swap_classes(G, class_names, class_spec, style_spec, swap_layer: int, swap_grid: bool) -> tuple:
     """(content indices, style indices) of a class swap; the grid defaults to every class."""
     if G.c_dim == 0:
-        raise ValueError("a class swap (--style-class, --swap-grid) needs a conditional network; this one is "
+        raise UserError("a class swap (--style-class, --swap-grid) needs a conditional network; this one is "
                          "unconditional")
     if not 1 <= swap_layer <= G.num_ws - 1:
-        raise ValueError(f"--swap-layer {swap_layer} is outside 1..{G.num_ws - 1} (this network has "
+        raise UserError(f"--swap-layer {swap_layer} is outside 1..{G.num_ws - 1} (this network has "
                          f"{G.num_ws} ws; 0 or {G.num_ws} would swap nothing)")
     if swap_grid:
         return (resolve_classes(class_spec or "all", class_names), resolve_classes(style_spec or "all", class_names))
@@ -257,7 +253,7 @@ def parse_translate(text: str) -> tuple:
     try:
         x, y = (float(v) for v in text.split(","))
     except ValueError:
-        raise ValueError(f"--translate {text!r} is not X,Y; write e.g. 0.1,-0.25") from None
+        raise UserError(f"--translate {text!r} is not X,Y; write e.g. 0.1,-0.25") from None
     return x, y
 
 
@@ -265,10 +261,10 @@ def pick_classes(class_spec, class_names, c_dim: int) -> list:
     """Class indices to draw; [None] for an unconditional network."""
     if c_dim == 0:
         if class_spec is not None:
-            raise ValueError("--class given, but this network is unconditional; drop --class")
+            raise UserError("--class given, but this network is unconditional; drop --class")
         return [None]
     if class_spec is None:
-        raise ValueError(f"this network is conditional: pass --class NAME (one of {', '.join(class_names)}) or --class all")
+        raise UserError(f"this network is conditional: pass --class NAME (one of {', '.join(class_names)}) or --class all")
     return resolve_classes(class_spec, class_names)
 
 

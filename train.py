@@ -6,10 +6,7 @@ import click
 import torch
 
 from cstylegan.config import AUG_MODES, CFG_NAMES, D_BACKBONES, ConfigError, TrainConfig, load_yaml
-from cstylegan.data.dataset import DatasetError
-from cstylegan.metrics.errors import MetricError
 from cstylegan.runtime.cli import Command
-from cstylegan.snapshots.checkpoint import CheckpointError
 from cstylegan.training.augment import AUGPIPE_PRESETS
 
 
@@ -88,7 +85,7 @@ def main(config_path, **flags):
     Example:
       python train.py --cond --data all_styles.zip --cfg small --kimg 200
     """
-    from cstylegan.training.loop import TrainingDiverged, train
+    from cstylegan.training.loop import train
 
     given = {name: value for name, value in flags.items() if value is not None}
     if "metrics" in given:
@@ -105,9 +102,6 @@ def main(config_path, **flags):
         else:
             config = TrainConfig(**given)
         train(config)
-    except (DatasetError, CheckpointError, ConfigError, MetricError, TrainingDiverged) as error:
-        click.echo(f"Error: {error}", err=True)
-        sys.exit(2)
     except (torch.OutOfMemoryError, MemoryError) as error:
         click.echo(f"Error: out of memory on --device {config.device} with batch {config.batch or 'from --cfg'}"
                    f" ({str(error).splitlines()[0][:80]}); lower --batch, or --cbase/--cmax, or use --cfg small", err=True)

@@ -28,7 +28,7 @@ from cstylegan.projection.optimiser import project  # noqa: E402
 from cstylegan.projection.perceptual import PERCEPTUAL_KINDS, perceptual_distance  # noqa: E402
 from cstylegan.runtime.cli import Command  # noqa: E402
 from cstylegan.runtime.devices import pick_device  # noqa: E402
-from cstylegan.snapshots.checkpoint import discriminator_from, generator_from, load_snapshot  # noqa: E402
+from cstylegan.snapshots.checkpoint import open_for_inference  # noqa: E402
 
 SSIM_C1, SSIM_C2 = (0.01 * 2) ** 2, (0.03 * 2) ** 2  # (K * dynamic range)^2; our images span [-1, 1]
 
@@ -61,9 +61,8 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
 def main(network, data, num, steps, kinds, picture, device):
     """Project --num data set images with each distance; print PSNR, SSIM and feature distances."""
     device = pick_device(device)
-    snapshot = load_snapshot(network)
-    G = generator_from(snapshot, device)
-    D = discriminator_from(snapshot, device)
+    opened = open_for_inference(network, device, with_D=True)
+    G, D = opened.G, opened.D
     kinds = kinds.split(",")
     yardsticks = {kind: perceptual_distance(kind, D, device) for kind in ("inception", "discriminator")}
     dataset = ImageDataset(data, use_labels=G.c_dim > 0)

@@ -13,6 +13,8 @@ from typing import Optional
 
 import yaml
 
+from cstylegan.runtime.errors import UserError
+
 # Presets of the official releases (fmaps = channel_base / 32768): StyleGAN2-ADA's fixed
 # ones, its `auto` formula, StyleGAN3's T and R, and our `small` (tiny channels, so a
 # CPU trains in minutes). Keys not given fall back to STYLEGAN2_DEFAULTS.
@@ -77,7 +79,7 @@ def preset_for(cfg: str, resolution: int, batch: Optional[int]) -> dict:
     return {**STYLEGAN2_DEFAULTS, **preset}
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A setting that cannot work; the message names it and what to use instead."""
 
 

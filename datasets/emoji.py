@@ -35,14 +35,10 @@ from cstylegan.runtime.cli import Command  # noqa: E402
 def main(out, resolution, styles, kind, font_path, limit, preview, force):
     """Write the emoji data set as a training zip with named classes and licences."""
     start = time.perf_counter()
-    try:
-        if limit is not None and limit < 1:
-            raise DatasetError(f"--limit {limit}: give a number >= 1")
-        styles = [s.strip() for s in styles.split(",") if s.strip()]
-        counts = build(out, resolution, styles, font_path, limit, preview, force, kind)
-    except DatasetError as error:
-        click.echo(f"Error: {error}", err=True)
-        sys.exit(2)
+    if limit is not None and limit < 1:
+        raise DatasetError(f"--limit {limit}: give a number >= 1")
+    styles = [s.strip() for s in styles.split(",") if s.strip()]
+    counts = build(out, resolution, styles, font_path, limit, preview, force, kind)
     click.echo(f"Wrote {out}: {sum(counts.values())} images ({kind}) at {resolution}px in {time.perf_counter() - start:.0f} s")
     for name, n in counts.items():
         click.echo(f"  {name:<16} {n:>5}")

@@ -308,27 +308,23 @@ def main(inputs, out, detector, resolution, min_size, every, margin, sheet, alig
     DIR is then one class folder for datasets/make_dataset.py: extract into faces/<style>_<gender>,
     and `python datasets/make_dataset.py faces/ faces256.zip --resolution 256` turns the folder into a zip.
     """
-    try:
-        check_resolution(resolution)
-        for name, value in (("--min-size", min_size), ("--every", every)):
-            if value < 1:
-                raise DatasetError(f"{name} {value}: give a whole number >= 1")
-        if margin < 0:
-            raise DatasetError(f"--margin {margin}: give a fraction >= 0, e.g. 0.25")
-        if align and detector != "dlib":
-            raise DatasetError(f"--align needs face landmarks, which --detector {detector} does not find; "
-                               "use --detector dlib")
-        if detector == "haar":
-            detect = haar_detector(margin)
-        elif detector == "anime":
-            detect = anime_detector(margin)
-        else:
-            detect = dlib_detector(margin, align is not False, min_size)
-        sheet = sheet or default_sheet(out)
-        tally = extract(inputs, out, detect, resolution, min_size, every, sheet)
-    except DatasetError as error:
-        click.echo(f"Error: {error}", err=True)
-        sys.exit(2)
+    check_resolution(resolution)
+    for name, value in (("--min-size", min_size), ("--every", every)):
+        if value < 1:
+            raise DatasetError(f"{name} {value}: give a whole number >= 1")
+    if margin < 0:
+        raise DatasetError(f"--margin {margin}: give a fraction >= 0, e.g. 0.25")
+    if align and detector != "dlib":
+        raise DatasetError(f"--align needs face landmarks, which --detector {detector} does not find; "
+                           "use --detector dlib")
+    if detector == "haar":
+        detect = haar_detector(margin)
+    elif detector == "anime":
+        detect = anime_detector(margin)
+    else:
+        detect = dlib_detector(margin, align is not False, min_size)
+    sheet = sheet or default_sheet(out)
+    tally = extract(inputs, out, detect, resolution, min_size, every, sheet)
     where = f"; crops in {out}, contact sheet {sheet}" if tally.kept else ""
     click.echo(
         f"Files read: {tally.files}, frames: {tally.frames}, faces found: {tally.found}, kept: {tally.kept}, "

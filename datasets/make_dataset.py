@@ -217,11 +217,7 @@ def make_dataset(src: Path, out: Path, resolution: int, transform: str, backgrou
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 def main(src, out, resolution, transform, background, max_images, source_note, force):
     """Make OUT.zip (PNG images + dataset.json with class names) from the images in SRC."""
-    try:
-        make_dataset(src, out, resolution, transform, background, max_images, source_note, force)
-    except DatasetError as error:
-        click.echo(f"Error: {error}", err=True)
-        sys.exit(2)
+    make_dataset(src, out, resolution, transform, background, max_images, source_note, force)
 
 
 if __name__ == "__main__":

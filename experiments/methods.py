@@ -12,7 +12,7 @@ import torch
 
 from cstylegan.metrics.compute import image_function
 from cstylegan.snapshots.blend import blend_generators
-from cstylegan.snapshots.checkpoint import generator_from, load_snapshot
+from cstylegan.snapshots.checkpoint import generator_from, load_snapshot, open_for_inference
 
 
 class ConditionalModel:
@@ -62,7 +62,7 @@ def transfer_points(base: dict, finetunes: list) -> list:
 
     def build(kimg):
         paths = [dict(run["snapshots"])[kimg] for run in finetunes]
-        return lambda device: PerClassModels([generator_from(load_snapshot(path), device) for path in paths])
+        return lambda device: PerClassModels([open_for_inference(path, device).G for path in paths])
 
     return [Point(base["kimg"] + len(finetunes) * kimg, build(kimg)) for kimg in common]
 
@@ -82,5 +82,5 @@ def swap_point(base: dict, finetunes: list, split_res: int, lower: str) -> Point
 
 
 def conditional_points(run: dict) -> list:
-    return [Point(kimg, lambda device, path=path: ConditionalModel(generator_from(load_snapshot(path), device)))
+    return [Point(kimg, lambda device, path=path: ConditionalModel(open_for_inference(path, device).G))
             for kimg, path in run["snapshots"]]

@@ -8,19 +8,13 @@ import click
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cstylegan.config import ConfigError  # noqa: E402
-from cstylegan.data.dataset import DatasetError  # noqa: E402
-from cstylegan.metrics.errors import MetricError  # noqa: E402
 from cstylegan.runtime.cli import Command  # noqa: E402
 from cstylegan.runtime.devices import pick_device  # noqa: E402
-from cstylegan.snapshots.checkpoint import CheckpointError  # noqa: E402
 from experiments.matrix import conditional_config, final_fakes_per_class, open_data, run_unit  # noqa: E402
 from experiments.plan import estimate, plan_lines  # noqa: E402
 from experiments.report import unit_status, write_summary, write_unit_outputs  # noqa: E402
 from experiments.spec import SpecError, load_spec  # noqa: E402
-from experiments.trainings import RunnerError, Workspace  # noqa: E402
-
-ERRORS = (SpecError, RunnerError, DatasetError, CheckpointError, ConfigError, MetricError)
+from experiments.trainings import Workspace  # noqa: E402
 
 
 def swap_source(spec) -> str:
@@ -63,46 +57,42 @@ def main(config, only, plan, max_hours, workdir, results, device):
       python experiments/run.py experiments/configs/emoji32_cpu.yaml --only cond_sg2 --max-hours 2.5
     """
     started = time.time()
-    try:
-        spec = load_spec(config)
-        if device:
-            spec.device = device
-        workdir = Path(workdir or Path("training-runs") / "experiments" / spec.name)
-        results = Path(results or Path(__file__).resolve().parent / "results" / spec.name)
+    spec = load_spec(config)
+    if device:
+        spec.device = device
+    workdir = Path(workdir or Path("training-runs") / "experiments" / spec.name)
+    results = Path(results or Path(__file__).resolve().parent / "results" / spec.name)
 
-        def say(line: str) -> None:
-            click.echo(f"[{spec.name} {time.strftime('%H:%M:%S')}] {line}")
+    def say(line: str) -> None:
+        click.echo(f"[{spec.name} {time.strftime('%H:%M:%S')}] {line}")
 
-        units = spec.parse_units(only)
-        dataset, workspace = open_data(spec), Workspace(workdir)
-        if plan:
-            click.echo("\n".join(plan_lines(spec, workspace, dataset, results, say)))
-            return
-        ran = False
-        for unit in units:
-            status = unit_status(spec, unit, results)
-            if status == "done":
-                say(f"{unit}: done, results in {results}/methods/ (delete them to run it again)")
-                continue
-            if max_hours:
-                left = max_hours - (time.time() - started) / 3600
-                expected = estimate(spec, unit, workspace, dataset, say)
-                if expected["hours"] > left:
-                    raise SpecError(f"unit {unit} would take about {expected['hours']:.1f} h ({expected['kimg']:g} kimg "
-                                    f"at {expected['img_per_s']:.1f} img/s, then metrics) but --max-hours leaves "
-                                    f"{left:.1f} h; give it a longer slot or lower its kimg")
-            say(f"{unit}: {status}; methods {', '.join(spec.units()[unit])}; work folder {workdir}")
-            unit_start = time.time()
-            methods = run_unit(spec, unit, workspace, dataset, say)
-            write_unit_outputs(spec, methods, dataset.class_names, final_fakes_per_class(spec, dataset),
-                               pick_device(spec.device), time.time() - unit_start, swap_source(spec), results)
-            write_summary(spec, Path(config), results, say)
-            ran = True
-        if not ran:
-            write_summary(spec, Path(config), results, say)
-    except ERRORS as error:
-        click.echo(f"Error: {error}", err=True)
-        sys.exit(2)
+    units = spec.parse_units(only)
+    dataset, workspace = open_data(spec), Workspace(workdir)
+    if plan:
+        click.echo("\n".join(plan_lines(spec, workspace, dataset, results, say)))
+        return
+    ran = False
+    for unit in units:
+        status = unit_status(spec, unit, results)
+        if status == "done":
+            say(f"{unit}: done, results in {results}/methods/ (delete them to run it again)")
+            continue
+        if max_hours:
+            left = max_hours - (time.time() - started) / 3600
+            expected = estimate(spec, unit, workspace, dataset, say)
+            if expected["hours"] > left:
+                raise SpecError(f"unit {unit} would take about {expected['hours']:.1f} h ({expected['kimg']:g} kimg "
+                                f"at {expected['img_per_s']:.1f} img/s, then metrics) but --max-hours leaves "
+                                f"{left:.1f} h; give it a longer slot or lower its kimg")
+        say(f"{unit}: {status}; methods {', '.join(spec.units()[unit])}; work folder {workdir}")
+        unit_start = time.time()
+        methods = run_unit(spec, unit, workspace, dataset, say)
+        write_unit_outputs(spec, methods, dataset.class_names, final_fakes_per_class(spec, dataset),
+                           pick_device(spec.device), time.time() - unit_start, swap_source(spec), results)
+        write_summary(spec, Path(config), results, say)
+        ran = True
+    if not ran:
+        write_summary(spec, Path(config), results, say)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from typing import Optional
 import yaml
 
 from cstylegan.config import TrainConfig
+from cstylegan.runtime.errors import UserError
 
 # Settings the runner sets itself for every training run.
 RUNNER_SETTINGS = ("data", "outdir", "cond", "kimg", "resume", "nkimg", "snap", "metrics", "metrics_num_gen",
@@ -22,7 +23,7 @@ RUNNER_SETTINGS = ("data", "outdir", "cond", "kimg", "resume", "nkimg", "snap", 
 TRAIN_SETTINGS = sorted({f.name for f in dataclasses.fields(TrainConfig)} - set(RUNNER_SETTINGS))
 
 
-class SpecError(ValueError):
+class SpecError(UserError):
     """A config that cannot run; the message names the key and what to write instead."""
 
 

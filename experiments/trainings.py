@@ -19,12 +19,13 @@ from pathlib import Path
 from cstylegan.config import TrainConfig, load_yaml, save_yaml
 from cstylegan.data.dataset import ImageDataset
 from cstylegan.data.writer import write_dataset_zip
-from cstylegan.snapshots.checkpoint import snapshot_kimg
+from cstylegan.runtime.errors import UserError
+from cstylegan.snapshots.checkpoint import snapshot_kimg, snapshots_newest_first
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-class RunnerError(RuntimeError):
+class RunnerError(UserError):
     """A step of the comparison failed; the message says which and where its log is."""
 
 
@@ -77,12 +78,13 @@ class Workspace:
         if record and all(Path(path).is_file() for _, path in record["snapshots"]):
             say(f"{key}: finished earlier ({record['kimg']:g} kimg), skipped")
             return record
-        started = sorted(path.parent for path in outdir.glob("*/network-snapshot-*.pt"))
+        started = snapshots_newest_first(outdir)
         if started:
             # The first invocation's resolved config.yaml keeps what a fresh start derived
             # (e.g. a fine-tune's ada_kimg); --resume auto takes its newest snapshot.
-            say(f"{key}: continuing the unfinished run in {started[-1]} from its newest snapshot")
-            arguments = ["--config", str(started[-1] / "config.yaml"), "--resume", "auto", "--kimg", str(config.kimg)]
+            run_dir = started[0].parent
+            say(f"{key}: continuing the unfinished run in {run_dir} from its newest snapshot")
+            arguments = ["--config", str(run_dir / "config.yaml"), "--resume", "auto", "--kimg", str(config.kimg)]
         else:
             shutil.rmtree(outdir, ignore_errors=True)  # a run killed before its first snapshot
             say(f"{key}: training {config.kimg:g} kimg on {config.data} -> {outdir}")

@@ -10,7 +10,7 @@ import torch
 
 from cstylegan.config import TrainConfig
 from cstylegan.data.writer import write_dataset_zip
-from cstylegan.snapshots.checkpoint import load_generator
+from cstylegan.snapshots.checkpoint import open_for_inference
 from cstylegan.training.loop import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,7 +83,7 @@ def snapshot_path(trained_run) -> Path:
 @pytest.fixture(scope="session")
 def G(snapshot_path):
     """The trained run's G_ema, on the CPU."""
-    return load_generator(snapshot_path)[0]
+    return open_for_inference(snapshot_path).G
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ from cstylegan.generation.class_swap import class_swap_ws
 from cstylegan.generation.image_grid import make_grid
 from cstylegan.networks import GENERATORS
 from cstylegan.snapshots.blend import BlendError, blend_generators, layer_position
-from cstylegan.snapshots.checkpoint import load_generator, load_snapshot, save_snapshot
+from cstylegan.snapshots.checkpoint import load_snapshot, open_for_inference, save_snapshot
 from tests.conftest import COLOURS, REPO, run_cli
 
 SG2_KWARGS = dict(z_dim=8, c_dim=0, w_dim=8, img_resolution=16, img_channels=3, channel_base=64, channel_max=8,
@@ -154,7 +154,7 @@ def test_cli_writes_a_snapshot_and_preview_that_generate_reads(snapshot_path, tm
 
 
 def test_class_swap_ws_takes_content_then_style(snapshot_path):
-    G, _ = load_generator(snapshot_path)
+    G = open_for_inference(snapshot_path).G
     z = torch.randn([2, G.z_dim])
     red, blue = torch.zeros([2, G.c_dim]), torch.zeros([2, G.c_dim])
     red[:, 0], blue[:, 2] = 1, 1

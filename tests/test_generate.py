@@ -10,7 +10,7 @@ from PIL import Image
 from cstylegan.config import TrainConfig
 from cstylegan.networks.discriminator import Discriminator
 from cstylegan.networks.stylegan2 import Generator
-from cstylegan.snapshots.checkpoint import export_generator, load_generator, load_snapshot, save_snapshot
+from cstylegan.snapshots.checkpoint import export_generator, load_snapshot, open_for_inference, save_snapshot
 from tests.conftest import COLOURS, run_cli
 
 
@@ -23,7 +23,7 @@ def test_writes_one_png_per_class_and_seed_matching_the_official_recipe(snapshot
         assert sorted(p.name for p in (tmp_path / name).iterdir()) == [
             "grid.png", "seed0000.png", "seed0001.png", "seed0002.png", "seed0007.png"]
     # The official recipe: z from RandomState(seed), psi 1, const noise, x*127.5+128 clamped to uint8.
-    G, _ = load_generator(snapshot_path)
+    G = open_for_inference(snapshot_path).G
     z = torch.from_numpy(np.random.RandomState(7).randn(1, G.z_dim)).float()
     c = torch.zeros([1, G.c_dim])
     c[0, 3] = 1
@@ -100,8 +100,9 @@ def test_an_exported_generator_draws_the_same_pictures_from_a_small_file(snapsho
     small = torch.load(exported, weights_only=True)
     assert set(small) == {"G_family", "G_kwargs", "class_names", "cur_nimg", "config", "G_ema", "format"}
     assert exported.stat().st_size < 0.6 * snapshot_path.stat().st_size
-    (G, _), (G16, info) = load_generator(snapshot_path), load_generator(exported)
-    assert info["class_names"] == list(COLOURS)
+    G, opened16 = open_for_inference(snapshot_path).G, open_for_inference(exported)
+    G16 = opened16.G
+    assert opened16.class_names == list(COLOURS)
     z = torch.from_numpy(np.random.RandomState(3).randn(4, G.z_dim)).float()
     c = torch.eye(G.c_dim)
     with torch.no_grad():

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image, ImageSequence
 
-from cstylegan.snapshots.checkpoint import load_generator
+from cstylegan.snapshots.checkpoint import open_for_inference
 from tests.conftest import REPO, run_cli
 
 RED, BLUE = 0, 2  # indices in the fixture's class list
@@ -58,7 +58,7 @@ def test_class_video_interpolates_w_between_classes(snapshot_path, tmp_path):
     blue = seed_image(snapshot_path, tmp_path, "blue_male", 3)
     assert mad(frames[0], red) < 8 and mad(frames[4], blue) < 8
     # Frame 2 is halfway: G.synthesis of the mean of the two classes' ws for the same z.
-    G, _ = load_generator(snapshot_path)
+    G = open_for_inference(snapshot_path).G
     z = torch.from_numpy(np.random.RandomState(3).randn(1, G.z_dim)).float()
     c = torch.eye(G.c_dim)[[RED, BLUE]]
     with torch.no_grad():

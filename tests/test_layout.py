@@ -5,7 +5,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "cstylegan"
-LAYERS = {"config": 1, "generation": 2, "networks": 2, "runtime": 2, "data": 3, "snapshots": 4, "metrics": 5,
+LAYERS = {"runtime": 1, "config": 2, "generation": 2, "networks": 2, "data": 3, "snapshots": 4, "metrics": 5,
           "projection": 6, "training": 6, "app": 7}
 
 

@@ -25,7 +25,7 @@ from PIL import Image
 from cstylegan.networks import StyleGAN3Generator
 from cstylegan.networks.discriminator import Discriminator
 from cstylegan.networks.stylegan2 import Generator
-from cstylegan.snapshots.checkpoint import load_generator, load_snapshot
+from cstylegan.snapshots.checkpoint import load_snapshot, open_for_inference
 from cstylegan.snapshots.nvlabs_pickle import CLASS_AVERAGE_SAMPLES, NVlabsPickleError, load_nvlabs_pickle
 from tests.conftest import run_cli
 from tests.test_fixture_parity import ATOL, load_fixture, tensors_under
@@ -237,7 +237,8 @@ def test_official_layout_is_read_without_running_its_source(official_pkl):
 @pytest.mark.parametrize("tag,psi", [("psi100", 1.0), ("psi070", 0.7)])
 def test_networks_reproduce_the_fixture(official_pkl, tag, psi):
     t = official_pkl["t"]
-    G, info = load_generator(official_pkl["path"])  # the .pkl goes through our ordinary loader
+    opened = open_for_inference(official_pkl["path"])  # the .pkl goes through our ordinary loader
+    G = opened.G
     snapshot = load_snapshot(official_pkl["path"])
     D = Discriminator(**snapshot["D_kwargs"]).eval()
     D.load_state_dict(snapshot["D"])
@@ -246,7 +247,7 @@ def test_networks_reproduce_the_fixture(official_pkl, tag, psi):
         logits = D(img, t["c"])
     torch.testing.assert_close(img, t[f"{tag}.img"], rtol=0, atol=ATOL)
     torch.testing.assert_close(logits, t[f"{tag}.D_logits"], rtol=0, atol=ATOL)
-    assert info["class_names"] == ["class0", "class1", "class2", "class3"]
+    assert opened.class_names == ["class0", "class1", "class2", "class3"]
     assert not official_pkl["marker"].exists()
 
 
@@ -341,12 +342,13 @@ def test_stylegan3_pickle_reproduces_the_fixture(tmp_path):
     official = easy({**meta["G_kwargs"], "num_fp16_res": 0})
     G_pickled = persistent_module(G, module_source("stylegan3-t", marker), official, skip_buffers={"w_avg_per_class"})
     path = write_pickle(tmp_path / "sg3t.pkl", dict(G=G_pickled, G_ema=G_pickled, D=None, augment_pipe=None))
-    loaded, info = load_generator(path)
+    opened = open_for_inference(path)
+    loaded = opened.G
     assert isinstance(loaded, StyleGAN3Generator) and load_snapshot(path)["G_family"] == "stylegan3"
     with torch.no_grad():
         img = loaded(t["z"], t["c"], truncation_center="global", noise_mode="const")
     torch.testing.assert_close(img, t["psi100.img"], rtol=0, atol=ATOL)
-    assert info["class_names"] == ["class0", "class1", "class2", "class3"] and not marker.exists()
+    assert opened.class_names == ["class0", "class1", "class2", "class3"] and not marker.exists()
 
 
 def test_arguments_that_change_the_network_are_refused(tmp_path):

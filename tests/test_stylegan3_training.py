@@ -8,7 +8,7 @@ from PIL import Image
 
 from cstylegan.config import TrainConfig
 from cstylegan.networks import StyleGAN3Generator
-from cstylegan.snapshots.checkpoint import load_generator, load_snapshot
+from cstylegan.snapshots.checkpoint import load_snapshot, open_for_inference
 from cstylegan.training.loop import train
 from tests.conftest import run_cli
 
@@ -44,8 +44,9 @@ def test_stylegan3_trains_and_snapshots(stylegan3_run):
         assert 0 < records[-1]["blur_sigma"] < 10  # fading from 10 over batch * 200 / 32 kimg
     snapshot = load_snapshot(sorted(run_dir.glob("network-snapshot-*.pt"))[-1])
     assert snapshot["G_family"] == "stylegan3"
-    G, info = load_generator(sorted(run_dir.glob("network-snapshot-*.pt"))[-1])
-    assert isinstance(G, StyleGAN3Generator) and info["class_names"][0] == "red_male"
+    opened = open_for_inference(sorted(run_dir.glob("network-snapshot-*.pt"))[-1])
+    G = opened.G
+    assert isinstance(G, StyleGAN3Generator) and opened.class_names[0] == "red_male"
     # The magnitude EMA of every layer moved away from its initial 1 during training.
     magnitudes = [b for name, b in G.named_buffers() if name.endswith("magnitude_ema")]
     assert magnitudes and all(float(m) != 1.0 for m in magnitudes)

@@ -10,14 +10,15 @@ from PIL import Image
 from cstylegan.config import TrainConfig
 from cstylegan.data.dataset import ImageDataset
 from cstylegan.data.writer import write_dataset_zip
-from cstylegan.snapshots.checkpoint import load_generator, load_snapshot
+from cstylegan.snapshots.checkpoint import load_snapshot, open_for_inference
 from cstylegan.training.loop import train
 from tests.conftest import COLOURS, assert_class_k_has_colour_k, run_cli
 
 
 def test_generated_class_k_has_colour_k(trained_run):
-    G, info = load_generator(sorted(trained_run.glob("network-snapshot-*.pt"))[-1])
-    assert info["class_names"] == list(COLOURS)
+    opened = open_for_inference(sorted(trained_run.glob("network-snapshot-*.pt"))[-1])
+    G = opened.G
+    assert opened.class_names == list(COLOURS)
     assert_class_k_has_colour_k(G)
 
 

@@ -8,7 +8,7 @@ import torch
 from cstylegan.config import ConfigError, TrainConfig
 from cstylegan.networks.discriminator import Discriminator
 from cstylegan.networks.mapping import MappingNetwork, blend_labels
-from cstylegan.snapshots.checkpoint import load_generator
+from cstylegan.snapshots.checkpoint import open_for_inference
 from cstylegan.training.loss import StyleGAN2Loss
 from tests.conftest import assert_class_k_has_colour_k, assert_one_line_error, run_cli, train_colours
 
@@ -70,7 +70,7 @@ def test_a_transitional_run_logs_the_weight_and_ends_class_conditional(colour_zi
         expected = min(max((last_step_kimg - 0.25) / 0.5, 0), 1)
         assert record["label_weight"] == pytest.approx(expected)
     assert records[0]["label_weight"] < 0.5 and records[-1]["label_weight"] == 1
-    G = load_generator(sorted(run_dir.glob("network-snapshot-*.pt"))[-1])[0]
+    G = open_for_inference(sorted(run_dir.glob("network-snapshot-*.pt"))[-1]).G
     assert_class_k_has_colour_k(G)
 
 

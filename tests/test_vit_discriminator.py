@@ -9,7 +9,7 @@ import torch
 from cstylegan.config import ConfigError, TrainConfig
 from cstylegan.networks.vit_discriminator import (BackboneWeightsError, VitDiscriminator, load_backbone_weights,
                                                   patch_size_for)
-from cstylegan.snapshots.checkpoint import load_generator, load_snapshot
+from cstylegan.snapshots.checkpoint import load_snapshot, open_for_inference
 from cstylegan.training.loop import train
 from cstylegan.training.loss import StyleGAN2Loss
 from tests.conftest import assert_class_k_has_colour_k, run_cli, train_colours
@@ -129,7 +129,7 @@ def test_position_embedding_is_resized_to_a_new_grid(tmp_path):
 def test_a_short_run_with_the_vit_learns_which_class_is_which_colour(colour_zip, tmp_path):
     """The residual D's learning test (tests/test_training.py), with only the backbone changed."""
     run_dir = train_colours(colour_zip, tmp_path, dbackbone="vit", snap=100)
-    assert_class_k_has_colour_k(load_generator(sorted(run_dir.glob("network-snapshot-*.pt"))[-1])[0])
+    assert_class_k_has_colour_k(open_for_inference(sorted(run_dir.glob("network-snapshot-*.pt"))[-1]).G)
 
 
 def test_train_py_runs_snapshots_and_resumes_a_vit(colour_zip, tmp_path):

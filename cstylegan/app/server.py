@@ -18,7 +18,6 @@ import errno
 import io
 import json
 import math
-import sys
 import threading
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,18 +29,17 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from cstylegan.config import ConfigError
-from cstylegan.data.classes import class_names_or_default, one_hot
+from cstylegan.data.classes import one_hot
 from cstylegan.generation.class_swap import class_swap_ws
 from cstylegan.generation.image_grid import make_grid, to_uint8
 from cstylegan.generation.projected_w import class_restyle_ws
 from cstylegan.generation.seeds import seed_z
-from cstylegan.metrics.errors import MetricError
 from cstylegan.projection.optimiser import load_target, project
 from cstylegan.projection.perceptual import PERCEPTUAL_KINDS, perceptual_distance
 from cstylegan.runtime.cli import Command
 from cstylegan.runtime.devices import pick_device
-from cstylegan.snapshots.checkpoint import CheckpointError, discriminator_from, generator_from, load_snapshot
+from cstylegan.runtime.errors import UserError
+from cstylegan.snapshots.checkpoint import open_for_inference
 
 PAGE = Path(__file__).with_name("page.html")
 MAX_UPLOAD_BYTES = 20 * 2**20
@@ -50,7 +48,7 @@ JSON_TYPE = "application/json"
 PNG_TYPE = "image/png"
 
 
-class RequestError(ValueError):
+class RequestError(UserError):
     """A request we cannot answer; its one-line message goes back to the page as JSON."""
 
     def __init__(self, message: str, status: int = 400):
@@ -310,21 +308,15 @@ class PageHandler(BaseHTTPRequestHandler):
               help="The projection's distance, as in python -m cstylegan.projection.")
 def main(network_path, host, port, device, project_steps, perceptual):
     """Serve a page to draw the snapshot's classes, swap them, and restyle a face photo as every class."""
+    device = pick_device(device)
+    opened = open_for_inference(network_path, device, with_D=True)
+    distance = perceptual_distance(perceptual, opened.D, device)
+    studio = Studio(opened.G, opened.class_names, device, project_steps, Path(network_path).name, distance)
     try:
-        device = pick_device(device)
-        snapshot = load_snapshot(network_path)
-        G = generator_from(snapshot, device)
-        class_names = class_names_or_default(snapshot.get("class_names"), G.c_dim)
-        distance = perceptual_distance(perceptual, discriminator_from(snapshot, device), device)
-        studio = Studio(G, class_names, device, project_steps, Path(network_path).name, distance)
         server = StudioServer((host, port), studio)
-    except (CheckpointError, ConfigError, MetricError, ValueError) as error:
-        click.echo(f"Error: {error}", err=True)
-        sys.exit(2)
     except OSError as error:  # the port is taken, or the host is not an address of this machine
         hint = "; pass another --port" if error.errno == errno.EADDRINUSE else ""
-        click.echo(f"Error: cannot listen on {host}:{port}: {error.strerror or error}{hint}", err=True)
-        sys.exit(2)
+        raise UserError(f"cannot listen on {host}:{port}: {error.strerror or error}{hint}") from None
     click.echo(f"Serving {network_path} on http://{host}:{server.server_address[1]} (Ctrl-C to stop)")
     try:
         server.serve_forever()

@@ -2,8 +2,10 @@
 
 import torch
 
+from cstylegan.runtime.errors import UserError
 
-class UnknownClassError(ValueError):
+
+class UnknownClassError(UserError):
     """A class spec that names no class of the model or data; the message lists the known ones."""
 
 

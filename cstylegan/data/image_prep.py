@@ -9,12 +9,14 @@ broken files; this module makes each readable one look as a viewer shows it, and
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from cstylegan.runtime.errors import UserError
+
 WHITE = (255, 255, 255)
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
 
-class UnreadableImage(Exception):
+class UnreadableImage(UserError):
     """A file that is not an image, or is truncated, corrupt or of an unsupported kind."""
 
 

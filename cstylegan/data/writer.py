@@ -18,10 +18,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from cstylegan.runtime.errors import UserError
+
 JSON_NAME = "dataset.json"
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError):
     """A data set, or a path to write one, that cannot be used; the message names the fix."""
 
 

@@ -12,27 +12,29 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cstylegan.runtime.errors import UserError
+
 
 def load_projected_w(path, num_ws: int, w_dim: int) -> torch.Tensor:
     """`np.load(path)["w"]`, [N, num_ws, w_dim] or [num_ws, w_dim], as float32 [N, num_ws, w_dim]."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"--projected-w: file not found: {path}")
+        raise UserError(f"--projected-w: file not found: {path}")
     try:
         data = np.load(path)
     except (OSError, EOFError, ValueError):  # not numpy at all, truncated, pickled
-        raise ValueError(f"--projected-w {path}: cannot read it as .npz (np.load failed)") from None
+        raise UserError(f"--projected-w {path}: cannot read it as .npz (np.load failed)") from None
     if not hasattr(data, "files"):  # a bare .npy array
-        raise ValueError(f"--projected-w {path}: a single array, not an .npz with a 'w' array")
+        raise UserError(f"--projected-w {path}: a single array, not an .npz with a 'w' array")
     with data:
         if "w" not in data.files:
-            raise ValueError(f"--projected-w {path}: no 'w' array (it has: {', '.join(data.files) or 'none'}); "
+            raise UserError(f"--projected-w {path}: no 'w' array (it has: {', '.join(data.files) or 'none'}); "
                              "expected the projector's projected_w.npz")
         w = data["w"]
     if w.ndim == 2:
         w = w[np.newaxis]
     if w.ndim != 3 or w.shape[1:] != (num_ws, w_dim):
-        raise ValueError(f"--projected-w {path}: w has shape {list(w.shape)}, this network needs "
+        raise UserError(f"--projected-w {path}: w has shape {list(w.shape)}, this network needs "
                          f"[N, {num_ws}, {w_dim}] (num_ws {num_ws}, w_dim {w_dim})")
     return torch.from_numpy(w.astype(np.float32))
 

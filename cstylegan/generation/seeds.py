@@ -4,6 +4,8 @@ import re
 
 import numpy as np
 
+from cstylegan.runtime.errors import UserError
+
 
 def parse_seeds(text: str) -> list:
     """`0-63`, `1,5,9` or a mix such as `0-3,10` -> list of ints."""
@@ -11,7 +13,7 @@ def parse_seeds(text: str) -> list:
     for part in text.split(","):
         match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
         if not match or (match.group(2) and int(match.group(2)) < int(match.group(1))):
-            raise ValueError(f"--seeds {text!r} is not a seed list; write e.g. 0-63 or 1,5,9")
+            raise UserError(f"--seeds {text!r} is not a seed list; write e.g. 0-63 or 1,5,9")
         first, last = int(match.group(1)), int(match.group(2) or match.group(1))
         seeds.extend(range(first, last + 1))
     return seeds

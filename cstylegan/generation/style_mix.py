@@ -17,6 +17,8 @@ import re
 import numpy as np
 import torch
 
+from cstylegan.runtime.errors import UserError
+
 GROUPS = {"coarse": (4, 8), "middle": (16, 32), "fine": (64, math.inf)}
 
 
@@ -37,7 +39,7 @@ def parse_styles(text: str, G) -> range:
         low, high = GROUPS[text]
         indices = [i for i, r in enumerate(resolutions) if low <= r <= high]
         if not indices:
-            raise ValueError(f"--styles {text}: this {G.img_resolution} px network has no ws at "
+            raise UserError(f"--styles {text}: this {G.img_resolution} px network has no ws at "
                              f"{describe_group(low, high)}; its ws 0-{last} act at {ladder(resolutions)}")
         return range(indices[0], indices[-1] + 1)
     match = re.fullmatch(r"(\d+)(?:-(\d+))?", text.strip())
@@ -45,7 +47,7 @@ def parse_styles(text: str, G) -> range:
         first, end = int(match.group(1)), int(match.group(2) or match.group(1))
         if first <= end <= last:
             return range(first, end + 1)
-    raise ValueError(f"--styles {text!r} is not coarse, middle, fine or a w range A-B within 0-{last} "
+    raise UserError(f"--styles {text!r} is not coarse, middle, fine or a w range A-B within 0-{last} "
                      f"(this network has {G.num_ws} ws)")
 
 

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from cstylegan.runtime.errors import UserError
+
 FORMATS = ("mp4", "gif", "webp")
 
 
@@ -50,7 +52,7 @@ def check_format(video_format: str) -> None:
         try:
             importlib.import_module("imageio_ffmpeg")
         except ImportError:
-            raise ValueError("MP4 needs the ffmpeg that the imageio-ffmpeg package ships: pip install imageio-ffmpeg, "
+            raise UserError("MP4 needs the ffmpeg that the imageio-ffmpeg package ships: pip install imageio-ffmpeg, "
                              "or write an animated GIF with --video-format gif") from None
 
 

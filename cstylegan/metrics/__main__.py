@@ -1,20 +1,18 @@
 """`python -m cstylegan.metrics`: measure a snapshot against its data, or one folder of images
 against another; print a table and append JSON lines."""
 
-import sys
 import time
 from pathlib import Path
 
 import click
 
-from cstylegan.config import ConfigError
-from cstylegan.data.dataset import DatasetError, ImageDataset
+from cstylegan.data.dataset import ImageDataset
 from cstylegan.metrics.compute import METRICS, compare_folders, compute_metrics, parse_metrics
 from cstylegan.metrics.errors import MetricError
 from cstylegan.metrics.report import format_table, write_metric_jsonl
 from cstylegan.runtime.cli import Command
 from cstylegan.runtime.devices import pick_device
-from cstylegan.snapshots.checkpoint import CheckpointError, load_generator, snapshot_kimg
+from cstylegan.snapshots.checkpoint import open_for_inference, snapshot_kimg
 
 
 @click.command(cls=Command)
@@ -42,22 +40,18 @@ def main(network_path, data, ref, gen, metrics, num_gen, num_gen_per_class, batc
     python -m cstylegan.metrics --ref real_dir --gen fake_dir --metrics fid,kid,pr
     """
     start = time.time()
-    try:
-        folders = _check_mode(network_path, data, ref, gen)
-        names = parse_metrics(metrics, folders=folders)
-        torch_device = pick_device(device)
-        common = dict(device=torch_device, batch=batch, cache_dir=cache_dir, inception_path=inception_path,
-                      progress=not quiet)
-        if folders:
-            results = compare_folders(ref, gen, names, **common)
-        else:
-            G, info = load_generator(network_path, torch_device)
-            dataset = ImageDataset(data, use_labels=False)
-            results = compute_metrics(G, dataset, names, num_gen, seed=seed, num_gen_per_class=num_gen_per_class,
-                                      **common)
-    except (MetricError, DatasetError, CheckpointError, ConfigError) as error:
-        click.echo(f"Error: {error}", err=True)
-        sys.exit(2)
+    folders = _check_mode(network_path, data, ref, gen)
+    names = parse_metrics(metrics, folders=folders)
+    torch_device = pick_device(device)
+    common = dict(device=torch_device, batch=batch, cache_dir=cache_dir, inception_path=inception_path,
+                  progress=not quiet)
+    if folders:
+        results = compare_folders(ref, gen, names, **common)
+    else:
+        opened = open_for_inference(network_path, torch_device)
+        dataset = ImageDataset(data, use_labels=False)
+        results = compute_metrics(opened.G, dataset, names, num_gen, seed=seed, num_gen_per_class=num_gen_per_class,
+                                  **common)
     click.echo(format_table(results))
     click.echo(f"({time.time() - start:.0f} s)")
     if folders:
@@ -66,7 +60,7 @@ def main(network_path, data, ref, gen, metrics, num_gen, num_gen_per_class, batc
         run_dir, kimg, snapshot, settings = Path("."), None, None, {"ref": ref, "gen": gen}
     else:
         run_dir, snapshot = Path(network_path).parent, Path(network_path).name
-        kimg = info["cur_nimg"] / 1000 if "cur_nimg" in info else snapshot_kimg(network_path)
+        kimg = opened.cur_nimg / 1000 if opened.cur_nimg is not None else snapshot_kimg(network_path)
         settings = {"data": data, "num_gen": num_gen, "num_gen_per_class": num_gen_per_class or num_gen, "seed": seed}
     for path in write_metric_jsonl(run_dir, results, kimg, snapshot, out=out, settings=settings):
         click.echo(f"Appended to {path}")

@@ -24,7 +24,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..config import ConfigError
+from ..runtime.errors import UserError
 from .layers import FullyConnectedLayer
 from .mapping import MappingNetwork
 
@@ -158,8 +158,8 @@ class VitDiscriminator(nn.Module):
         return f"c_dim={self.c_dim}, img_resolution={self.img_resolution}, patch={self.patch_embed.patch}"
 
 
-class BackboneWeightsError(ConfigError):
-    pass
+class BackboneWeightsError(UserError):
+    """--dbackbone-weights that cannot start this ViT discriminator."""
 
 
 def load_backbone_weights(D: VitDiscriminator, path) -> list:

@@ -7,7 +7,6 @@ projection at eight points of the run) and, with --save-video, proj.mp4 (target 
 at every step).
 """
 
-import sys
 from pathlib import Path
 
 import click
@@ -15,16 +14,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from cstylegan.data.classes import UnknownClassError, class_names_or_default, resolve_classes
+from cstylegan.data.classes import class_names_or_default, resolve_classes
 from cstylegan.data.image_prep import UnreadableImage
 from cstylegan.generation.image_grid import save_grid, to_uint8
 from cstylegan.generation.video import check_format, write_video
-from cstylegan.metrics.errors import MetricError
 from cstylegan.projection.optimiser import load_target, project
 from cstylegan.projection.perceptual import PERCEPTUAL_KINDS, perceptual_distance
 from cstylegan.runtime.cli import Command
 from cstylegan.runtime.devices import pick_device
-from cstylegan.snapshots.checkpoint import CheckpointError, discriminator_from, generator_from, load_snapshot
+from cstylegan.runtime.errors import UserError
+from cstylegan.snapshots.checkpoint import open_for_inference
 
 PROGRESS_COLUMNS = 8
 
@@ -50,23 +49,19 @@ PROGRESS_COLUMNS = 8
 def main(network_path, target_path, class_spec, steps, perceptual, w_plus, optimize_noise, seed, save_video, outdir,
          device):
     """Find the w whose image looks like TARGET (noise-regularised, as NVlabs' projector), and write it."""
+    if save_video:
+        check_format("mp4")
+    if not Path(target_path).is_file():
+        raise UserError(f"--target {target_path}: file not found")
+    device = pick_device(device)
+    opened = open_for_inference(network_path, device, with_D=True)
+    G = opened.G
+    class_index = pick_class(class_spec, opened.class_names, G.c_dim)
     try:
-        if save_video:
-            check_format("mp4")
-        if not Path(target_path).is_file():
-            raise ValueError(f"--target {target_path}: file not found")
-        device = pick_device(device)
-        snapshot = load_snapshot(network_path)
-        G = generator_from(snapshot, device)
-        class_index = pick_class(class_spec, snapshot.get("class_names") or [], G.c_dim)
         target = load_target(target_path, G.img_resolution).to(device)
-        distance = perceptual_distance(perceptual, discriminator_from(snapshot, device), device)
     except UnreadableImage as error:
-        click.echo(f"Error: --target {target_path}: {error}", err=True)
-        sys.exit(2)
-    except (CheckpointError, UnknownClassError, MetricError, ValueError) as error:
-        click.echo(f"Error: {error}", err=True)
-        sys.exit(2)
+        raise UserError(f"--target {target_path}: {error}") from None
+    distance = perceptual_distance(perceptual, opened.D, device)
 
     with tqdm(total=steps, desc="projecting", unit="step") as bar:
         def on_step(step, value):
@@ -112,8 +107,8 @@ def pick_class(class_spec, class_names, c_dim: int):
     if class_spec is None:
         return None
     if c_dim == 0:
-        raise ValueError("--class given, but this network is unconditional; drop --class")
+        raise UserError("--class given, but this network is unconditional; drop --class")
     classes = resolve_classes(class_spec, class_names_or_default(class_names, c_dim))
     if len(classes) != 1:
-        raise ValueError(f"--class {class_spec}: projection starts from one class; name one")
+        raise UserError(f"--class {class_spec}: projection starts from one class; name one")
     return classes[0]

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from cstylegan.metrics.inception import load_inception
+from cstylegan.runtime.errors import UserError
 
 PERCEPTUAL_KINDS = ("pixel", "inception", "discriminator")
 INCEPTION_LAYERS = ("conv_2", "conv_4", "mixed_2", "mixed_7")
@@ -50,7 +51,7 @@ class DiscriminatorFeatures(torch.nn.Module):
     def __init__(self, D):
         super().__init__()
         if not hasattr(D, "block_resolutions"):
-            raise ValueError("--perceptual discriminator needs the residual discriminator (this snapshot has a "
+            raise UserError("--perceptual discriminator needs the residual discriminator (this snapshot has a "
                              "ViT one); use --perceptual inception or pixel")
         self.D = D.eval().requires_grad_(False)
 
@@ -86,6 +87,6 @@ def perceptual_distance(kind: str, D=None, device="cpu") -> PerceptualDistance:
         return PerceptualDistance(InceptionFeatures(device))
     if kind == "discriminator":
         if D is None:
-            raise ValueError("--perceptual discriminator needs a training snapshot with its D (this file has only G)")
+            raise UserError("--perceptual discriminator needs a training snapshot with its D (this file has only G)")
         return PerceptualDistance(DiscriminatorFeatures(D))
-    raise ValueError(f"--perceptual {kind!r}: choose one of {', '.join(PERCEPTUAL_KINDS)}")
+    raise UserError(f"--perceptual {kind!r}: choose one of {', '.join(PERCEPTUAL_KINDS)}")

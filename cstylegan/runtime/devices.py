@@ -4,7 +4,11 @@ import resource
 
 import torch
 
-from cstylegan.config import ConfigError
+from cstylegan.runtime.errors import UserError
+
+
+class DeviceError(UserError):
+    """A --device this machine does not have."""
 
 
 def pick_device(name: str) -> torch.device:
@@ -12,7 +16,7 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name} asked for, but torch sees no CUDA device; use --device cpu")
+        raise DeviceError(f"--device {name} asked for, but torch sees no CUDA device; use --device cpu")
     return torch.device(name)
 
 

@@ -18,7 +18,6 @@ The swap between two classes of one conditional generator is `generation/class_s
 
 import math
 import re
-import sys
 from pathlib import Path
 
 import click
@@ -30,13 +29,14 @@ from cstylegan.generation.image_grid import save_grid, to_uint8
 from cstylegan.generation.seeds import parse_seeds, seed_z
 from cstylegan.runtime.cli import Command
 from cstylegan.runtime.devices import pick_device
+from cstylegan.runtime.errors import UserError
 from cstylegan.snapshots.checkpoint import generator_from, load_snapshot, save_snapshot
 
 SG2_BLOCK = re.compile(r"synthesis\.b(\d+)\.")
 SG3_LAYER = re.compile(r"synthesis\.L(\d+)_")
 
 
-class BlendError(ValueError):
+class BlendError(UserError):
     """Two networks or a split that cannot be blended; the message says what to change."""
 
 
@@ -86,13 +86,13 @@ def blend_generators(lower_snapshot: dict, higher_snapshot: dict, split_res=None
                 split=split_res if family == "stylegan2" else split_layer,
                 split_by="res" if family == "stylegan2" else "layer")
     return dict(G=blended, G_ema=blended, G_family=family, G_kwargs=lower_snapshot["G_kwargs"],
-                class_names=list(lower_snapshot.get("class_names") or []), blend=note)
+                class_names=list(lower_snapshot["class_names"]), blend=note)
 
 
 def _check_same_architecture(lower: dict, higher: dict) -> str:
     """The common family; c_dim may differ because the mapping comes from `lower` alone."""
-    family = lower.get("G_family", "stylegan2")
-    other = higher.get("G_family", "stylegan2")
+    family = lower["G_family"]
+    other = higher["G_family"]
     if family != other:
         raise BlendError(f"cannot blend a {family} network (lower) with a {other} network (higher)")
     a = {k: v for k, v in lower["G_kwargs"].items() if k != "c_dim"}
@@ -133,7 +133,7 @@ def preview_label(snapshot: dict, class_spec, role: str) -> torch.Tensor:
     c = torch.zeros([1, c_dim])
     if c_dim == 0:
         return c
-    names = class_names_or_default(snapshot.get("class_names"), c_dim)
+    names = class_names_or_default(snapshot["class_names"], c_dim)
     if class_spec is None:
         raise BlendError(f"the {role} network is conditional: pass --class NAME (one of {', '.join(names)})")
     try:
@@ -176,20 +176,16 @@ def save_preview(path, rows: list, seeds: list, device) -> None:
 def main(lower_path, higher_path, split_res, split_layer, blend_width, out_path, preview_path, seeds, class_spec,
          device):
     """Blend two generators by layer: coarse layers from --lower, fine ones from --higher."""
-    try:
-        lower, higher = load_snapshot(lower_path), load_snapshot(higher_path)
-        blended = blend_generators(lower, higher, split_res, split_layer, blend_width,
-                                   lower_name=str(lower_path), higher_name=str(higher_path))
-        if preview_path:
-            seed_list = parse_seeds(seeds)
-            device = pick_device(device)
-            c_lower = preview_label(lower, class_spec, "lower")
-            c_higher = preview_label(higher, class_spec, "higher")
-            if class_spec is not None and c_lower.shape[1] == c_higher.shape[1] == 0:
-                raise BlendError("--class given, but both networks are unconditional; drop --class")
-    except ValueError as error:  # CheckpointError, ConfigError, BlendError, a bad --seeds
-        click.echo(f"Error: {error}", err=True)
-        sys.exit(2)
+    lower, higher = load_snapshot(lower_path), load_snapshot(higher_path)
+    blended = blend_generators(lower, higher, split_res, split_layer, blend_width,
+                               lower_name=str(lower_path), higher_name=str(higher_path))
+    if preview_path:
+        seed_list = parse_seeds(seeds)
+        device = pick_device(device)
+        c_lower = preview_label(lower, class_spec, "lower")
+        c_higher = preview_label(higher, class_spec, "higher")
+        if class_spec is not None and c_lower.shape[1] == c_higher.shape[1] == 0:
+            raise BlendError("--class given, but both networks are unconditional; drop --class")
     save_snapshot(out_path, blended)
     click.echo(f"Wrote {out_path}")
     if preview_path:

@@ -13,22 +13,31 @@ A snapshot is a dict that `torch.load(weights_only=True)` accepts:
     format                 "cstylegan-snapshot-1"
     augment_pipe           augmentation tensors (NVlabs imports only)
 The per-class w_avg lives in G_ema's state dict as `mapping.w_avg_per_class`.
+
+`load_snapshot` is the one reader: it fills the keys that older files may lack (`with_defaults`),
+so code after it indexes keys instead of repeating their defaults. `open_for_inference` is
+what every tool that draws (generate.py, the web page, the projector, the metrics, the
+comparison) opens a file with.
 """
 
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import torch
 
+from cstylegan.data.classes import class_names_or_default
 from cstylegan.networks import DISCRIMINATORS, GENERATORS
+from cstylegan.runtime.errors import UserError
 
 FORMAT = "cstylegan-snapshot-1"
 SNAPSHOT_PATTERN = re.compile(r"network-snapshot-(\d+)\.pt$")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A snapshot that cannot be used; the message names the file and the fix."""
 
 
@@ -60,7 +69,7 @@ def load_snapshot(path, map_location="cpu") -> dict:
     if path.suffix.lower() == ".pkl":
         from cstylegan.snapshots.nvlabs_pickle import load_nvlabs_pickle  # it imports this module
 
-        return load_nvlabs_pickle(path)
+        return with_defaults(load_nvlabs_pickle(path))
     try:
         snapshot = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:
@@ -71,12 +80,17 @@ def load_snapshot(path, map_location="cpu") -> dict:
         ) from None
     if not isinstance(snapshot, dict) or snapshot.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a cstylegan snapshot; pass a network-snapshot-*.pt written by train.py")
-    return snapshot
+    return with_defaults(snapshot)
+
+
+def with_defaults(snapshot: dict) -> dict:
+    """The keys that files written before they existed lack, filled in."""
+    return {"G_family": "stylegan2", "D_backbone": "resnet", "class_names": [], **snapshot}
 
 
 def generator_from(snapshot: dict, device="cpu"):
     """A loaded snapshot's G_ema, ready to draw images with."""
-    G = GENERATORS[snapshot.get("G_family", "stylegan2")](**snapshot["G_kwargs"])
+    G = GENERATORS[snapshot["G_family"]](**snapshot["G_kwargs"])
     G.load_state_dict(snapshot["G_ema"])
     return G.to(device).eval().requires_grad_(False)
 
@@ -85,16 +99,28 @@ def discriminator_from(snapshot: dict, device="cpu"):
     """A loaded snapshot's D (residual or ViT, as trained), frozen; None for a file without D."""
     if "D" not in snapshot:
         return None
-    D = DISCRIMINATORS[snapshot.get("D_backbone", "resnet")](**snapshot["D_kwargs"])
+    D = DISCRIMINATORS[snapshot["D_backbone"]](**snapshot["D_kwargs"])
     D.load_state_dict(snapshot["D"])
     return D.to(device).eval().requires_grad_(False)
 
 
-def load_generator(path, device="cpu") -> tuple:
-    """The generator to draw images with (G_ema) and the snapshot's plain data."""
+@dataclass
+class Opened:
+    """What drawing from a snapshot needs."""
+    G: torch.nn.Module              # G_ema, frozen, in eval mode
+    class_names: list               # one per class (class0, class1, ... when the file names none)
+    D: Optional[torch.nn.Module]    # only when asked for and the file has one
+    cur_nimg: Optional[int]         # images shown in training (None for a blend)
+    config: Optional[dict]          # the run's TrainConfig as a dict
+
+
+def open_for_inference(path, device="cpu", with_D: bool = False) -> Opened:
+    """Open a snapshot or NVlabs .pkl to draw from: G_ema, class names and, if asked, D."""
     snapshot = load_snapshot(path)
-    info = {key: snapshot[key] for key in ("class_names", "cur_nimg", "config") if key in snapshot}
-    return generator_from(snapshot, device), info
+    G = generator_from(snapshot, device)
+    D = discriminator_from(snapshot, device) if with_D else None
+    return Opened(G, class_names_or_default(snapshot["class_names"], G.c_dim), D, snapshot.get("cur_nimg"),
+                  snapshot.get("config"))
 
 
 GENERATOR_ONLY_KEYS = ("G_family", "G_kwargs", "class_names", "cur_nimg", "config")
@@ -118,24 +144,25 @@ def snapshot_kimg(path) -> int:
     return int(match.group(1)) if match else -1
 
 
+def snapshots_newest_first(root) -> list:
+    """Every network-snapshot-*.pt in the run folders under `root`: the newest run folder
+    first (their names start with a running number), and in it the highest kimg first."""
+    return sorted(Path(root).glob("*/network-snapshot-*.pt"), key=lambda p: (p.parent.name, snapshot_kimg(p)),
+                  reverse=True)
+
+
 def newest_snapshot(root) -> Path:
-    """The most recent snapshot below `root` (newest run folder, then highest kimg)."""
-    root = Path(root)
-    candidates = sorted(
-        root.glob("*/network-snapshot-*.pt"),
-        key=lambda p: (p.parent.name, snapshot_kimg(p)),
-    )
-    if not candidates:
-        raise CheckpointError(f"no network-snapshot-*.pt under {root}/; train first or pass --network PATH")
-    return candidates[-1]
+    """The most recent snapshot below `root`, for generate.py without --network."""
+    found = snapshots_newest_first(root)
+    if not found:
+        raise CheckpointError(f"no network-snapshot-*.pt under {Path(root)}/; train first or pass --network PATH")
+    return found[0]
 
 
 def newest_valid_snapshot(outdir, say=print):
-    """The newest snapshot under `outdir` that loads, for `--resume auto`: run folders newest
-    first, then highest kimg; unreadable ones are named and skipped. None if there is none."""
-    candidates = sorted(Path(outdir).glob("*/network-snapshot-*.pt"), key=lambda p: (p.parent.name, snapshot_kimg(p)),
-                        reverse=True)
-    for path in candidates:
+    """The newest snapshot under `outdir` that loads, for `--resume auto`; unreadable ones
+    are named and skipped. (None, None) if there is none."""
+    for path in snapshots_newest_first(outdir):
         try:
             return path, load_snapshot(path)
         except CheckpointError as error:

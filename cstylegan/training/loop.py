@@ -25,6 +25,7 @@ from cstylegan.networks import DISCRIMINATORS, GENERATORS
 from cstylegan.networks.vit_discriminator import load_backbone_weights
 from cstylegan.runtime.devices import peak_memory_gb
 from cstylegan.runtime.distributed import Processes, start_processes, stop_processes
+from cstylegan.runtime.errors import UserError
 from cstylegan.snapshots import checkpoint
 from cstylegan.snapshots.class_transfer import transfer_state
 from cstylegan.training.ada import AdaptiveP
@@ -44,7 +45,7 @@ NONFINITE_LIMIT = 8  # minibatches in a row with a NaN/inf loss before the run s
 READ_INTERVAL = NONFINITE_LIMIT
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(UserError):
     """Losses stayed non-finite; the message names the snapshot of the last good state and what to change."""
 
 
@@ -192,7 +193,7 @@ def build_networks(config: TrainConfig, c_dim: int, resume, say) -> tuple:
     with this data's classes, the weights carried over by `transfer_state`."""
     G_kwargs, D_kwargs = config.network_kwargs(c_dim)
     if resume is not None:
-        family = resume.get("G_family", "stylegan2")
+        family = resume["G_family"]
         if family != config.generator_family:
             raise checkpoint.CheckpointError(
                 f"{config.resume} is a {family} network but --cfg {config.cfg} trains {config.generator_family}; "
@@ -209,17 +210,17 @@ def build_networks(config: TrainConfig, c_dim: int, resume, say) -> tuple:
             D_kwargs = {**resume["D_kwargs"], "c_dim": c_dim, "num_fp16_res": config.num_fp16_res,
                         "block_kwargs": D_kwargs["block_kwargs"],
                         "epilogue_kwargs": {**resume["D_kwargs"].get("epilogue_kwargs", {}), **D_kwargs["epilogue_kwargs"]}}
-    if resume is not None and "D" in resume and resume.get("D_backbone", "resnet") != config.dbackbone:
-        raise checkpoint.CheckpointError(f"{config.resume} has a {resume.get('D_backbone', 'resnet')} discriminator but "
+    if resume is not None and "D" in resume and resume["D_backbone"] != config.dbackbone:
+        raise checkpoint.CheckpointError(f"{config.resume} has a {resume['D_backbone']} discriminator but "
                                          f"this run asks for --dbackbone {config.dbackbone}; pass --dbackbone "
-                                         f"{resume.get('D_backbone', 'resnet')}")
+                                         f"{resume['D_backbone']}")
     G = GENERATORS[config.generator_family](**G_kwargs)
     D = DISCRIMINATORS[config.dbackbone](**D_kwargs)
     if config.dbackbone_weights and resume is None:
         say(f"ViT backbone from {config.dbackbone_weights}: {len(load_backbone_weights(D, config.dbackbone_weights))} tensors")
     G_ema = copy.deepcopy(G)
     if resume is not None:
-        source_classes = resume.get("class_names") or []
+        source_classes = resume["class_names"]
         report = []
         sources = {"G": resume.get("G", resume["G_ema"]), "G_ema": resume["G_ema"], "D": resume.get("D")}
         for module, key in ((G, "G"), (G_ema, "G_ema"), (D, "D")):
@@ -300,7 +301,7 @@ def _train(config: TrainConfig, log, processes: Processes, device) -> Path:
     cur_nimg = 0
     if resume is not None:
         cur_nimg = int(resume.get("cur_nimg", 0))
-        if "G_opt" in resume and same_architecture(resume["G_kwargs"], G_kwargs) and resume.get("class_names") == config.class_names:
+        if "G_opt" in resume and same_architecture(resume["G_kwargs"], G_kwargs) and resume["class_names"] == config.class_names:
             G_opt.load_state_dict(resume["G_opt"])
             D_opt.load_state_dict(resume["D_opt"])
             say("Restored optimiser states")
