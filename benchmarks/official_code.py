@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from cstylegan.training.loop import optimizer
+from cstylegan.training.phases import optimizer
 
 CODE_NOT_FOUND = "{dir} is not a copy of NVlabs/stylegan3 (no training/networks_stylegan2.py); clone it there"
 

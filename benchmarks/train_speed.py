@@ -32,8 +32,9 @@ from cstylegan.networks import DISCRIMINATORS, GENERATORS  # noqa: E402
 from cstylegan.runtime.cli import Command  # noqa: E402
 from cstylegan.runtime.cpu_allocator import reuse_freed_memory  # noqa: E402
 from cstylegan.runtime.devices import peak_memory_gb, pick_device  # noqa: E402
-from cstylegan.training.loop import optimizer, set_requires_grad, step  # noqa: E402
+from cstylegan.runtime.distributed import Processes  # noqa: E402
 from cstylegan.training.loss import StyleGAN2Loss  # noqa: E402
+from cstylegan.training.phases import optimizer, phase_step, set_requires_grad  # noqa: E402
 from benchmarks.official_code import check_copy, official_setup  # noqa: E402
 from benchmarks.timing import seconds_per_call  # noqa: E402
 
@@ -56,7 +57,7 @@ def our_setup(config, G_kwargs: dict, D_kwargs: dict, device):
         def go(real_img, c, z):
             set_requires_grad(params, True)
             phase_loss, _ = run(real_img, c, z)
-            step(params, opt, phase_loss)
+            phase_step(params, opt, lambda index: (phase_loss, {}), 1, Processes())
             set_requires_grad(params, False)
 
         return go

@@ -20,7 +20,7 @@ from cstylegan.networks import GENERATORS
 from cstylegan.networks.discriminator import Discriminator
 from cstylegan.runtime.distributed import Processes
 from cstylegan.snapshots import checkpoint
-from cstylegan.training.loop import phase_step
+from cstylegan.training.phases import phase_step
 from tests.conftest import COLOURS, REPO
 
 # No style mixing, path length or augmentation: the random draws left (z, labels, data

@@ -15,8 +15,9 @@ import pytest
 import torch
 
 from cstylegan.config import TrainConfig
+from cstylegan.runtime.distributed import Processes
 from cstylegan.snapshots import checkpoint
-from cstylegan.training import loop
+from cstylegan.training import loop, phases
 from cstylegan.training.loss import StyleGAN2Loss
 from cstylegan.training.rng_state import capture_rng, restore_rng
 from cstylegan.training.skipped_steps import SkippedSteps
@@ -212,14 +213,14 @@ def test_a_non_finite_phase_leaves_the_weights_exactly_and_says_so_on_the_device
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 2)
     params = list(model.parameters())
-    opt = loop.optimizer(params, lr=0.1, reg_interval=None)
+    opt = phases.optimizer(params, lr=0.1, reg_interval=None)
     data = torch.randn(4, 3)
-    loop.phase_step(params, opt, lambda i: (model(data).square().mean(), {}), 1, loop.Processes())
+    phases.phase_step(params, opt, lambda i: (model(data).square().mean(), {}), 1, Processes())
     before = [p.detach().clone() for p in params]
-    stepped, _ = loop.phase_step(params, opt, lambda i: (model(data).sum() * float("nan"), {}), 1, loop.Processes())
+    stepped, _ = phases.phase_step(params, opt, lambda i: (model(data).sum() * float("nan"), {}), 1, Processes())
     assert stepped.ndim == 0 and float(stepped) == 0.0
     assert all(torch.equal(p, b) for p, b in zip(params, before))
-    stepped, _ = loop.phase_step(params, opt, lambda i: (model(data).square().mean(), {}), 1, loop.Processes())
+    stepped, _ = phases.phase_step(params, opt, lambda i: (model(data).square().mean(), {}), 1, Processes())
     assert float(stepped) == 1.0
     assert all(not torch.equal(p, b) for p, b in zip(params, before))
 

@@ -1,0 +1,44 @@
+"""What a run trains on: this process's share of shuffled minibatches, and labels for the fakes."""
+
+import numpy as np
+import torch
+
+from cstylegan.runtime.distributed import Processes
+
+
+class GlobalBatchSlices(torch.utils.data.Sampler):
+    """This process's slice of each global minibatch; the global ones are drawn (with
+    replacement) by a generator seeded alike in every process, so the processes together
+    see exactly what one process with the whole batch would."""
+
+    def __init__(self, size: int, batch: int, processes: Processes, seed: int):
+        self.size, self.batch, self.processes, self.seed = size, batch, processes, seed
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed)
+        while True:
+            yield self.processes.share(torch.randint(self.size, [self.batch], generator=generator)).tolist()
+
+
+def infinite_batches(dataset, batch_size: int, workers: int, seed: int, processes: Processes = Processes()):
+    """Shuffled minibatches forever (this process's share), uint8 kept as uint8 until the device."""
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=GlobalBatchSlices(len(dataset), batch_size, processes, seed),
+        num_workers=workers,
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=workers > 0,
+    )
+    yield from loader
+
+
+class FakeLabels:
+    """Labels for generated images, drawn from the data's own label distribution."""
+
+    def __init__(self, dataset, device, seed: int):
+        self.labels = torch.as_tensor(np.stack(dataset.labels), dtype=torch.float32, device=device)
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+
+    def sample(self, n: int) -> torch.Tensor:
+        index = torch.randint(len(self.labels), [n], device=self.labels.device, generator=self.generator)
+        return self.labels[index]

@@ -1,0 +1,44 @@
+"""The pictures a run writes beside its snapshots: reals.png and fakes<kimg>.png, one row per class."""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cstylegan.generation.image_grid import save_grid, to_uint8
+
+GRID_COLUMNS = 8
+
+
+def grid_labels(class_names, c_dim: int, columns: int, device):
+    """One row per class (or 4 unlabelled rows): labels and row names for fakes*.png."""
+    if c_dim == 0:
+        return torch.zeros([4 * columns, 0], device=device), None
+    eye = torch.eye(c_dim, device=device)
+    return eye.repeat_interleave(columns, dim=0), list(class_names)
+
+
+def save_reals(dataset, path: Path, columns: int, seed: int) -> None:
+    """A sample of training images, one row per class as in fakes*.png."""
+    rng = np.random.default_rng(seed)
+    if dataset.c_dim == 0:
+        picks = rng.choice(len(dataset), size=4 * columns, replace=len(dataset) < 4 * columns)
+        row_labels = None
+    else:
+        class_of = np.argmax(np.stack(dataset.labels), axis=1)
+        picks = [
+            i
+            for k in range(dataset.c_dim)
+            for i in rng.choice(np.flatnonzero(class_of == k), size=columns, replace=(class_of == k).sum() < columns)
+        ]
+        row_labels = list(dataset.class_names)
+    images = np.stack([np.asarray(dataset[int(i)][0]).transpose(1, 2, 0) for i in picks])
+    save_grid(images, path, columns, row_labels)
+
+
+@torch.no_grad()
+def save_fakes(G_ema, grid_z, grid_c, row_labels, path: Path, batch: int) -> None:
+    images = torch.cat(
+        [G_ema(z, c, noise_mode="const") for z, c in zip(grid_z.split(batch), grid_c.split(batch))]
+    )
+    save_grid(to_uint8(images), path, GRID_COLUMNS, row_labels)
