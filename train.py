@@ -7,6 +7,8 @@ import torch
 
 from cstylegan.config import AUG_MODES, CFG_NAMES, D_BACKBONES, ConfigError, TrainConfig, load_yaml
 from cstylegan.runtime.cli import Command
+from cstylegan.runtime.cpu_allocator import reuse_freed_memory
+from cstylegan.runtime.devices import pick_device
 from cstylegan.training.augment import AUGPIPE_PRESETS
 
 
@@ -101,6 +103,8 @@ def main(config_path, **flags):
             raise ConfigError("--data is required (a zip made by datasets/make_dataset.py or datasets/emoji.py)")
         else:
             config = TrainConfig(**given)
+        if pick_device(config.device).type == "cpu":
+            reuse_freed_memory()  # glibc keeps large freed blocks (cstylegan/runtime/cpu_allocator.py)
         train(config)
     except (torch.OutOfMemoryError, MemoryError) as error:
         click.echo(f"Error: out of memory on --device {config.device} with batch {config.batch or 'from --cfg'}"

@@ -65,12 +65,12 @@ def main(batch, channels, size, impls, repeats, device):
     for name, (fn, shape) in op_cases(batch, channels, size, device).items():
         x = torch.randn(shape, device=device) * 3
         b = torch.randn(channels, device=device)
-        ops_switch.IMPL = "reference"
+        ops_switch.set_impl("reference")
         with torch.no_grad():
             expected = fn(x, b)
         dy = torch.randn_like(expected)
         for impl in impls:
-            ops_switch.IMPL = impl
+            ops_switch.set_impl(impl)
             with torch.no_grad():
                 forward_ms = min(seconds_per_call(lambda: fn(x, b), repeats, device)) * 1e3
                 diff = (fn(x, b) - expected).abs().max().item()

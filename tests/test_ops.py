@@ -354,3 +354,19 @@ def test_the_switch_picks_the_path(monkeypatch):
         monkeypatch.setattr(ops_switch, "IMPL", impl)
         upfirdn2d(x, f, up=2, padding=2)
     assert calls == ["upfirdn2d_reference", "upfirdn2d_strided"]
+
+
+def test_set_impl_switches_every_op_and_refuses_unknown_names():
+    x = torch.randn([2, 3, 8, 8]) * 3
+    b = torch.randn([3])
+    previous = ops_switch.set_impl("reference")
+    try:
+        assert not ops_switch.use_fast()
+        reference = bias_act(x, b, act="lrelu")
+        assert ops_switch.set_impl("fast") == "reference" and ops_switch.use_fast()
+        torch.testing.assert_close(bias_act(x, b, act="lrelu"), reference)
+        with pytest.raises(ValueError, match="'fast', 'reference' or 'fused', got 'quick'"):
+            ops_switch.set_impl("quick")
+        assert ops_switch.IMPL == "fast"
+    finally:
+        ops_switch.set_impl(previous)

@@ -16,7 +16,6 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from cstylegan.runtime.cpu_allocator import reuse_freed_memory
 from cstylegan.runtime.devices import pick_device
 
 # A process that reaches the next collective first waits here for the others, e.g. while rank 0
@@ -101,8 +100,6 @@ def start_processes(device_name: str) -> tuple:
     """(Processes, device): joins the torchrun group when started by torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     device = pick_device(device_name)
-    if device.type == "cpu":
-        reuse_freed_memory()
     if world == 1:
         return Processes(), device
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))

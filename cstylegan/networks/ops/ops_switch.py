@@ -1,4 +1,5 @@
-"""The one switch between op implementations, read once from CSTYLEGAN_OPS:
+"""The one switch between op implementations: CSTYLEGAN_OPS when the process starts, or
+`set_impl(name)` from code (benchmarks, tests):
 
   fast (default)  pure-PyTorch paths that skip wasted work (strided / transposed upfirdn2d,
                   bias_act keeping one tensor for backward)
@@ -14,11 +15,21 @@ import warnings
 
 import torch
 
-IMPL = os.environ.get("CSTYLEGAN_OPS", "fast")
-if IMPL not in ("fast", "reference", "fused"):
-    raise ValueError(f"CSTYLEGAN_OPS must be 'fast', 'reference' or 'fused', got {IMPL!r}")
-
+IMPLS = ("fast", "reference", "fused")
+IMPL = "fast"
 _compile_failed = False
+
+
+def set_impl(name: str) -> str:
+    """Switch every op to `name`; returns the one it replaces."""
+    global IMPL
+    if name not in IMPLS:
+        raise ValueError(f"CSTYLEGAN_OPS must be 'fast', 'reference' or 'fused', got {name!r}")
+    previous, IMPL = IMPL, name
+    return previous
+
+
+set_impl(os.environ.get("CSTYLEGAN_OPS", "fast"))
 
 
 def use_fast() -> bool:
