@@ -10,7 +10,7 @@ from cstylegan.data.classes import one_hot, resolve_classes
 from cstylegan.generation.class_swap import class_swap_ws
 from cstylegan.generation.image_grid import save_grid, to_uint8
 from cstylegan.generation.projected_w import class_restyle_ws, load_projected_w
-from cstylegan.generation.seeds import parse_seeds, seed_z
+from cstylegan.generation.seeds import parse_seeds, z_from_seeds
 from cstylegan.generation.style_mix import parse_styles, style_mix_grid
 from cstylegan.generation.video import FORMATS, check_format, loop_ws, write_video
 from cstylegan.networks.stylegan3 import set_input_transform
@@ -121,7 +121,7 @@ def main(network_path, class_spec, seeds, truncation_psi, trunc_center, noise_mo
     @torch.no_grad()
     def ws_of(some_seeds, class_index):
         """ws [len(some_seeds), num_ws, w_dim] of these seeds in one class, truncated as asked."""
-        z = torch.from_numpy(np.stack([seed_z(s, G.z_dim) for s in some_seeds])).float().to(device)
+        z = z_from_seeds(some_seeds, G.z_dim, device)
         c = one_hot(class_index, G.c_dim, device).expand(len(some_seeds), -1)
         return G.mapping(z, c, truncation_psi=truncation_psi, truncation_center=center)
 
@@ -134,7 +134,7 @@ def main(network_path, class_spec, seeds, truncation_psi, trunc_center, noise_mo
         """One image, uint8 [1, H, W, C]: the plain class, or a class swap when style is given."""
         if style is None:
             return synthesize(ws_of([seed], content))
-        z = torch.from_numpy(seed_z(seed, G.z_dim)).float().unsqueeze(0).to(device)
+        z = z_from_seeds([seed], G.z_dim, device)
         ws = class_swap_ws(G, z, one_hot(content, G.c_dim, device), one_hot(style, G.c_dim, device), swap_layer,
                            truncation_psi=truncation_psi, truncation_center=center)
         return synthesize(ws)

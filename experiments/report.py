@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 
 from cstylegan.generation.class_swap import class_swap_ws
 from cstylegan.generation.image_grid import save_grid, to_uint8
-from cstylegan.generation.seeds import parse_seeds, seed_z
+from cstylegan.generation.seeds import parse_seeds, z_from_seeds
 from cstylegan.snapshots.checkpoint import export_generator, load_snapshot
 from experiments.spec import SpecError
 
@@ -216,14 +216,10 @@ def plot_curves(records: list, path: Path) -> None:
     figure.savefig(path, dpi=120)
 
 
-def _latents(seeds: list, z_dim: int, device) -> torch.Tensor:
-    return torch.from_numpy(np.stack([seed_z(seed, z_dim) for seed in seeds])).float().to(device)
-
-
 def save_samples(method, class_names: list, seeds: list, device, path: Path) -> None:
     """One row per class, one column per seed, the same seeds for every method (psi 1, as measured)."""
     generator = method.points[-1].build(device)
-    z = _latents(seeds, generator.z_dim, device)
+    z = z_from_seeds(seeds, generator.z_dim, device)
     rows = []
     with torch.no_grad():
         for k in range(len(class_names)):
@@ -238,7 +234,7 @@ def save_swap_grid(method, class_names: list, seed: int, swap_layer: int, device
     G = method.points[-1].build(device).G
     if not 1 <= swap_layer <= G.num_ws - 1:
         raise SpecError(f"swap_layer {swap_layer} is outside 1..{G.num_ws - 1} for {method.name}")
-    z = _latents([seed], G.z_dim, device)
+    z = z_from_seeds([seed], G.z_dim, device)
     eye = torch.eye(len(class_names), device=device)
     tiles = []
     with torch.no_grad():

@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from cstylegan.config import TrainConfig
+from cstylegan.generation.seeds import z_from_seeds
 from cstylegan.networks.discriminator import Discriminator
 from cstylegan.networks.stylegan2 import Generator
 from cstylegan.snapshots.checkpoint import export_generator, load_snapshot, open_for_inference, save_snapshot
@@ -112,3 +113,11 @@ def test_an_exported_generator_draws_the_same_pictures_from_a_small_file(snapsho
                      str(tmp_path / "out"), "--device", "cpu")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out" / "blue_male" / "seed0000.png").is_file()
+
+
+def test_z_from_seeds_is_nvlabs_seed_to_latent_row_by_row():
+    z = z_from_seeds([7, 0, 7], 512)
+    assert z.shape == (3, 512) and z.dtype == torch.float32
+    np.testing.assert_allclose(z[0].numpy(), np.random.RandomState(7).randn(512).astype(np.float32))
+    np.testing.assert_allclose(z[1].numpy(), np.random.RandomState(0).randn(512).astype(np.float32))
+    assert torch.equal(z[0], z[2])

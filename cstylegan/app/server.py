@@ -33,7 +33,7 @@ from cstylegan.data.classes import one_hot
 from cstylegan.generation.class_swap import class_swap_ws
 from cstylegan.generation.image_grid import make_grid, to_uint8
 from cstylegan.generation.projected_w import class_restyle_ws
-from cstylegan.generation.seeds import seed_z
+from cstylegan.generation.seeds import z_from_seeds
 from cstylegan.projection.optimiser import load_target, project
 from cstylegan.projection.perceptual import PERCEPTUAL_KINDS, perceptual_distance
 from cstylegan.runtime.cli import Command
@@ -175,7 +175,7 @@ class Studio:
 
     def image(self, seed: int, psi: float, class_index, style_index=None, swap_layer=None) -> Image.Image:
         """One character; with style_index, its first swap_layer ws from class_index and the rest from style_index."""
-        z = torch.from_numpy(seed_z(seed, self.G.z_dim)).float().unsqueeze(0).to(self.device)
+        z = z_from_seeds([seed], self.G.z_dim, self.device)
         c = one_hot(class_index, self.G.c_dim, self.device)
         with self.lock, torch.no_grad():
             if style_index is None:
@@ -188,7 +188,7 @@ class Studio:
     def every_class(self, seed: int, psi: float) -> Image.Image:
         """The same z drawn as every class."""
         count = self.G.c_dim
-        z = torch.from_numpy(seed_z(seed, self.G.z_dim)).float().unsqueeze(0).expand(count, -1).to(self.device)
+        z = z_from_seeds([seed], self.G.z_dim, self.device).expand(count, -1)
         c = torch.eye(count, device=self.device)
         with self.lock, torch.no_grad():
             images = self._synthesize(self.G.mapping(z, c, truncation_psi=psi, truncation_center=self.center))

@@ -3,6 +3,7 @@
 import re
 
 import numpy as np
+import torch
 
 from cstylegan.runtime.errors import UserError
 
@@ -19,6 +20,7 @@ def parse_seeds(text: str) -> list:
     return seeds
 
 
-def seed_z(seed: int, z_dim: int) -> np.ndarray:
-    """z = np.random.RandomState(seed).randn(z_dim), the official mapping from seed to latent."""
-    return np.random.RandomState(seed).randn(z_dim)
+def z_from_seeds(seeds, z_dim: int, device="cpu") -> torch.Tensor:
+    """[len(seeds), z_dim] float32: row i is np.random.RandomState(seeds[i]).randn(z_dim), the
+    official mapping from seed to latent (NVlabs' generate.py), the one every tool here uses."""
+    return torch.from_numpy(np.stack([np.random.RandomState(seed).randn(z_dim) for seed in seeds])).float().to(device)

@@ -14,6 +14,7 @@ from functools import partial
 import numpy as np
 import torch
 
+from cstylegan.generation.seeds import z_from_seeds
 from cstylegan.metrics.cache import StatsCache, cache_key
 from cstylegan.metrics.class_consistency import class_agreement, fit_probe
 from cstylegan.metrics.errors import MetricError
@@ -187,7 +188,7 @@ def generated_batches(generate, z_dim: int, c_dim: int, classes, indices: range,
     """uint8 NCHW batches of the fakes numbered `indices`; image i has seed `seed + i` and class classes[i]."""
     for start in range(indices.start, indices.stop, batch):
         numbers = range(start, min(indices.stop, start + batch))
-        z = torch.from_numpy(np.stack([np.random.RandomState(seed + i).randn(z_dim) for i in numbers])).float().to(device)
+        z = z_from_seeds([seed + i for i in numbers], z_dim, device)
         c = torch.zeros([len(numbers), c_dim], device=device)
         if c_dim:
             c[torch.arange(len(numbers)), torch.as_tensor(classes[numbers.start : numbers.stop])] = 1

@@ -26,7 +26,7 @@ import torch
 
 from cstylegan.data.classes import UnknownClassError, class_names_or_default, resolve_classes
 from cstylegan.generation.image_grid import save_grid, to_uint8
-from cstylegan.generation.seeds import parse_seeds, seed_z
+from cstylegan.generation.seeds import parse_seeds, z_from_seeds
 from cstylegan.runtime.cli import Command
 from cstylegan.runtime.devices import pick_device
 from cstylegan.runtime.errors import UserError
@@ -151,7 +151,7 @@ def save_preview(path, rows: list, seeds: list, device) -> None:
     tiles = []
     for _, snapshot, c in rows:
         G = generator_from(snapshot, device)
-        z = torch.from_numpy(np.stack([seed_z(s, G.z_dim) for s in seeds])).float()
+        z = z_from_seeds(seeds, G.z_dim)
         with torch.no_grad():
             images = G(z.to(device), c.to(device).expand(len(seeds), -1), noise_mode="const")
         tiles.append(to_uint8(images))
