@@ -1,16 +1,17 @@
 """Draw images of chosen classes: `python generate.py --class ghibli_male --seeds 0-63`."""
 
+from functools import partial
 from pathlib import Path
 
 import click
 import numpy as np
 import torch
 
-from cstylegan.data.classes import one_hot, resolve_classes
-from cstylegan.generation.class_swap import class_swap_ws
-from cstylegan.generation.image_grid import save_grid, to_uint8
+from cstylegan.data.classes import resolve_classes
+from cstylegan.generation.drawer import Drawer
+from cstylegan.generation.image_grid import save_grid
 from cstylegan.generation.projected_w import class_restyle_ws, load_projected_w
-from cstylegan.generation.seeds import parse_seeds, z_from_seeds
+from cstylegan.generation.seeds import parse_seeds
 from cstylegan.generation.style_mix import parse_styles, style_mix_grid
 from cstylegan.generation.video import FORMATS, check_format, loop_ws, write_video
 from cstylegan.networks.stylegan3 import set_input_transform
@@ -91,100 +92,100 @@ def main(network_path, class_spec, seeds, truncation_psi, trunc_center, noise_mo
     device = pick_device(device)
     opened = open_for_inference(network_path, device)
     G, class_names = opened.G, opened.class_names
+    drawer = Drawer(G, device, truncation_psi, trunc_center, noise_mode)
+    # Check everything a mode needs before anything is written; `job(outdir)` then writes it.
     if projected_w is not None:
-        projected = load_projected_w(projected_w, G.num_ws, G.w_dim).to(device)
-        classes = pick_projected_classes(G, class_names, class_spec, swap_layer)
+        job = partial(write_projection, drawer, load_projected_w(projected_w, G.num_ws, G.w_dim).to(device),
+                      pick_projected_classes(G, class_names, class_spec, swap_layer), class_names, swap_layer)
     elif style_mix:
-        layers = parse_styles(styles, G)
-        rows, cols = parse_seeds(row_seeds), parse_seeds(col_seeds)
-        classes = pick_classes(class_spec, class_names, G.c_dim)
+        job = partial(write_style_mix, drawer, pick_classes(class_spec, class_names, G.c_dim), class_names,
+                      parse_seeds(row_seeds), parse_seeds(col_seeds), parse_styles(styles, G))
     elif video:
         classes = pick_classes(class_spec, class_names, G.c_dim)
         check_video_keys(seed_list, classes)
+        job = partial(write_interpolation, drawer, seed_list, classes, frames, fps, video_format)
     elif swap_layer is None:
         pairs = [(k, None) for k in pick_classes(class_spec, class_names, G.c_dim)]
+        job = partial(write_images, drawer, seed_list, pairs, class_names, None, grid)
     else:
-        contents, style_classes = pick_swap_classes(G, class_names, class_spec, style_spec, swap_layer,
-                                                    swap_grid)
-        pairs = [(a, b) for a in contents for b in style_classes]
-    shift = parse_translate(translate)
-    if shift != (0.0, 0.0) or rotate != 0:
-        if not hasattr(G.synthesis, "input"):
-            raise UserError("--translate and --rotate move a StyleGAN3 input grid; this is a StyleGAN2 network")
-        set_input_transform(G, translate=shift, rotate_deg=rotate)
+        contents, style_classes = pick_swap_classes(G, class_names, class_spec, style_spec, swap_layer, swap_grid)
+        if swap_grid:
+            job = partial(write_swap_grids, drawer, seed_list, contents, style_classes, class_names, swap_layer)
+        else:
+            job = partial(write_images, drawer, seed_list, [(a, b) for a in contents for b in style_classes],
+                          class_names, swap_layer, grid)
+    move_input_grid(G, parse_translate(translate), rotate)
     click.echo(f"Network: {network_path}")
-
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    center = trunc_center if G.c_dim else "global"
+    job(outdir)
 
-    @torch.no_grad()
-    def ws_of(some_seeds, class_index):
-        """ws [len(some_seeds), num_ws, w_dim] of these seeds in one class, truncated as asked."""
-        z = z_from_seeds(some_seeds, G.z_dim, device)
-        c = one_hot(class_index, G.c_dim, device).expand(len(some_seeds), -1)
-        return G.mapping(z, c, truncation_psi=truncation_psi, truncation_center=center)
 
-    @torch.no_grad()
-    def synthesize(ws):
-        return to_uint8(G.synthesis(ws, noise_mode=noise_mode))
-
-    @torch.no_grad()
-    def draw(seed, content, style):
-        """One image, uint8 [1, H, W, C]: the plain class, or a class swap when style is given."""
-        if style is None:
-            return synthesize(ws_of([seed], content))
-        z = z_from_seeds([seed], G.z_dim, device)
-        ws = class_swap_ws(G, z, one_hot(content, G.c_dim, device), one_hot(style, G.c_dim, device), swap_layer,
-                           truncation_psi=truncation_psi, truncation_center=center)
-        return synthesize(ws)
-
-    if projected_w is not None:
-        for k in classes:
-            folder = outdir if k is None else outdir / class_names[k]
-            folder.mkdir(exist_ok=True)
-            ws = projected if k is None else class_restyle_ws(G, projected, k, swap_layer)
-            for i, image in enumerate(synthesize(ws)):
-                save_grid(image[np.newaxis], folder / f"proj{i:02d}.png", columns=1)
-            click.echo(f"Wrote {len(ws)} images to {folder}/")
-        return
-    if style_mix:
-        for k in classes:
-            path = outdir / (f"stylemix_{class_names[k]}.png" if k is not None else "stylemix.png")
-            save_grid(style_mix_grid(synthesize, ws_of(rows, k), ws_of(cols, k), layers)[np.newaxis], path, columns=1)
-            click.echo(f"Wrote {path} (rows: seeds {row_seeds}, columns: seeds {col_seeds}, "
-                       f"ws {layers.start}-{layers.stop - 1} from the column)")
-        return
-    if video:
-        if len(seed_list) > 1:
-            keys = ws_of(seed_list, classes[0])
-        else:
-            keys = torch.cat([ws_of(seed_list, k) for k in classes])
-        path = outdir / f"video.{video_format}"
-        size = (G.img_resolution, G.img_resolution)
-        count = write_video((synthesize(ws)[0] for ws in loop_ws(keys, frames)), path, fps, video_format, size)
-        click.echo(f"Wrote {path} ({count} frames, {fps:g} fps)")
-        return
-    if swap_grid:
-        for seed in seed_list:
-            images = np.concatenate([draw(seed, a, b) for a in contents for b in style_classes])
-            path = outdir / f"swap_grid_seed{seed}.png"
-            save_grid(images, path, columns=len(style_classes), row_labels=[class_names[a] for a in contents],
-                      column_labels=[class_names[b] for b in style_classes])
-            click.echo(f"Wrote {path} (rows: content class, columns: style class, swap layer {swap_layer})")
-        return
+def write_images(drawer, seed_list, pairs, class_names, swap_layer, grid: bool, outdir: Path) -> None:
+    """OUTDIR/<class>/seed0000.png (or <A>__style_<B>/ for a swap), and grid.png with --grid."""
     for content, style in pairs:
         name = class_names[content] if content is not None else ""
         folder = outdir / (name if style is None else f"{name}__style_{class_names[style]}")
         folder.mkdir(parents=True, exist_ok=True)
         images = []
         for seed in seed_list:
-            image = draw(seed, content, style)
+            image = drawer.image(seed, content, style, swap_layer)
             save_grid(image, folder / f"seed{seed:04d}.png", columns=1)
             images.append(image[0])
         if grid:
             save_grid(np.stack(images), folder / "grid.png", columns=int(np.ceil(np.sqrt(len(images)))))
         click.echo(f"Wrote {len(seed_list)} images to {folder}/")
+
+
+def write_swap_grids(drawer, seed_list, contents, style_classes, class_names, swap_layer: int, outdir: Path) -> None:
+    """One grid per seed: rows the content class, columns the style class."""
+    for seed in seed_list:
+        images = np.concatenate([drawer.image(seed, a, b, swap_layer) for a in contents for b in style_classes])
+        path = outdir / f"swap_grid_seed{seed}.png"
+        save_grid(images, path, columns=len(style_classes), row_labels=[class_names[a] for a in contents],
+                  column_labels=[class_names[b] for b in style_classes])
+        click.echo(f"Wrote {path} (rows: content class, columns: style class, swap layer {swap_layer})")
+
+
+def write_style_mix(drawer, classes, class_names, rows, cols, layers: range, outdir: Path) -> None:
+    """One style-mixing grid per class: the row seed's ws, with `layers` from the column seed."""
+    for k in classes:
+        path = outdir / (f"stylemix_{class_names[k]}.png" if k is not None else "stylemix.png")
+        grid = style_mix_grid(drawer.images, drawer.ws(rows, k), drawer.ws(cols, k), layers)
+        save_grid(grid[np.newaxis], path, columns=1)
+        click.echo(f"Wrote {path} (rows: seeds {','.join(map(str, rows))}, columns: seeds "
+                   f"{','.join(map(str, cols))}, ws {layers.start}-{layers.stop - 1} from the column)")
+
+
+def write_interpolation(drawer, seed_list, classes, frames: int, fps: float, video_format: str, outdir: Path) -> None:
+    """A looping video through the seeds of one class, or through the classes of one seed."""
+    if len(seed_list) > 1:
+        keys = drawer.ws(seed_list, classes[0])
+    else:
+        keys = torch.cat([drawer.ws(seed_list, k) for k in classes])
+    path = outdir / f"video.{video_format}"
+    size = (drawer.G.img_resolution, drawer.G.img_resolution)
+    count = write_video((drawer.images(ws)[0] for ws in loop_ws(keys, frames)), path, fps, video_format, size)
+    click.echo(f"Wrote {path} ({count} frames, {fps:g} fps)")
+
+
+def write_projection(drawer, projected, classes, class_names, swap_layer, outdir: Path) -> None:
+    """OUTDIR/proj00.png ... of the projected ws as they are, or restyled as each class."""
+    for k in classes:
+        folder = outdir if k is None else outdir / class_names[k]
+        folder.mkdir(exist_ok=True)
+        ws = projected if k is None else class_restyle_ws(drawer.G, projected, k, swap_layer)
+        for i, image in enumerate(drawer.images(ws)):
+            save_grid(image[np.newaxis], folder / f"proj{i:02d}.png", columns=1)
+        click.echo(f"Wrote {len(ws)} images to {folder}/")
+
+
+def move_input_grid(G, shift: tuple, rotate: float) -> None:
+    """--translate / --rotate: StyleGAN3's input grid only."""
+    if shift != (0.0, 0.0) or rotate != 0:
+        if not hasattr(G.synthesis, "input"):
+            raise UserError("--translate and --rotate move a StyleGAN3 input grid; this is a StyleGAN2 network")
+        set_input_transform(G, translate=shift, rotate_deg=rotate)
 
 
 def check_modes(style_mix, video, projected_w, style_spec, swap_grid, row_seeds, col_seeds) -> None:

@@ -29,11 +29,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from cstylegan.data.classes import one_hot
-from cstylegan.generation.class_swap import class_swap_ws
+from cstylegan.generation.drawer import Drawer
 from cstylegan.generation.image_grid import make_grid, to_uint8
 from cstylegan.generation.projected_w import class_restyle_ws
-from cstylegan.generation.seeds import z_from_seeds
 from cstylegan.projection.optimiser import load_target, project
 from cstylegan.projection.perceptual import PERCEPTUAL_KINDS, perceptual_distance
 from cstylegan.runtime.cli import Command
@@ -134,7 +132,7 @@ class Studio:
         self.G, self.class_names, self.device = G, list(class_names), device
         self.project_steps, self.network_name, self.distance = project_steps, network_name, distance
         self.lock = threading.Lock()
-        self.center = "class" if G.c_dim else "global"
+        self.drawer = Drawer(G, device)  # psi comes with each request
         self.styles, self.genders, self.table = class_table(self.class_names)
 
     def info(self) -> dict:
@@ -163,9 +161,6 @@ class Studio:
     def swap_layer(self, query: dict) -> int:
         return query_int(query, "swap_layer", 1, self.G.num_ws - 1)
 
-    def _synthesize(self, ws: torch.Tensor) -> np.ndarray:
-        return to_uint8(self.G.synthesis(ws, noise_mode="const"))
-
     def _by_class_table(self, images: np.ndarray) -> Image.Image:
         """Images of every class in a grid: a row per style, a column per gender, white where a style lacks one."""
         blank = np.full_like(images[0], 255)
@@ -175,23 +170,13 @@ class Studio:
 
     def image(self, seed: int, psi: float, class_index, style_index=None, swap_layer=None) -> Image.Image:
         """One character; with style_index, its first swap_layer ws from class_index and the rest from style_index."""
-        z = z_from_seeds([seed], self.G.z_dim, self.device)
-        c = one_hot(class_index, self.G.c_dim, self.device)
-        with self.lock, torch.no_grad():
-            if style_index is None:
-                ws = self.G.mapping(z, c, truncation_psi=psi, truncation_center=self.center)
-            else:
-                ws = class_swap_ws(self.G, z, c, one_hot(style_index, self.G.c_dim, self.device), swap_layer,
-                                   truncation_psi=psi, truncation_center=self.center)
-            return make_grid(self._synthesize(ws), columns=1)
+        with self.lock:
+            return make_grid(self.drawer.image(seed, class_index, style_index, swap_layer, psi), columns=1)
 
     def every_class(self, seed: int, psi: float) -> Image.Image:
         """The same z drawn as every class."""
-        count = self.G.c_dim
-        z = z_from_seeds([seed], self.G.z_dim, self.device).expand(count, -1)
-        c = torch.eye(count, device=self.device)
-        with self.lock, torch.no_grad():
-            images = self._synthesize(self.G.mapping(z, c, truncation_psi=psi, truncation_center=self.center))
+        with self.lock:
+            images = np.concatenate([self.drawer.image(seed, k, psi=psi) for k in range(self.G.c_dim)])
         return self._by_class_table(images)
 
     def restyle_photo(self, photo: Image.Image, class_index, swap_layer) -> Image.Image:
@@ -203,7 +188,7 @@ class Studio:
                          distance=self.distance).ws
             with torch.no_grad():
                 restyled = [class_restyle_ws(self.G, ws, k, swap_layer) for k in range(self.G.c_dim)]
-                images = self._synthesize(torch.cat([ws, *restyled]))
+                images = self.drawer.images(torch.cat([ws, *restyled]))
         projection, every_class = images[:1], images[1:]
         pair = make_grid(np.concatenate([to_uint8(target), projection]), columns=2,
                          column_labels=["photo", "projection"])

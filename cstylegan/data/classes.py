@@ -1,6 +1,4 @@
-"""Turning what a user types for a class (`ghibli_male`, `3`, `a,b`, `all`) into indices, and an index into c."""
-
-import torch
+"""Turning what a user types for a class (`ghibli_male`, `3`, `a,b`, `all`) into indices."""
 
 from cstylegan.runtime.errors import UserError
 
@@ -31,10 +29,3 @@ def class_names_or_default(class_names, c_dim: int) -> list:
     """A network's class names; class0, class1, ... for one that recorded none (e.g. an NVlabs import)."""
     return list(class_names or [f"class{i}" for i in range(c_dim)])
 
-
-def one_hot(class_index, c_dim: int, device) -> torch.Tensor:
-    """[1, c_dim]: all zeros for an unconditional network (class_index None)."""
-    c = torch.zeros([1, c_dim], device=device)
-    if class_index is not None:
-        c[:, class_index] = 1
-    return c
