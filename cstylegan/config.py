@@ -15,18 +15,19 @@ import yaml
 
 from cstylegan.runtime.errors import UserError
 
-# Presets of the official releases (fmaps = channel_base / 32768): StyleGAN2-ADA's fixed
-# ones, its `auto` formula, StyleGAN3's T and R, and our `small` (tiny channels, so a
-# CPU trains in minutes). Keys not given fall back to STYLEGAN2_DEFAULTS.
+# Presets of the official releases, under TrainConfig's own field names: StyleGAN2-ADA's
+# fixed ones, its `auto` formula, StyleGAN3's T and R, and our `small` (tiny channels, so a
+# CPU trains in minutes). NVlabs' fmaps is cbase / 32768. Fields a preset leaves out come
+# from STYLEGAN2_DEFAULTS; dlr defaults to glr.
 STYLEGAN2_DEFAULTS = dict(
-    arch="stylegan2", mbstd=4, ramp=None, map=8, cmax=512, style_mixing=0.9, pl_weight=2.0, G_reg=4,
-    blur_sigma=0, blur_fade=0,
+    arch="stylegan2", mbstd_group=4, ema_rampup=None, map_depth=8, cmax=512, style_mixing_prob=0.9, pl_weight=2.0,
+    G_reg_interval=4, blur_init_sigma=0, blur_fade_kimg=0,
 )
 PRESETS = {
-    "stylegan2": dict(batch=32, fmaps=1, lr=0.002, gamma=10, ema=10),
-    "paper256": dict(batch=64, mbstd=8, fmaps=0.5, lr=0.0025, gamma=1, ema=20),
-    "paper512": dict(batch=64, mbstd=8, fmaps=1, lr=0.0025, gamma=0.5, ema=20),
-    "paper1024": dict(batch=32, fmaps=1, lr=0.002, gamma=2, ema=10),
+    "stylegan2": dict(batch=32, cbase=32768, glr=0.002, gamma=10, ema_kimg=10),
+    "paper256": dict(batch=64, mbstd_group=8, cbase=16384, glr=0.0025, gamma=1, ema_kimg=20),
+    "paper512": dict(batch=64, mbstd_group=8, cbase=32768, glr=0.0025, gamma=0.5, ema_kimg=20),
+    "paper1024": dict(batch=32, cbase=32768, glr=0.002, gamma=2, ema_kimg=10),
 }
 CFG_NAMES = ["auto", *PRESETS, "small", "stylegan3-t", "stylegan3-r"]
 # --resume values that continue this outdir's newest snapshot rather than start from another network.
@@ -41,13 +42,13 @@ def _auto_preset(resolution: int, batch: Optional[int]) -> dict:
     batch = batch or max(min(4096 // resolution, 32), 1)
     return dict(
         batch=batch,
-        mbstd=min(batch, 4),
-        fmaps=1 if resolution >= 512 else 0.5,
-        lr=0.002 if resolution >= 1024 else 0.0025,
+        mbstd_group=min(batch, 4),
+        cbase=32768 if resolution >= 512 else 16384,
+        glr=0.002 if resolution >= 1024 else 0.0025,
         gamma=0.0002 * resolution**2 / batch,
-        ema=batch * 10 / 32,
-        ramp=0.05,
-        map=2,
+        ema_kimg=batch * 10 / 32,
+        ema_rampup=0.05,
+        map_depth=2,
     )
 
 
@@ -58,11 +59,11 @@ def _stylegan3_preset(cfg: str, resolution: int, batch: Optional[int]) -> dict:
     (0.5 at 128 px, 2 at 256, 8 at 512, 32 at 1024, batch 32)."""
     batch = batch or 32
     preset = dict(
-        arch=cfg, batch=batch, fmaps=1, lr=0.0025, dlr=0.002, gamma=resolution**2 / 32768, ema=batch * 10 / 32,
-        ramp=0.05, map=2, style_mixing=0, pl_weight=0, G_reg=None,
+        arch=cfg, batch=batch, cbase=32768, glr=0.0025, dlr=0.002, gamma=resolution**2 / 32768,
+        ema_kimg=batch * 10 / 32, ema_rampup=0.05, map_depth=2, style_mixing_prob=0, pl_weight=0, G_reg_interval=None,
     )
     if cfg == "stylegan3-r":
-        preset.update(blur_sigma=10, blur_fade=batch * 200 / 32)
+        preset.update(blur_init_sigma=10, blur_fade_kimg=batch * 200 / 32)
     return preset
 
 
@@ -71,12 +72,13 @@ def preset_for(cfg: str, resolution: int, batch: Optional[int]) -> dict:
     if cfg == "auto":
         preset = _auto_preset(resolution, batch)
     elif cfg == "small":
-        preset = dict(_auto_preset(resolution, batch), fmaps=2048 / 32768, cmax=128)
+        preset = dict(_auto_preset(resolution, batch), cbase=2048, cmax=128)
     elif cfg.startswith("stylegan3"):
         preset = _stylegan3_preset(cfg, resolution, batch)
     else:
         preset = PRESETS[cfg]
-    return {**STYLEGAN2_DEFAULTS, **preset}
+    preset = {**STYLEGAN2_DEFAULTS, **preset}
+    return {"dlr": preset["glr"], **preset}
 
 
 class ConfigError(UserError):
@@ -150,26 +152,12 @@ class TrainConfig:
         preset = preset_for(self.cfg, resolution, self.batch)
         resolved = dataclasses.replace(self, resolution=resolution)
         transfer = self.resume is not None and self.resume not in CONTINUE_RESUME
-        batch = self.batch or preset["batch"]
-        per_pass = self.batch_gpu or max(batch // processes, 1)
+        per_pass = self.batch_gpu or max((self.batch or preset["batch"]) // processes, 1)
         defaults = dict(
-            batch=batch,
-            gamma=preset["gamma"],
-            cbase=int(preset["fmaps"] * 32768),
-            cmax=preset.get("cmax", 512),
-            map_depth=preset["map"],
-            glr=preset["lr"],
-            dlr=preset.get("dlr", preset["lr"]),
-            mbstd_group=min(preset["mbstd"], per_pass),
-            ema_kimg=preset["ema"],
-            ema_rampup=preset["ramp"],
+            preset,
+            mbstd_group=min(preset["mbstd_group"], per_pass),
             ada_kimg=100 if transfer else 500,
-            arch=preset["arch"],
-            style_mixing_prob=preset["style_mixing"],
-            pl_weight=preset["pl_weight"],
-            G_reg_interval=preset["G_reg"],
-            blur_init_sigma=0 if transfer else preset["blur_sigma"],
-            blur_fade_kimg=preset["blur_fade"],
+            blur_init_sigma=0 if transfer else preset["blur_init_sigma"],
             num_fp16_res=0 if self.fp32 else MIXED_PRECISION_RESOLUTIONS,
         )
         for name, value in defaults.items():
@@ -246,8 +234,8 @@ class TrainConfig:
             img_resolution=self.resolution,
             img_channels=3,
             mapping_kwargs=dict(num_layers=self.map_depth),
-            channel_base=self.cbase,
-            channel_max=self.cmax,
+            channel_base=self.cbase * self.G_channel_factor,
+            channel_max=self.cmax * self.G_channel_factor,
             num_fp16_res=self.num_fp16_res,
             conv_clamp=self.conv_clamp,
         )
@@ -256,7 +244,7 @@ class TrainConfig:
         if self.arch.startswith("stylegan3"):
             G_kwargs["magnitude_ema_beta"] = 0.5 ** (self.batch / 20e3)
         if self.arch == "stylegan3-r":
-            G_kwargs.update(conv_kernel=1, use_radial_filters=True, channel_base=self.cbase * 2, channel_max=self.cmax * 2)
+            G_kwargs.update(conv_kernel=1, use_radial_filters=True)
         D_kwargs = dict(
             c_dim=c_dim,
             img_resolution=self.resolution,
@@ -270,15 +258,19 @@ class TrainConfig:
         )
         return G_kwargs, D_kwargs
 
+    @property
+    def G_channel_factor(self) -> int:
+        """StyleGAN3-R's G has twice the channels of --cbase/--cmax, as NVlabs' config does; D does not."""
+        return 2 if self.arch == "stylegan3-r" else 1
+
     def with_architecture(self, G_kwargs: dict) -> "TrainConfig":
         """A copy whose network settings are those of `G_kwargs` (e.g. taken from a resume file)."""
-        doubled = 2 if self.arch == "stylegan3-r" else 1
         return dataclasses.replace(
             self,
             z_dim=G_kwargs["z_dim"],
             w_dim=G_kwargs["w_dim"],
-            cbase=G_kwargs["channel_base"] // doubled,
-            cmax=G_kwargs["channel_max"] // doubled,
+            cbase=G_kwargs["channel_base"] // self.G_channel_factor,
+            cmax=G_kwargs["channel_max"] // self.G_channel_factor,
             map_depth=G_kwargs.get("mapping_kwargs", {}).get("num_layers", 8),
             conv_clamp=G_kwargs.get("conv_clamp"),
             num_fp16_res=G_kwargs.get("num_fp16_res", 0),
