@@ -29,6 +29,7 @@ def test_p_moves_by_the_official_step():
     assert float(ada.last_rt) == pytest.approx(0.1)
 
 
+@pytest.mark.slow
 def test_p_rises_when_d_overfits_a_tiny_data_set(colour_zip, tmp_path):
     config = TrainConfig(data=str(colour_zip), outdir=str(tmp_path), cfg="small", cond=True, kimg=1.5, batch=16,
                          cbase=1024, cmax=64, tick=0.5, snap=10, workers=0, device="cpu", ada_kimg=2,

@@ -66,6 +66,7 @@ def get(url: str, data: bytes = None) -> tuple:
         return error.code, error.headers["Content-Type"], error.read()
 
 
+@pytest.mark.slow
 def test_prints_where_it_serves(server, snapshot_path):
     url, log_dir = server
     assert (log_dir / "stdout.txt").read_text() == f"Serving {snapshot_path} on {url} (Ctrl-C to stop)\n"
@@ -135,6 +136,7 @@ def test_upload_returns_photo_projection_and_every_class(server, tmp_path):
     assert (np.abs(grid - COLOURS["blue_male"]).max(axis=-1) < 20).sum() >= 16 * 16  # the photo, cropped to 16 px
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["missing", "corrupt", "port in use"])
 def test_bad_snapshot_or_busy_port_exits_2_with_one_line(snapshot_path, tmp_path, case):
     network = {"missing": tmp_path / "nothing.pt", "corrupt": tmp_path / "corrupt.pt"}.get(case, snapshot_path)
@@ -206,6 +208,7 @@ def share_of_colour(pixels: np.ndarray, colour) -> float:
     return float((np.abs(pixels - colour).max(axis=-1) < 60).mean())
 
 
+@pytest.mark.slow
 def test_page_draws_the_picked_class_and_restyles_an_uploaded_photo(driver, server, tmp_path):
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select

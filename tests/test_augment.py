@@ -258,6 +258,7 @@ def test_grid_sample_is_twice_differentiable():
     assert torch.autograd.gradgradcheck(sample, (x,))
 
 
+@pytest.mark.slow
 def test_whole_pipe_has_exact_first_and_second_derivatives():
     augment = augment_pipe("bgcfnc").double()
 

@@ -15,6 +15,7 @@ from cstylegan.networks.vit_discriminator import VitDiscriminator
 from tests.conftest import REPO, run_cli
 
 
+@pytest.mark.slow
 def test_train_speed_prints_a_row_of_figures():
     """The ViT D's row: its D parameter count shows that the ViT, not the residual D, was measured."""
     result = run_cli("benchmarks/train_speed.py", "--res", "16", "--cfg", "small", "--batch", "4", "--repeats", "1",
@@ -30,12 +31,14 @@ def test_train_speed_prints_a_row_of_figures():
     assert train_img_per_s > 0 and abs(sec_per_kimg - 1000 / train_img_per_s) < 0.01 * sec_per_kimg + 0.1
 
 
+@pytest.mark.slow
 def test_train_speed_refuses_an_unknown_discriminator_in_one_line():
     result = run_cli("benchmarks/train_speed.py", "--res", "16", "--dbackbone", "resnet,convnext")
     assert result.returncode == 2 and "convnext: choose resnet and/or vit" in result.stderr
     assert result.stderr.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_vs_official_without_their_code_is_one_line(tmp_path):
     result = run_cli("benchmarks/train_speed.py", "--res", "16", "--cfg", "small", "--vs-official", str(tmp_path))
     assert result.returncode != 0
@@ -78,6 +81,7 @@ def test_convolution_backward_flops_count_groups(groups, transposed):
     assert counted_flops(lambda: run().sum().backward()) == 3 * 2 * macs
 
 
+@pytest.mark.slow
 def test_ops_speed_times_each_op_on_each_path_and_checks_it_against_the_reference():
     result = run_cli("benchmarks/ops_speed.py", "--batch", "1", "--channels", "2", "--size", "16",
                      "--impl", "reference,fast", "--repeats", "1")

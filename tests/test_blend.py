@@ -131,6 +131,7 @@ def test_refusals_are_one_line(files, tmp_path, lower, higher, split, message):
     assert not (tmp_path / "x.pt").exists()
 
 
+@pytest.mark.slow
 def test_cli_writes_a_snapshot_and_preview_that_generate_reads(snapshot_path, tmp_path):
     # The higher network: the trained one with its 16 px block changed, as if fine-tuned.
     higher = load_snapshot(snapshot_path)
@@ -212,6 +213,7 @@ def test_swap_errors(snapshot_path, tmp_path, capsys, args, message):
     assert message in error and len(error.strip().splitlines()) == 1, error
 
 
+@pytest.mark.slow
 def test_swap_on_an_unconditional_network_is_refused_on_the_command_line(files, tmp_path):
     result = run_cli("generate.py", "--network", str(files["a"]), "--style-class", "0", "--swap-layer", "2",
                      "--outdir", str(tmp_path))

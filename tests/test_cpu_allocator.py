@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
 
 ALLOCATE_AND_FREE = """
@@ -25,6 +27,7 @@ def page_faults(mode: str) -> int:
     return int(result.stdout)
 
 
+@pytest.mark.slow
 def test_freed_blocks_are_reused_instead_of_faulted_in_again():
     pages_per_block = (64 << 20) // 4096
     default = page_faults("default")

@@ -93,6 +93,7 @@ def toy_model_and_data():
     return torch.nn.Linear(3, 2), torch.randn(8, 3)
 
 
+@pytest.mark.slow
 def test_gradients_are_averaged_over_processes_exactly_like_passes_in_one(tmp_path):
     results = torch.multiprocessing.Manager().dict()
     torch.multiprocessing.spawn(average_over_two_processes, args=(str(tmp_path / "init"), results), nprocs=2)
@@ -136,6 +137,7 @@ def metrics_on_two_processes(rank: int, init_file: str, data, cache_dir, results
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_metrics_are_shared_out_over_processes_and_agree_with_one(colour_zip, tmp_path, monkeypatch):
     monkeypatch.setattr(compute_module, "load_inception", lambda path, device: PooledColours())
     one_counted = []

@@ -88,6 +88,7 @@ def test_figures_kind_and_its_metadata(tmp_path):
     assert_one_line_error(run("--out", tmp_path / "x.zip", "--kind", "heads"), "heads")
 
 
+@pytest.mark.slow
 def test_build_small_set_with_preview(tmp_path):
     out, sheet = tmp_path / "emoji.zip", tmp_path / "sheet.png"
     result = run("--out", out, "--resolution", 32, "--limit", 4, "--preview", sheet)

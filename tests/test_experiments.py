@@ -246,6 +246,7 @@ def test_emoji32_cpu_gives_every_method_the_same_budget():
     assert spec.conditional[0].kimg / spec.conditional[0].snap_kimg >= 6 and spec.num_gen >= 5000
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_line(tmp_path):
     config = tiny_config(tmp_path / "missing.zip")
     path = tmp_path / "tiny.yaml"

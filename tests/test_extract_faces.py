@@ -80,6 +80,7 @@ def eyes(image: np.ndarray) -> np.ndarray:
     return np.array([points[36:42].mean(axis=0), points[42:48].mean(axis=0)])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("margin", [0.0, 0.25])
 def test_haar_finds_exactly_her_face(astronaut, tmp_path, margin):
     out = tmp_path / "faces" / "astronaut_female"
@@ -106,6 +107,7 @@ def test_min_size_above_her_face_keeps_nothing(astronaut, tmp_path):
     assert not (tmp_path / "faces_sheet.png").exists()
 
 
+@pytest.mark.slow
 def test_video_every_fifth_frame(astronaut, tmp_path):
     """10 frames, --every 5: frames 0 and 5 are read, each gives her face."""
     frame = np.asarray(Image.open(astronaut))
@@ -119,6 +121,7 @@ def test_video_every_fifth_frame(astronaut, tmp_path):
     assert sorted(p.name for p in (tmp_path / "faces").iterdir()) == ["clip_0_0.png", "clip_5_0.png"]
 
 
+@pytest.mark.slow
 def test_folder_skips_unreadable_files_and_its_own_output(astronaut, tmp_path):
     photos = tmp_path / "photos"
     (photos / "more").mkdir(parents=True)
@@ -139,6 +142,7 @@ def test_folder_skips_unreadable_files_and_its_own_output(astronaut, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["astronaut-2_0_0.png", "astronaut_0_0.png"]
 
 
+@pytest.mark.slow
 def test_output_folder_is_a_class_folder_for_make_dataset(astronaut, tmp_path):
     extract(astronaut, "--out", tmp_path / "faces" / "astronaut_female", "--resolution", 64)
     result = run_cli("datasets/make_dataset.py", str(tmp_path / "faces"), str(tmp_path / "faces.zip"),
@@ -198,6 +202,7 @@ def test_anime_detector_finds_no_drawn_face_in_a_photo(astronaut, tmp_path):
     assert "Files read: 1, frames: 1, faces found: 0, kept: 0" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("turn", [0, 20])
 def test_dlib_aligns_her_eyes_where_ffhq_puts_them(astronaut, tmp_path, turn):
     """Even with the photo turned 20 degrees, the eyes come out level, at FFHQ's places."""

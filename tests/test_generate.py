@@ -15,6 +15,7 @@ from cstylegan.snapshots.checkpoint import export_generator, load_snapshot, open
 from tests.conftest import COLOURS, run_cli
 
 
+@pytest.mark.slow
 def test_writes_one_png_per_class_and_seed_matching_the_official_recipe(snapshot_path, tmp_path):
     result = run_cli("generate.py", "--network", str(snapshot_path), "--class", "red_male,3", "--seeds", "0-2,7",
                      "--outdir", str(tmp_path), "--grid", "--device", "cpu")
@@ -39,6 +40,7 @@ def test_writes_one_png_per_class_and_seed_matching_the_official_recipe(snapshot
     assert a.mean(axis=(0, 1)).argmax() == 2  # blue
 
 
+@pytest.mark.slow
 def test_network_defaults_to_newest_snapshot_under_training_runs(trained_run, tmp_path):
     shutil.copytree(trained_run, tmp_path / "training-runs" / trained_run.name)
     result = run_cli("generate.py", "--class", "all", "--seeds", "0", "--outdir", "out", cwd=tmp_path)
@@ -58,6 +60,7 @@ def unconditional_path(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_unconditional_network_writes_straight_into_outdir(unconditional_path, tmp_path):
     result = run_cli("generate.py", "--network", str(unconditional_path), "--seeds", "3", "--outdir", str(tmp_path))
     assert result.returncode == 0, result.stderr
@@ -79,6 +82,7 @@ def test_errors_on_a_conditional_network(snapshot_path, tmp_path, args, message)
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_file_errors(unconditional_path, tmp_path):
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a snapshot at all")
@@ -95,6 +99,7 @@ def test_file_errors(unconditional_path, tmp_path):
     assert result.returncode == 2 and "no network-snapshot-*.pt under training-runs/" in result.stderr
 
 
+@pytest.mark.slow
 def test_an_exported_generator_draws_the_same_pictures_from_a_small_file(snapshot_path, tmp_path):
     """The shipped model's format: G_ema alone in float16, opened by torch.load(weights_only=True) and generate.py."""
     exported = export_generator(load_snapshot(snapshot_path), tmp_path / "G_ema.pt")

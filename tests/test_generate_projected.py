@@ -28,6 +28,7 @@ def png(path):
     return np.asarray(Image.open(path))
 
 
+@pytest.mark.slow
 def test_a_projected_w_renders_as_the_seed_it_was_mapped_from(snapshot_path, G, tmp_path):
     np.savez(tmp_path / "w.npz", w=red_ws(G, [7, 8]).numpy())
     np.savez(tmp_path / "w2d.npz", w=red_ws(G, [7])[0].numpy())  # [num_ws, w_dim] is accepted too
@@ -44,6 +45,7 @@ def test_a_projected_w_renders_as_the_seed_it_was_mapped_from(snapshot_path, G, 
     assert np.array_equal(png(tmp_path / "proj2d" / "proj00.png"), seed7)  # one w alone: exactly generate.py's
 
 
+@pytest.mark.slow
 def test_class_keeps_the_first_k_projected_ws_and_takes_the_rest_from_its_average(snapshot_path, G, tmp_path):
     ws = red_ws(G, [7])
     np.savez(tmp_path / "w.npz", w=ws.numpy())

@@ -37,6 +37,7 @@ def style_mix(snapshot_path, outdir, styles):
     return grid.reshape(len(ROWS) + 1, 16, len(COLS) + 1, 16, 3).transpose(0, 2, 1, 3, 4).astype(int)
 
 
+@pytest.mark.slow
 def test_coarse_mix_takes_ws_0_to_3_from_the_column_seed(snapshot_path, G, tmp_path):
     tiles = style_mix(snapshot_path, tmp_path, "coarse")
     assert (tiles[0, 0] == 255).all()  # the blank corner
@@ -60,6 +61,7 @@ def test_coarse_mix_takes_ws_0_to_3_from_the_column_seed(snapshot_path, G, tmp_p
         assert np.abs(tiles[r + 1, 0] - plain).max() <= 1
 
 
+@pytest.mark.slow
 def test_the_whole_range_gives_the_column_image_and_an_empty_one_the_row(snapshot_path, G, tmp_path):
     tiles = style_mix(snapshot_path, tmp_path, f"0-{G.num_ws - 1}")
     for r in range(len(ROWS)):

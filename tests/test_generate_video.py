@@ -41,6 +41,7 @@ def mad(a, b) -> float:
     return float(np.abs(a - b).mean())
 
 
+@pytest.mark.slow
 def test_seed_video_visits_each_seed_every_frames_frames(snapshot_path, tmp_path):
     result = video(snapshot_path, tmp_path, "--class", "red_male", "--seeds", "0,5,9", "--frames", "4", "--fps", "12")
     assert "video.mp4 (12 frames, 12 fps)" in result.stdout
@@ -50,6 +51,7 @@ def test_seed_video_visits_each_seed_every_frames_frames(snapshot_path, tmp_path
         assert mad(frames[4 * k], seed_image(snapshot_path, tmp_path, "red_male", seed)) < 8
 
 
+@pytest.mark.slow
 def test_class_video_interpolates_w_between_classes(snapshot_path, tmp_path):
     video(snapshot_path, tmp_path, "--class", "red_male,blue_male", "--seeds", "3", "--frames", "4")
     frames, _ = read_mp4(tmp_path / "video.mp4")
@@ -71,6 +73,7 @@ def test_class_video_interpolates_w_between_classes(snapshot_path, tmp_path):
     assert red[..., 0].mean() > frames[2][..., 0].mean() > blue[..., 0].mean()  # redness falls on the way
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("video_format, tolerance", [("gif", 4), ("webp", 8)])
 def test_gif_and_webp_through_pillow(snapshot_path, tmp_path, video_format, tolerance):
     video(snapshot_path, tmp_path, "--class", "red_male,blue_male", "--seeds", "3", "--frames", "3", "--fps", "10",
@@ -83,6 +86,7 @@ def test_gif_and_webp_through_pillow(snapshot_path, tmp_path, video_format, tole
     assert mad(frames[3], seed_image(snapshot_path, tmp_path, "blue_male", 3)) < tolerance
 
 
+@pytest.mark.slow
 def test_without_imageio_ffmpeg_mp4_is_a_one_line_error_naming_the_fixes(snapshot_path, tmp_path):
     blocker = tmp_path / "blocker" / "imageio_ffmpeg"
     blocker.mkdir(parents=True)

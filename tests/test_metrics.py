@@ -76,6 +76,7 @@ def test_fid_needs_two_images():
         fid_from_features(np.zeros((1, 8)), np.zeros((5, 8)))
 
 
+@pytest.mark.slow
 def test_kid_of_identically_distributed_sets_is_near_zero_and_reproducible():
     """KID is unbiased for independent samples; a set against itself is not independent and
     comes out slightly negative, -2/m times (mean k(x, x) - mean k(x, y))."""
@@ -430,6 +431,7 @@ def run_metrics_cli(*args):
                           text=True, cwd=REPO)
 
 
+@pytest.mark.slow
 def test_cli_compares_two_folders(tmp_path):
     rng = np.random.default_rng(7)
     for folder, shift in (("ref", 0), ("gen", 60)):
@@ -459,6 +461,7 @@ def run_in_process(capsys, *args) -> tuple:
     return exit_info.value.code, capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_unknown_metric_is_one_line(tmp_path):
     (tmp_path / "a").mkdir()
     assert_one_line_error(run_metrics_cli("--ref", tmp_path / "a", "--gen", tmp_path / "a", "--metrics", "fid,is50k"),

@@ -32,6 +32,7 @@ def record_output_dtypes(*modules) -> list:
     return seen
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["stylegan2", "stylegan3"])
 def test_float16_layers_agree_with_float32(family, monkeypatch):
     G, D = networks(family)
@@ -48,6 +49,7 @@ def test_float16_layers_agree_with_float32(family, monkeypatch):
     assert 0 < (half_D - full_D).abs().max() < 1e-2 * full_D.abs().max()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["stylegan2", "stylegan3"])
 def test_float16_training_step_has_finite_gradients(family, half_on_cpu):
     G, D = networks(family)

@@ -270,6 +270,7 @@ def test_per_class_w_avg_is_the_mean_w_of_each_class(official_pkl):
     assert (estimate[0] - estimate[1]).abs().max() > 10 * tolerance.max()  # the classes do differ
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("official_pkl", ["stylegan3"], indirect=True)
 def test_generate_draws_from_a_pkl(official_pkl, tmp_path):
     result = run_cli("generate.py", "--network", str(official_pkl["path"]), "--class", "1", "--seeds", "0",

@@ -254,6 +254,7 @@ def bias_act_derivatives(x, b, dy, u, **settings):
     return y, grads, second
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("impl", ["fast", "fused"])
 @pytest.mark.parametrize("act, alpha, gain, clamp, shape, dim", BIAS_ACT_CASES)
 def test_bias_act_fast_and_fused_match_the_reference_to_second_derivatives(monkeypatch, impl, act, alpha, gain,

@@ -44,6 +44,7 @@ def test_noise_penalty_is_squared_autocorrelation_at_every_scale():
     assert float(noise_penalty([torch.randn(64, 64, generator=torch.Generator().manual_seed(0))])) < 1e-3
 
 
+@pytest.mark.slow
 def test_projection_finds_red_starting_from_the_blue_class(G):
     target = solid(COLOURS["red_male"])
     before = [noise.clone() for noise in noise_maps(G)]
@@ -92,6 +93,7 @@ def test_load_target_crops_the_centre_square(tmp_path):
     assert torch.allclose(target[0, :, 2:6, 2:6], torch.tensor([1.0, -1.0, -1.0])[:, None, None], atol=0.02)
 
 
+@pytest.mark.slow
 def test_cli_writes_the_nvlabs_npz_that_generate_renders_identically(snapshot_path, tmp_path):
     Image.fromarray(np.full((24, 24, 3), COLOURS["yellow_female"], np.uint8)).save(tmp_path / "face.png")
     result = run_cli("-m", "cstylegan.projection", "--network", str(snapshot_path), "--target", str(tmp_path / "face.png"),
@@ -127,6 +129,7 @@ def test_cli_file_errors_are_one_line(snapshot_path, tmp_path, args, message):
     assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
 
 
+@pytest.mark.slow
 def test_projection_quality_benchmark_prints_a_row_per_distance(snapshot_path, colour_zip, tmp_path):
     result = run_cli("benchmarks/projection_quality.py", "--network", str(snapshot_path), "--data", str(colour_zip),
                      "--num", "1", "--steps", "20", "--kinds", "pixel,discriminator",

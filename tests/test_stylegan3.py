@@ -138,6 +138,7 @@ def test_filtered_lrelu_rejects_bad_arguments():
         filtered_lrelu(x, clamp=-1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("impl", ["fast", "fused"])
 def test_filtered_lrelu_fast_and_fused_match_the_reference_with_gradients(monkeypatch, impl):
     torch.manual_seed(4)

@@ -35,6 +35,7 @@ def stylegan3_run(request, colour_zip, tmp_path_factory):
     return request.param, train(config, log=lambda line: None)
 
 
+@pytest.mark.slow
 def test_stylegan3_trains_and_snapshots(stylegan3_run):
     arch, run_dir = stylegan3_run
     records = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
@@ -52,6 +53,7 @@ def test_stylegan3_trains_and_snapshots(stylegan3_run):
     assert magnitudes and all(float(m) != 1.0 for m in magnitudes)
 
 
+@pytest.mark.slow
 def test_generate_translates_a_stylegan3_network(stylegan3_run, tmp_path):
     arch, run_dir = stylegan3_run
     network = str(sorted(run_dir.glob("network-snapshot-*.pt"))[-1])
@@ -63,6 +65,7 @@ def test_generate_translates_a_stylegan3_network(stylegan3_run, tmp_path):
     assert plain.shape == moved.shape == (16, 16, 3) and not np.array_equal(plain, moved)
 
 
+@pytest.mark.slow
 def test_translate_is_refused_for_stylegan2(trained_run, tmp_path):
     network = str(sorted(trained_run.glob("network-snapshot-*.pt"))[-1])
     result = run_cli("generate.py", "--network", network, "--class", "0", "--translate", "0.1,0",

@@ -60,6 +60,7 @@ def snapshots(outdir) -> list:
     return sorted(Path(outdir).glob("*/network-snapshot-*.pt"))
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_snapshot_exits_0_and_auto_resume_continues(colour_zip, tmp_path, start_training):
     process = start_training("--data", str(colour_zip), "--cond", "--outdir", str(tmp_path), "--kimg", "1000",
                              "--tick", "0.016", "--snap", "1000", *TINY)
@@ -81,6 +82,7 @@ def test_sigterm_saves_a_snapshot_exits_0_and_auto_resume_continues(colour_zip, 
     assert newest["cur_nimg"] == shown + 16
 
 
+@pytest.mark.slow
 def test_kill_9_loses_at_most_one_snapshot_interval(colour_zip, tmp_path, start_training):
     process = start_training("--data", str(colour_zip), "--cond", "--outdir", str(tmp_path), "--kimg", "1000",
                              "--tick", "0.016", "--snap", "2", *TINY)

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 import yaml
 from PIL import Image
@@ -49,6 +50,7 @@ def test_snapshot_is_plain_tensors(trained_run):
     assert not list(path.parent.glob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_resume_continues_the_kimg_count(trained_run, tmp_path):
     start = load_snapshot(trained_run / "network-snapshot-000004.pt")["cur_nimg"]
     config = TrainConfig.from_dict(
@@ -71,6 +73,7 @@ def test_resume_continues_the_kimg_count(trained_run, tmp_path):
     assert resumed["cur_nimg"] == records[-1]["kimg"] * 1000
 
 
+@pytest.mark.slow
 def test_train_cli_errors_are_one_line(colour_zip, tmp_path):
     unlabelled = tmp_path / "unlabelled"
     unlabelled.mkdir()
@@ -89,6 +92,7 @@ def test_train_cli_errors_are_one_line(colour_zip, tmp_path):
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
+@pytest.mark.slow
 def test_resume_into_new_classes_with_freeze_d(trained_run, colour_zip, tmp_path):
     """From the 4-class run into a data set with one class renamed: shared classes kept, the
     architecture taken from the snapshot (no --cbase given), the first D layers frozen."""

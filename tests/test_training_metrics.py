@@ -10,6 +10,7 @@ from cstylegan.training.loop import train
 from tests.conftest import COLOURS
 
 
+@pytest.mark.slow
 def test_metrics_at_every_snapshot(trained_run, colour_zip, tmp_path):
     config = TrainConfig(data=str(colour_zip), outdir=str(tmp_path),
                          cfg="small", cond=True, kimg=4.1, batch=16, tick=0.1, workers=0, device="cpu",

@@ -62,6 +62,7 @@ def test_discriminator_sees_the_blended_labels():
     assert torch.allclose(scores, scores[:1].expand_as(scores), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_transitional_run_logs_the_weight_and_ends_class_conditional(colour_zip, tmp_path):
     run_dir = train_colours(colour_zip, tmp_path, transition_kimg=[0.25, 0.75])
     records = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
@@ -74,6 +75,7 @@ def test_a_transitional_run_logs_the_weight_and_ends_class_conditional(colour_zi
     assert_class_k_has_colour_k(G)
 
 
+@pytest.mark.slow
 def test_bad_transition_settings_are_refused_in_one_line(colour_zip, tmp_path):
     with pytest.raises(ConfigError, match="add --cond"):
         TrainConfig(data="x.zip", transition_kimg=[1, 2]).resolve(16)

@@ -126,12 +126,14 @@ def test_position_embedding_is_resized_to_a_new_grid(tmp_path):
     torch.testing.assert_close(large.pos_embed[0, 0], small.pos_embed[0, 0])  # the class token is kept
 
 
+@pytest.mark.slow
 def test_a_short_run_with_the_vit_learns_which_class_is_which_colour(colour_zip, tmp_path):
     """The residual D's learning test (tests/test_training.py), with only the backbone changed."""
     run_dir = train_colours(colour_zip, tmp_path, dbackbone="vit", snap=100)
     assert_class_k_has_colour_k(open_for_inference(sorted(run_dir.glob("network-snapshot-*.pt"))[-1]).G)
 
 
+@pytest.mark.slow
 def test_train_py_runs_snapshots_and_resumes_a_vit(colour_zip, tmp_path):
     """The wiring: --dbackbone vit is recorded in the snapshot, resumes, and a resume with the
     other backbone is refused."""
@@ -151,6 +153,7 @@ def test_train_py_runs_snapshots_and_resumes_a_vit(colour_zip, tmp_path):
     assert "pass --dbackbone vit" in mismatch.stderr and mismatch.stderr.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_bad_backbone_settings_are_one_line(colour_zip, tmp_path):
     result = run_cli("train.py", "--data", str(colour_zip), "--dbackbone", "bogus")
     assert result.returncode == 2 and "bogus" in result.stderr
