@@ -115,6 +115,11 @@ class MinibatchStdLayer(nn.Module):
         return f"group_size={self.group_size}, num_channels={self.num_channels}"
 
 
+def class_projection(x: torch.Tensor, cmap: torch.Tensor) -> torch.Tensor:
+    """[N, 1] score of features [N, cmap_dim] for their classes' embeddings: <x, cmap> / sqrt(cmap_dim)."""
+    return (x * cmap).sum(dim=1, keepdim=True) / math.sqrt(cmap.shape[1])
+
+
 class DiscriminatorEpilogue(nn.Module):
     """The 4x4 head: (fromrgb for 'skip'), mbstd, conv, fc, out, projection by cmap."""
 
@@ -144,7 +149,7 @@ class DiscriminatorEpilogue(nn.Module):
         x = self.fc(x.flatten(1))
         x = self.out(x)
         if self.cmap_dim > 0:
-            x = (x * cmap).sum(dim=1, keepdim=True) / math.sqrt(self.cmap_dim)
+            x = class_projection(x, cmap)
         return x
 
     def extra_repr(self) -> str:

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ..runtime.errors import UserError
+from .discriminator import MinibatchStdLayer, class_projection
 from .layers import FullyConnectedLayer
 from .mapping import MappingNetwork
 
@@ -111,7 +112,7 @@ class VitDiscriminator(nn.Module):
         if width % HEADS:
             raise ValueError(f"the ViT width {width} (min(channel_base // 4, channel_max)) must divide into {HEADS} heads")
         self.cmap_dim = 0 if c_dim == 0 else (cmap_dim or width)
-        self.mbstd_group_size = (epilogue_kwargs or {}).get("mbstd_group_size", 4)
+        self.mbstd = MinibatchStdLayer((epilogue_kwargs or {}).get("mbstd_group_size", 4))
         patch = patch_size_for(img_resolution)
         tokens = (img_resolution // patch) ** 2
         self.patch_embed = PatchEmbedding(img_channels, patch, width)
@@ -140,18 +141,14 @@ class VitDiscriminator(nn.Module):
         return self.norm(x[:, 0])
 
     def minibatch_std(self, x: torch.Tensor) -> torch.Tensor:
-        """[N, width + 1]: the features and their std over each group (groups strided as the residual D's)."""
-        g = min(self.mbstd_group_size or len(x), len(x))
-        if len(x) % g:
-            raise ValueError(f"batch size {len(x)} is not divisible by the mbstd group size {g}")
-        std = (x.reshape(g, -1, x.shape[1]).var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=1)  # [N/g]
-        return torch.cat([x, std.repeat(g)[:, None]], dim=1)
+        """[N, width + 1]: the features and their std over each group, by the residual D's layer
+        (the features as a 1x1 map)."""
+        return self.mbstd(x[:, :, None, None]).flatten(1)
 
     def forward(self, img: torch.Tensor, c: Optional[torch.Tensor], **unused) -> torch.Tensor:
         x = self.out(self.fc(self.minibatch_std(self.features(img))))
         if self.cmap_dim:
-            cmap = self.mapping(None, c)
-            x = (x * cmap).sum(dim=1, keepdim=True) / math.sqrt(self.cmap_dim)
+            x = class_projection(x, self.mapping(None, c))
         return x
 
     def extra_repr(self) -> str:
