@@ -31,14 +31,10 @@ import torch
 
 from cstylegan.data.classes import class_names_or_default
 from cstylegan.networks import DISCRIMINATORS, GENERATORS
-from cstylegan.runtime.errors import UserError
+from cstylegan.snapshots.format import FORMAT, CheckpointError
+from cstylegan.snapshots.nvlabs_pickle import load_nvlabs_pickle
 
-FORMAT = "cstylegan-snapshot-1"
 SNAPSHOT_PATTERN = re.compile(r"network-snapshot-(\d+)\.pt$")
-
-
-class CheckpointError(UserError):
-    """A snapshot that cannot be used; the message names the file and the fix."""
 
 
 def save_snapshot(path, snapshot: dict) -> None:
@@ -67,8 +63,6 @@ def load_snapshot(path, map_location="cpu") -> dict:
     if not path.is_file():
         raise CheckpointError(f"network file not found: {path}")
     if path.suffix.lower() == ".pkl":
-        from cstylegan.snapshots.nvlabs_pickle import load_nvlabs_pickle  # it imports this module
-
         return with_defaults(load_nvlabs_pickle(path))
     try:
         snapshot = torch.load(path, map_location=map_location, weights_only=True)

@@ -31,7 +31,7 @@ import torch
 from cstylegan.networks import GENERATORS, StyleGAN3Generator
 from cstylegan.networks import StyleGAN2Generator as Generator
 from cstylegan.networks.discriminator import Discriminator
-from cstylegan.snapshots.checkpoint import FORMAT, CheckpointError
+from cstylegan.snapshots.format import FORMAT, CheckpointError
 
 GENERATOR_FAMILY = {cls: family for family, cls in GENERATORS.items()}
 
