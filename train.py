@@ -75,6 +75,13 @@ def kimg_pair(ctx, param, value):
               help="START,END: with --cond, train unconditionally until START kimg, then fade the labels in "
               "linearly until END (transitional training, against the collapse of conditional GANs on little "
               "data).  [default: labels from the start]")
+@click.option("--ds-weight", "ds_weight", type=float, help="Weight of a diversity-sensitive G term (Yang et al. "
+              "2019): pairs of fakes of one class are pushed apart, on images pooled by --ds-pool, up to --ds-tau; "
+              "against the collapse of a small conditional G to one image per class.  [default: 0, NVlabs' loss]")
+@click.option("--ds-tau", "ds_tau", type=float, help="Cap of the term per pair (a pair of real images of one class "
+              "measures about 0.4 at 32 px).  [default: 0.5]")
+@click.option("--ds-pool", "ds_pool", type=int, help="Average-pool the images by this factor before comparing "
+              "them, so that shapes and colours count and pixel noise does not.  [default: 4]")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Start from a run's config.yaml; other flags override it.")
 def main(config_path, **flags):

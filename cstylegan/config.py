@@ -122,6 +122,9 @@ class TrainConfig:
     blur_init_sigma: Optional[float] = None
     blur_fade_kimg: Optional[float] = None
     transition_kimg: Optional[list] = None  # [start, end]: labels fade in over these kimg (transitional training)
+    ds_weight: float = 0.0  # diversity-sensitive G term (0: off, NVlabs' loss); see StyleGAN2Loss.diversity_term
+    ds_tau: float = 0.5  # its per-pair cap
+    ds_pool: int = 4  # images are average-pooled by this factor before the term compares them
     tick: float = 4.0
     snap: int = 50
     seed: int = 0
@@ -206,6 +209,11 @@ class TrainConfig:
             raise ConfigError("--kimg must be positive")
         if self.transition_kimg is not None:
             self._validate_transition()
+        if self.ds_weight < 0 or self.ds_tau <= 0 or self.ds_pool < 1:
+            raise ConfigError("--ds-weight must be >= 0, --ds-tau > 0 and --ds-pool >= 1")
+        if self.resolution is not None and self.resolution % self.ds_pool:
+            raise ConfigError(f"--ds-pool {self.ds_pool} does not divide the {self.resolution} px images; "
+                              "pick a power of two")
         if self.resolution is not None and (self.resolution < 4 or self.resolution & (self.resolution - 1)):
             raise ConfigError(f"resolution {self.resolution} is not a power of two >= 4")
 

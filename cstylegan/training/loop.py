@@ -112,7 +112,8 @@ def open_run(config: TrainConfig, log, processes: Processes, device, files: cont
     loss = StyleGAN2Loss(G, D, augment_pipe=augment, r1_gamma=config.gamma, style_mixing_prob=config.style_mixing_prob,
                          pl_weight=config.pl_weight, pl_batch_shrink=config.pl_batch_shrink, pl_decay=config.pl_decay,
                          blur_init_sigma=config.blur_init_sigma, blur_fade_kimg=config.blur_fade_kimg,
-                         transition_kimg=config.transition_kimg)
+                         transition_kimg=config.transition_kimg, ds_weight=config.ds_weight, ds_tau=config.ds_tau,
+                         ds_pool=config.ds_pool)
     phases = build_phases(config, loss, G_params, D_params, G_opt, D_opt)
     # A continued run draws a new data order, not the one it started with.
     batches = infinite_batches(dataset, config.batch, config.workers, config.seed + cur_nimg, processes)

@@ -27,6 +27,9 @@ class StyleGAN2Loss:
         blur_init_sigma=0.0,
         blur_fade_kimg=0.0,
         transition_kimg=None,
+        ds_weight=0.0,
+        ds_tau=0.5,
+        ds_pool=4,
     ):
         self.G = G
         self.D = D
@@ -40,6 +43,7 @@ class StyleGAN2Loss:
         self.blur_init_sigma = blur_init_sigma
         self.blur_fade_kimg = blur_fade_kimg
         self.transition_kimg = transition_kimg  # (start, end): labels fade in between these kimg
+        self.ds_weight, self.ds_tau, self.ds_pool = ds_weight, ds_tau, ds_pool
         self.cur_nimg = 0  # set by the training loop; drives the blur fade-out and the label fade-in
 
     def blur_sigma(self) -> float:
@@ -83,11 +87,28 @@ class StyleGAN2Loss:
         return self.D(img, blend_labels(c, self.label_weight()))
 
     def G_main(self, gen_z, gen_c):
-        """-log sigmoid(D(G(z))): the non-saturating generator loss."""
+        """-log sigmoid(D(G(z))): the non-saturating generator loss; with ds_weight, minus the
+        weighted diversity term (the second half of the batch then takes the first half's labels)."""
+        half = len(gen_z) // 2
+        if self.ds_weight > 0:
+            gen_c = torch.cat([gen_c[:half], gen_c[:half], gen_c[2 * half:]])
         gen_img, _ = self.run_G(gen_z, gen_c)
         gen_logits = self.run_D(gen_img, gen_c)
         loss = F.softplus(-gen_logits).mean()
-        return loss, {"Loss/G/loss": loss.detach(), "Loss/scores/fake": gen_logits.mean().detach()}
+        stats = {"Loss/G/loss": loss.detach(), "Loss/scores/fake": gen_logits.mean().detach()}
+        if self.ds_weight > 0:
+            term = self.diversity_term(gen_img[:half], gen_img[half:2 * half], gen_z[:half], gen_z[half:2 * half])
+            loss = loss - self.ds_weight * term
+            stats["Loss/G/ds"] = term.detach()
+        return loss, stats
+
+    def diversity_term(self, img_a, img_b, z_a, z_b) -> torch.Tensor:
+        """Diversity-sensitive term (Yang et al. 2019; Mao et al. 2019): how far apart two fakes
+        of one class are per unit of latent distance, on images average-pooled by ds_pool (so
+        that shapes and colours count, not pixel noise), capped at ds_tau per pair, averaged."""
+        pooled_a, pooled_b = F.avg_pool2d(img_a, self.ds_pool), F.avg_pool2d(img_b, self.ds_pool)
+        ratio = (pooled_a - pooled_b).abs().mean(dim=[1, 2, 3]) / (z_a - z_b).abs().mean(dim=1)
+        return ratio.clamp(max=self.ds_tau).mean()
 
     def G_pl(self, gen_z, gen_c, gain):
         """Path-length regularisation on a smaller batch: |J^T y| should stay constant."""

@@ -8,8 +8,8 @@ import torch
 from cstylegan.runtime.devices import peak_memory_gb
 
 # (label, stats key) of the optional numbers on a progress line.
-TICK_EXTRAS = [("r1", "Loss/r1_penalty"), ("pl", "Loss/pl_penalty"), ("p", "augment_p"), ("rt", "ada_rt"),
-               ("blur", "blur_sigma"), ("labels", "label_weight")]
+TICK_EXTRAS = [("r1", "Loss/r1_penalty"), ("pl", "Loss/pl_penalty"), ("ds", "Loss/G/ds"), ("p", "augment_p"),
+               ("rt", "ada_rt"), ("blur", "blur_sigma"), ("labels", "label_weight")]
 
 
 class Progress:
