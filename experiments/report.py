@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from cstylegan.generation.class_swap import class_swap_ws
-from cstylegan.generation.image_grid import save_grid, to_uint8
+from cstylegan.generation.drawer import Drawer
+from cstylegan.generation.image_grid import save_grid
 from cstylegan.generation.seeds import parse_seeds, z_from_seeds
 from cstylegan.snapshots.checkpoint import export_generator, load_snapshot
 from experiments.spec import SpecError
@@ -234,14 +234,9 @@ def save_swap_grid(method, class_names: list, seed: int, swap_layer: int, device
     G = method.points[-1].build(device).G
     if not 1 <= swap_layer <= G.num_ws - 1:
         raise SpecError(f"swap_layer {swap_layer} is outside 1..{G.num_ws - 1} for {method.name}")
-    z = z_from_seeds([seed], G.z_dim, device)
-    eye = torch.eye(len(class_names), device=device)
-    tiles = []
-    with torch.no_grad():
-        for content in range(len(class_names)):
-            for style in range(len(class_names)):
-                ws = class_swap_ws(G, z, eye[content : content + 1], eye[style : style + 1], swap_layer)
-                tiles.append(to_uint8(G.synthesis(ws, noise_mode="const")))
+    drawer = Drawer(G, device)
+    classes = range(len(class_names))
+    tiles = [drawer.image(seed, content, style, swap_layer) for content in classes for style in classes]
     save_grid(np.concatenate(tiles), path, columns=len(class_names), row_labels=class_names,
               column_labels=[f"style {name}" for name in class_names])
 

@@ -25,8 +25,9 @@ import numpy as np
 import torch
 
 from cstylegan.data.classes import UnknownClassError, class_names_or_default, resolve_classes
-from cstylegan.generation.image_grid import save_grid, to_uint8
-from cstylegan.generation.seeds import parse_seeds, z_from_seeds
+from cstylegan.generation.drawer import Drawer
+from cstylegan.generation.image_grid import save_grid
+from cstylegan.generation.seeds import parse_seeds
 from cstylegan.runtime.cli import Command
 from cstylegan.runtime.devices import pick_device
 from cstylegan.runtime.errors import UserError
@@ -126,13 +127,12 @@ def _split_position(family: str, state: dict, split_res, split_layer) -> int:
     return split_layer
 
 
-def preview_label(snapshot: dict, class_spec, role: str) -> torch.Tensor:
-    """The one-hot label [1, c_dim] of the preview's class in one network's own class list
-    (a fine-tuned network may order or name its classes differently)."""
+def preview_class(snapshot: dict, class_spec, role: str):
+    """The index of the preview's class in one network's own class list (a fine-tuned
+    network may order or name its classes differently); None for an unconditional network."""
     c_dim = snapshot["G_kwargs"]["c_dim"]
-    c = torch.zeros([1, c_dim])
     if c_dim == 0:
-        return c
+        return None
     names = class_names_or_default(snapshot["class_names"], c_dim)
     if class_spec is None:
         raise BlendError(f"the {role} network is conditional: pass --class NAME (one of {', '.join(names)})")
@@ -142,19 +142,15 @@ def preview_label(snapshot: dict, class_spec, role: str) -> torch.Tensor:
         raise BlendError(f"{role} network: {error}") from None
     if len(indices) != 1:
         raise BlendError(f"--class {class_spec!r}: the preview draws one class; name one")
-    c[0, indices[0]] = 1
-    return c
+    return indices[0]
 
 
 def save_preview(path, rows: list, seeds: list, device) -> None:
-    """One labelled row per (label, snapshot, one-hot c), the same seeds in every row."""
+    """One labelled row per (label, snapshot, class index or None), the same seeds in every row."""
     tiles = []
-    for _, snapshot, c in rows:
-        G = generator_from(snapshot, device)
-        z = z_from_seeds(seeds, G.z_dim)
-        with torch.no_grad():
-            images = G(z.to(device), c.to(device).expand(len(seeds), -1), noise_mode="const")
-        tiles.append(to_uint8(images))
+    for _, snapshot, class_index in rows:
+        drawer = Drawer(generator_from(snapshot, device), device)
+        tiles.append(drawer.images(drawer.ws(seeds, class_index)))
     save_grid(np.concatenate(tiles), path, columns=len(seeds), row_labels=[label for label, _, _ in rows])
 
 
@@ -182,18 +178,18 @@ def main(lower_path, higher_path, split_res, split_layer, blend_width, out_path,
     if preview_path:
         seed_list = parse_seeds(seeds)
         device = pick_device(device)
-        c_lower = preview_label(lower, class_spec, "lower")
-        c_higher = preview_label(higher, class_spec, "higher")
-        if class_spec is not None and c_lower.shape[1] == c_higher.shape[1] == 0:
+        class_lower = preview_class(lower, class_spec, "lower")
+        class_higher = preview_class(higher, class_spec, "higher")
+        if class_spec is not None and class_lower is None and class_higher is None:
             raise BlendError("--class given, but both networks are unconditional; drop --class")
     save_snapshot(out_path, blended)
     click.echo(f"Wrote {out_path}")
     if preview_path:
         split = f"@{split_res}" if split_res is not None else f"@L{split_layer}"
         width = f" w={blend_width:g}" if blend_width is not None else ""
-        rows = [(f"lower: {Path(lower_path).name}", lower, c_lower),
-                (f"higher: {Path(higher_path).name}", higher, c_higher),
-                (f"blended {split}{width}", blended, c_lower)]
+        rows = [(f"lower: {Path(lower_path).name}", lower, class_lower),
+                (f"higher: {Path(higher_path).name}", higher, class_higher),
+                (f"blended {split}{width}", blended, class_lower)]
         save_preview(preview_path, rows, seed_list, device)
         click.echo(f"Wrote {preview_path}")
 

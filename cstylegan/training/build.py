@@ -19,45 +19,47 @@ def same_architecture(G_kwargs: dict, other: dict) -> bool:
 
 
 def build_networks(config: TrainConfig, c_dim: int, resume, say) -> tuple:
-    """G, G_ema, D and their constructor arguments."""
+    """G, G_ema, D and their constructor arguments; `resume` is a training.resume.Resume or None."""
     G_kwargs, D_kwargs = config.network_kwargs(c_dim)
-    if resume is not None:
-        family = resume["G_family"]
+    source = resume.path if resume else None
+    snapshot = resume.snapshot if resume else None
+    if snapshot is not None:
+        family = snapshot["G_family"]
         if family != config.generator_family:
             raise CheckpointError(
-                f"{config.resume} is a {family} network but --cfg {config.cfg} trains {config.generator_family}; "
+                f"{source} is a {family} network but --cfg {config.cfg} trains {config.generator_family}; "
                 + ("pass --cfg stylegan3-t or stylegan3-r" if family == "stylegan3" else "pass a StyleGAN2 --cfg such as auto")
             )
-        if resume["G_kwargs"]["img_resolution"] != config.resolution:
+        if snapshot["G_kwargs"]["img_resolution"] != config.resolution:
             raise CheckpointError(
-                f"{config.resume} makes {resume['G_kwargs']['img_resolution']} px images but the data is "
-                f"{config.resolution} px; make the data set at {resume['G_kwargs']['img_resolution']} px"
+                f"{source} makes {snapshot['G_kwargs']['img_resolution']} px images but the data is "
+                f"{config.resolution} px; make the data set at {snapshot['G_kwargs']['img_resolution']} px"
             )
         run_choices = {key: G_kwargs[key] for key in RUN_CHOICES if key in G_kwargs}
-        G_kwargs = {**resume["G_kwargs"], "c_dim": c_dim, **run_choices}
-        if "D" in resume:
-            D_kwargs = {**resume["D_kwargs"], "c_dim": c_dim, "num_fp16_res": config.num_fp16_res,
+        G_kwargs = {**snapshot["G_kwargs"], "c_dim": c_dim, **run_choices}
+        if "D" in snapshot:
+            D_kwargs = {**snapshot["D_kwargs"], "c_dim": c_dim, "num_fp16_res": config.num_fp16_res,
                         "block_kwargs": D_kwargs["block_kwargs"],
-                        "epilogue_kwargs": {**resume["D_kwargs"].get("epilogue_kwargs", {}), **D_kwargs["epilogue_kwargs"]}}
-    if resume is not None and "D" in resume and resume["D_backbone"] != config.dbackbone:
-        raise CheckpointError(f"{config.resume} has a {resume['D_backbone']} discriminator but "
+                        "epilogue_kwargs": {**snapshot["D_kwargs"].get("epilogue_kwargs", {}), **D_kwargs["epilogue_kwargs"]}}
+    if snapshot is not None and "D" in snapshot and snapshot["D_backbone"] != config.dbackbone:
+        raise CheckpointError(f"{source} has a {snapshot['D_backbone']} discriminator but "
                                          f"this run asks for --dbackbone {config.dbackbone}; pass --dbackbone "
-                                         f"{resume['D_backbone']}")
+                                         f"{snapshot['D_backbone']}")
     G = GENERATORS[config.generator_family](**G_kwargs)
     D = DISCRIMINATORS[config.dbackbone](**D_kwargs)
-    if config.dbackbone_weights and resume is None:
+    if config.dbackbone_weights and snapshot is None:
         say(f"ViT backbone from {config.dbackbone_weights}: {len(load_backbone_weights(D, config.dbackbone_weights))} tensors")
     G_ema = copy.deepcopy(G)
-    if resume is not None:
-        source_classes = resume["class_names"]
+    if snapshot is not None:
+        source_classes = snapshot["class_names"]
         report = []
-        sources = {"G": resume.get("G", resume["G_ema"]), "G_ema": resume["G_ema"], "D": resume.get("D")}
+        sources = {"G": snapshot.get("G", snapshot["G_ema"]), "G_ema": snapshot["G_ema"], "D": snapshot.get("D")}
         for module, key in ((G, "G"), (G_ema, "G_ema"), (D, "D")):
             if sources[key] is not None:
                 report += transfer_state(sources[key], source_classes, module, config.class_names, key)
             else:
                 report.append(f"{key}: new, from --cfg (the resume file has no {key})")
-        say(f"Resumed weights from {config.resume}" + ("" if report else " (every tensor copied as it was)"))
+        say(f"Resumed weights from {source}" + ("" if report else " (every tensor copied as it was)"))
         for line in report:
             say(f"  {line}")
     return G, G_ema, D, G_kwargs, D_kwargs

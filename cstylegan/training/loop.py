@@ -11,12 +11,12 @@ import contextlib
 import dataclasses
 import json
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 import torch
 
-from cstylegan.config import CONTINUE_RESUME, TrainConfig, save_yaml
+from cstylegan.config import TrainConfig, save_yaml
 from cstylegan.data.dataset import ImageDataset
 from cstylegan.metrics.compute import PER_CLASS_METRICS, parse_metrics
 from cstylegan.metrics.errors import MetricError
@@ -26,12 +26,12 @@ from cstylegan.snapshots import checkpoint
 from cstylegan.training.ada import AdaptiveP
 from cstylegan.training.augment import augment_pipe
 from cstylegan.training.batches import FakeLabels, infinite_batches
-from cstylegan.training.build import build_networks, same_architecture
+from cstylegan.training.build import build_networks
 from cstylegan.training.grids import GRID_COLUMNS, grid_labels, save_reals
 from cstylegan.training.loss import StyleGAN2Loss
 from cstylegan.training.phases import build_phases, optimizer, run_phases, update_ema
 from cstylegan.training.progress import Progress, format_seconds, progress_line
-from cstylegan.training.rng_state import restore_rng
+from cstylegan.training.resume import Resume, start_nimg
 from cstylegan.training.skipped_steps import SkippedSteps
 from cstylegan.training.snapshot_writer import SnapshotWriter, TrainingState
 from cstylegan.training.stop_signals import StopRequest
@@ -66,10 +66,9 @@ def open_run(config: TrainConfig, log, processes: Processes, device, files: cont
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = not config.fp32
 
     dataset = ImageDataset(config.data, use_labels=config.cond, xflip=config.mirror)
-    continuing = config.resume in CONTINUE_RESUME
-    resume_path, resume = find_resume(config, log)
+    resume = Resume.find(config, log)
     config = dataclasses.replace(config.resolve(dataset.resolution, processes.world),
-                                 resume=str(resume_path) if resume else None)
+                                 resume=str(resume.path) if resume else None)
     config.class_names = list(dataset.class_names) if config.cond else []
     check_metrics(config)
     run_dir = new_run_dir(Path(config.outdir), config.description()) if processes.main else None
@@ -100,11 +99,8 @@ def open_run(config: TrainConfig, log, processes: Processes, device, files: cont
     D.requires_grad_(False)
     G_opt = optimizer(G_params, config.glr, config.G_reg_interval if config.pl_weight > 0 else None)
     D_opt = optimizer(D_params, config.dlr, config.D_reg_interval)
-    cur_nimg = start_nimg(config, resume, continuing)
-    if resume is not None and "G_opt" in resume and same_architecture(resume["G_kwargs"], G_kwargs) \
-            and resume["class_names"] == config.class_names:
-        G_opt.load_state_dict(resume["G_opt"])
-        D_opt.load_state_dict(resume["D_opt"])
+    cur_nimg = start_nimg(config, resume)
+    if resume and resume.restore_optimisers(G_opt, D_opt, G_kwargs, config.class_names):
         say("Restored optimiser states")
     say_networks(say, config, G, D, D_params, device, processes, batch_gpu, num_chunks)
     augment, ada = open_augmentation(config, resume, processes, device, say)
@@ -121,11 +117,10 @@ def open_run(config: TrainConfig, log, processes: Processes, device, files: cont
     # Every process draws the global batch of latents alike and keeps its share.
     latents = torch.Generator(device=device).manual_seed(config.seed)
     generators = {"fake_labels": fake_labels.generator, "latents": latents}
-    if continuing and resume is not None:
-        if "rng" in resume:
-            restore_rng(resume["rng"], generators)
-        say(f"Continuing {resume_path} at kimg {cur_nimg / 1000:g}: weights, optimisers, ADA p"
-            + (" and random state restored" if "rng" in resume else " restored (no random state in that file)"))
+    if resume and resume.continuing:
+        restored = resume.restore_random_state(generators)
+        say(f"Continuing {resume.path} at kimg {cur_nimg / 1000:g}: weights, optimisers, ADA p"
+            + (" and random state restored" if restored else " restored (no random state in that file)"))
 
     grid_c, row_labels = grid_labels(config.class_names, dataset.c_dim, GRID_COLUMNS, device)
     grid_z = torch.from_numpy(np.random.RandomState(config.seed).randn(len(grid_c), G.z_dim)).float().to(device)
@@ -138,18 +133,7 @@ def open_run(config: TrainConfig, log, processes: Processes, device, files: cont
     stats_file = files.enter_context(open(run_dir / "stats.jsonl", "a")) if processes.main else None
     return Run(config, processes, device, run_dir, say, stats_file, state, loss, phases, ada, batches, fake_labels,
                latents, batch_gpu, num_chunks, writer, Progress(cur_nimg, int(config.kimg * 1000), config.tick),
-               resume_path)
-
-
-def find_resume(config: TrainConfig, log) -> tuple:
-    """(path, snapshot) to start from, or (None, None): the newest readable snapshot under
-    --outdir for --resume auto, else the --resume file."""
-    if config.resume in CONTINUE_RESUME:
-        path, resume = checkpoint.newest_valid_snapshot(config.outdir, log)
-        if resume is None:
-            log(f"--resume {config.resume}: no snapshot under {config.outdir}/ yet; starting from scratch")
-        return path, resume
-    return config.resume, checkpoint.load_snapshot(config.resume) if config.resume else None
+               resume.path if resume else None)
 
 
 def check_metrics(config: TrainConfig) -> None:
@@ -157,13 +141,6 @@ def check_metrics(config: TrainConfig) -> None:
         per_class = [m for m in parse_metrics(config.metrics) if m in PER_CLASS_METRICS]
         if per_class and not config.cond:
             raise MetricError(f"--metrics {','.join(per_class)} needs --cond and labelled data")
-
-
-def start_nimg(config: TrainConfig, resume, continuing: bool) -> int:
-    """The resume file's image count, unless --nkimg sets one (not when continuing a run)."""
-    if config.nkimg is not None and not continuing:
-        return int(config.nkimg * 1000)
-    return int(resume.get("cur_nimg", 0)) if resume is not None else 0
 
 
 def say_networks(say, config, G, D, D_params, device, processes, batch_gpu: int, num_chunks: int) -> None:
@@ -176,7 +153,7 @@ def say_networks(say, config, G, D, D_params, device, processes, batch_gpu: int,
         + (f" in passes of {batch_gpu}" if num_chunks > 1 else ""))
 
 
-def open_augmentation(config: TrainConfig, resume, processes, device, say) -> tuple:
+def open_augmentation(config: TrainConfig, resume: Optional[Resume], processes, device, say) -> tuple:
     """(the augmentation pipe or None, the ADA controller or None); ADA continues from the resume file's p."""
     if config.aug == "noaug":
         return None, None
@@ -185,7 +162,7 @@ def open_augmentation(config: TrainConfig, resume, processes, device, say) -> tu
     if config.aug == "fixed":
         augment.p.fill_(config.p)
     else:
-        augment.p.fill_(float(resume.get("ada_p", 0.0)) if resume is not None else 0.0)
+        augment.p.fill_(resume.ada_p if resume else 0.0)
         ada = AdaptiveP(augment, config.target, config.batch, config.ada_interval, config.ada_kimg,
                         reduce_mean=processes.mean)
     say(f"Augmentation: {config.aug} {config.augpipe}, p {float(augment.p):.3f}"

@@ -1,0 +1,56 @@
+"""What --resume starts from: nothing, a file whose weights a new run takes, or the run's own
+newest whole snapshot, continued with its image count; --nkimg counts only for a new run."""
+
+import shutil
+
+import torch
+
+from cstylegan.config import TrainConfig
+from cstylegan.snapshots.checkpoint import load_snapshot
+from cstylegan.training.resume import Resume, start_nimg
+
+
+def config(tmp_path, **fields) -> TrainConfig:
+    return TrainConfig(data="unused.zip", outdir=str(tmp_path / "runs"), **fields)
+
+
+def test_no_resume_is_none_and_starts_at_zero_or_nkimg(tmp_path):
+    assert Resume.find(config(tmp_path), print) is None
+    assert start_nimg(config(tmp_path), None) == 0
+    assert start_nimg(config(tmp_path, nkimg=2.5), None) == 2500
+
+
+def test_a_resume_file_gives_its_weights_and_count_unless_nkimg_says_otherwise(snapshot_path, tmp_path):
+    resume = Resume.find(config(tmp_path, resume=str(snapshot_path)), print)
+    assert (resume.path, resume.continuing) == (snapshot_path, False)
+    written = load_snapshot(snapshot_path)
+    assert torch.equal(resume.snapshot["G_ema"]["synthesis.b4.const"], written["G_ema"]["synthesis.b4.const"])
+    assert start_nimg(config(tmp_path, resume=str(snapshot_path)), resume) == written["cur_nimg"] > 0
+    assert start_nimg(config(tmp_path, resume=str(snapshot_path), nkimg=1), resume) == 1000
+    assert resume.ada_p == float(written.get("ada_p", 0.0))
+
+
+def test_auto_continues_the_newest_whole_snapshot_and_ignores_nkimg(snapshot_path, tmp_path):
+    logged = []
+    assert Resume.find(config(tmp_path, resume="auto"), logged.append) is None
+    assert "no snapshot" in logged[-1]
+
+    run = tmp_path / "runs" / "00000-run"
+    run.mkdir(parents=True)
+    shutil.copy(snapshot_path, run / "network-snapshot-000001.pt")
+    (run / "network-snapshot-000002.pt").write_bytes(b"cut short")  # a newer file that does not load
+    resume = Resume.find(config(tmp_path, resume="auto"), logged.append)
+    assert (resume.path, resume.continuing) == (run / "network-snapshot-000001.pt", True)
+    assert any("network-snapshot-000002.pt" in line for line in logged)
+    cur_nimg = load_snapshot(snapshot_path)["cur_nimg"]
+    assert start_nimg(config(tmp_path, resume="auto", nkimg=9), resume) == cur_nimg
+
+
+def test_optimiser_states_load_only_into_the_same_networks_and_classes(snapshot_path, tmp_path):
+    resume = Resume.find(config(tmp_path, resume=str(snapshot_path)), print)
+    snapshot = resume.snapshot
+    G_opt, D_opt = (torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))]) for _ in range(2))
+    other = {**snapshot["G_kwargs"], "w_dim": snapshot["G_kwargs"]["w_dim"] + 1}
+    assert not resume.restore_optimisers(G_opt, D_opt, other, snapshot["class_names"])
+    assert not resume.restore_optimisers(G_opt, D_opt, snapshot["G_kwargs"], ["another"] * len(snapshot["class_names"]))
+    assert G_opt.state_dict()["state"] == {}
