@@ -12,7 +12,8 @@ from cstylegan.networks.ops import ops_switch
 from cstylegan.networks.ops.filtered_lrelu import filtered_lrelu
 from cstylegan.networks.ops.upfirdn2d import setup_filter
 from cstylegan.networks.stylegan2 import Generator as SG2Generator
-from cstylegan.networks.stylegan3 import Generator, make_transform, modulated_conv2d_sg3, set_input_transform
+from cstylegan.networks.ops.modulated_conv import modulated_conv2d_sg3
+from cstylegan.networks.stylegan3 import Generator, make_transform, set_input_transform
 from tests.test_fixture_parity import ATOL, load_fixture, tensors_under
 
 # --- parity with NVlabs' StyleGAN3 -----------------------------------------------------

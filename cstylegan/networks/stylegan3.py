@@ -22,50 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .ops.filtered_lrelu import filtered_lrelu
-from .ops.modulated_conv import demodulation_coefficients
+from .ops.modulated_conv import modulated_conv2d_sg3
 from .layers import FullyConnectedLayer
 from .mapping import MappingNetwork
 from .precision import layer_dtype
-
-
-def modulated_conv2d_sg3(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor,
-                         demodulate: bool = True, padding: int = 0,
-                         input_gain: Optional[torch.Tensor] = None, grouped: bool = True) -> torch.Tensor:
-    """StyleGAN3's modulated convolution.
-
-    Unlike StyleGAN2's, weight and styles are first normalised to unit RMS when
-    demodulating (demodulation removes the scale again, but the normalisation keeps
-    float16 products in range and the styles' overall scale out of the gradients), and
-    `input_gain` [I] rescales the input channels (the 1/RMS of the input, tracked as
-    `magnitude_ema`) by folding it into the weight.
-
-    grouped=True builds each sample's weight and runs one grouped convolution (NVlabs'
-    only path); False scales the input channels, runs one convolution with the shared
-    weight and scales the output channels: the same numbers, faster on a CPU.
-    """
-    n = x.shape[0]
-    out_ch, in_ch, kh, kw = weight.shape
-    if x.shape[1] != in_ch or styles.shape != (n, in_ch):
-        raise ValueError(f"shape mismatch: x {tuple(x.shape)}, weight {tuple(weight.shape)}, "
-                         f"styles {tuple(styles.shape)}")
-    if demodulate:
-        weight = weight * weight.square().mean(dim=[1, 2, 3], keepdim=True).rsqrt()
-        styles = styles * styles.square().mean().rsqrt()
-    if not grouped:
-        input_scale = styles if input_gain is None else styles * input_gain
-        x = x * input_scale.to(x.dtype).reshape(n, in_ch, 1, 1)
-        x = F.conv2d(x, weight.to(x.dtype), padding=padding)
-        if demodulate:
-            x = x * demodulation_coefficients(weight, styles).to(x.dtype).reshape(n, out_ch, 1, 1)
-        return x
-    w = weight.unsqueeze(0) * styles.reshape(n, 1, in_ch, 1, 1)  # [N, O, I, kh, kw]
-    if demodulate:
-        w = w * (w.square().sum(dim=[2, 3, 4], keepdim=True) + 1e-8).rsqrt()
-    if input_gain is not None:
-        w = w * input_gain.expand(n, in_ch).reshape(n, 1, in_ch, 1, 1)
-    x = x.reshape(1, n * in_ch, *x.shape[2:])
-    x = F.conv2d(x, w.reshape(n * out_ch, in_ch, kh, kw).to(x.dtype), padding=padding, groups=n)
-    return x.reshape(n, out_ch, *x.shape[2:])
 
 
 def design_lowpass_filter(numtaps: int, cutoff: float, width: float, fs: float,

@@ -1,7 +1,7 @@
-"""StyleGAN2's modulated convolution: per-sample styles scale the weight's input
-channels, then (optionally) each output channel is demodulated to unit norm.
+"""The modulated convolutions of StyleGAN2 and StyleGAN3: per-sample styles scale the
+weight's input channels, then (optionally) each output channel is demodulated to unit norm.
 
-Two equivalent ways to compute it:
+StyleGAN2's, two equivalent ways (StyleGAN3's has the same two, as `grouped`):
   * fused_modconv=True: build each sample's weight and run one grouped convolution
     with groups = batch size;
   * fused_modconv=False: scale the input by the styles, run one convolution with the
@@ -11,9 +11,17 @@ Two equivalent ways to compute it:
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 
 from .conv2d_resample import conv2d_resample
 from .ops_switch import use_fast
+
+
+def check_shapes(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor) -> None:
+    """x [N, I, H, W], weight [O, I, k, k], styles [N, I], or a ValueError naming all three."""
+    if x.shape[1] != weight.shape[1] or styles.shape != (x.shape[0], weight.shape[1]):
+        raise ValueError(f"shape mismatch: x {tuple(x.shape)}, weight {tuple(weight.shape)}, "
+                         f"styles {tuple(styles.shape)}")
 
 
 def demodulation_coefficients(weight: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
@@ -41,9 +49,7 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     """
     n = x.shape[0]
     out_ch, in_ch, kh, kw = weight.shape
-    if x.shape[1] != in_ch or styles.shape != (n, in_ch):
-        raise ValueError(f"shape mismatch: x {tuple(x.shape)}, weight {tuple(weight.shape)}, "
-                         f"styles {tuple(styles.shape)}")
+    check_shapes(x, weight, styles)
 
     # In float16, rescale weight and styles first so the products cannot overflow;
     # demodulation removes the scale again.
@@ -75,3 +81,41 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     if noise is not None:
         x = x + noise.to(x.dtype)
     return x
+
+
+def modulated_conv2d_sg3(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor,
+                         demodulate: bool = True, padding: int = 0,
+                         input_gain: Optional[torch.Tensor] = None, grouped: bool = True) -> torch.Tensor:
+    """StyleGAN3's modulated convolution.
+
+    Unlike StyleGAN2's, weight and styles are first normalised to unit RMS when
+    demodulating (demodulation removes the scale again, but the normalisation keeps
+    float16 products in range and the styles' overall scale out of the gradients), and
+    `input_gain` [I] rescales the input channels (the 1/RMS of the input, tracked as
+    `magnitude_ema`) by folding it into the weight.
+
+    grouped=True builds each sample's weight and runs one grouped convolution (NVlabs'
+    only path); False scales the input channels, runs one convolution with the shared
+    weight and scales the output channels: the same numbers, faster on a CPU.
+    """
+    n = x.shape[0]
+    out_ch, in_ch, kh, kw = weight.shape
+    check_shapes(x, weight, styles)
+    if demodulate:
+        weight = weight * weight.square().mean(dim=[1, 2, 3], keepdim=True).rsqrt()
+        styles = styles * styles.square().mean().rsqrt()
+    if not grouped:
+        input_scale = styles if input_gain is None else styles * input_gain
+        x = x * input_scale.to(x.dtype).reshape(n, in_ch, 1, 1)
+        x = F.conv2d(x, weight.to(x.dtype), padding=padding)
+        if demodulate:
+            x = x * demodulation_coefficients(weight, styles).to(x.dtype).reshape(n, out_ch, 1, 1)
+        return x
+    w = weight.unsqueeze(0) * styles.reshape(n, 1, in_ch, 1, 1)  # [N, O, I, kh, kw]
+    if demodulate:
+        w = w * (w.square().sum(dim=[2, 3, 4], keepdim=True) + 1e-8).rsqrt()
+    if input_gain is not None:
+        w = w * input_gain.expand(n, in_ch).reshape(n, 1, in_ch, 1, 1)
+    x = x.reshape(1, n * in_ch, *x.shape[2:])
+    x = F.conv2d(x, w.reshape(n * out_ch, in_ch, kh, kw).to(x.dtype), padding=padding, groups=n)
+    return x.reshape(n, out_ch, *x.shape[2:])
