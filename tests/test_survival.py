@@ -61,6 +61,26 @@ def snapshots(outdir) -> list:
 
 
 @pytest.mark.slow
+def test_sigterm_to_the_whole_process_group_with_loader_workers_still_saves(colour_zip, tmp_path):
+    """Slurm and systemd signal every process of a job: the data-loader worker must not die of it first."""
+    args = ["--data", str(colour_zip), "--cond", "--outdir", str(tmp_path), "--kimg", "1000", "--tick", "0.016",
+            "--snap", "1000", *TINY[:-4], "--workers", "1", "--device", "cpu"]
+    process = subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_for(lambda: any("tick 1 " in p.read_text() for p in tmp_path.glob("*/log.txt")))
+        os.killpg(process.pid, signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 0, stderr[-2000:]
+    assert "Stopped by SIGTERM" in stdout
+    [stopped] = snapshots(tmp_path)
+    assert checkpoint.load_snapshot(stopped)["cur_nimg"] >= 2 * 16
+
+
+@pytest.mark.slow
 def test_sigterm_saves_a_snapshot_exits_0_and_auto_resume_continues(colour_zip, tmp_path, start_training):
     process = start_training("--data", str(colour_zip), "--cond", "--outdir", str(tmp_path), "--kimg", "1000",
                              "--tick", "0.016", "--snap", "1000", *TINY)

@@ -1,5 +1,7 @@
 """What a run trains on: this process's share of shuffled minibatches, and labels for the fakes."""
 
+import signal
+
 import numpy as np
 import torch
 
@@ -20,6 +22,12 @@ class GlobalBatchSlices(torch.utils.data.Sampler):
             yield self.processes.share(torch.randint(self.size, [self.batch], generator=generator)).tolist()
 
 
+def leave_stop_signals_to_the_main_process(_worker_id: int) -> None:
+    """A SIGTERM sent to the whole process group (Slurm, systemd, `kill -- -PGID`) must reach
+    only the main process, which then saves a snapshot; a worker it killed would crash the run."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def infinite_batches(dataset, batch_size: int, workers: int, seed: int, processes: Processes = Processes()):
     """Shuffled minibatches forever (this process's share), uint8 kept as uint8 until the device."""
     loader = torch.utils.data.DataLoader(
@@ -28,6 +36,7 @@ def infinite_batches(dataset, batch_size: int, workers: int, seed: int, processe
         num_workers=workers,
         pin_memory=torch.cuda.is_available(),
         persistent_workers=workers > 0,
+        worker_init_fn=leave_stop_signals_to_the_main_process,
     )
     yield from loader
 
