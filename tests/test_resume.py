@@ -34,6 +34,7 @@ def test_auto_continues_the_newest_whole_snapshot_and_ignores_nkimg(snapshot_pat
     logged = []
     assert Resume.find(config(tmp_path, resume="auto"), logged.append) is None
     assert "no snapshot" in logged[-1]
+    assert start_nimg(config(tmp_path, resume="auto", nkimg=9), None) == 0  # as it always was: auto ignores --nkimg
 
     run = tmp_path / "runs" / "00000-run"
     run.mkdir(parents=True)

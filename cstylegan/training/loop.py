@@ -67,6 +67,7 @@ def open_run(config: TrainConfig, log, processes: Processes, device, files: cont
 
     dataset = ImageDataset(config.data, use_labels=config.cond, xflip=config.mirror)
     resume = Resume.find(config, log)
+    cur_nimg = start_nimg(config, resume)
     config = dataclasses.replace(config.resolve(dataset.resolution, processes.world),
                                  resume=str(resume.path) if resume else None)
     config.class_names = list(dataset.class_names) if config.cond else []
@@ -99,7 +100,6 @@ def open_run(config: TrainConfig, log, processes: Processes, device, files: cont
     D.requires_grad_(False)
     G_opt = optimizer(G_params, config.glr, config.G_reg_interval if config.pl_weight > 0 else None)
     D_opt = optimizer(D_params, config.dlr, config.D_reg_interval)
-    cur_nimg = start_nimg(config, resume)
     if resume and resume.restore_optimisers(G_opt, D_opt, G_kwargs, config.class_names):
         say("Restored optimiser states")
     say_networks(say, config, G, D, D_params, device, processes, batch_gpu, num_chunks)

@@ -53,7 +53,8 @@ class Resume:
 
 
 def start_nimg(config: TrainConfig, resume: Optional[Resume]) -> int:
-    """The resume file's image count, unless --nkimg sets one (not when continuing a run)."""
-    if config.nkimg is not None and not (resume and resume.continuing):
+    """The resume file's image count, unless --nkimg sets one; --resume auto ignores --nkimg,
+    also when it finds nothing to continue (`config` as given, before --resume is resolved)."""
+    if config.nkimg is not None and config.resume not in CONTINUE_RESUME:
         return int(config.nkimg * 1000)
     return int(resume.snapshot.get("cur_nimg", 0)) if resume is not None else 0
