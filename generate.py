@@ -7,7 +7,6 @@ import click
 import numpy as np
 import torch
 
-from cstylegan.data.classes import resolve_classes
 from cstylegan.generation.drawer import Drawer
 from cstylegan.generation.image_grid import save_grid
 from cstylegan.generation.projected_w import class_restyle_ws, load_projected_w
@@ -27,7 +26,9 @@ DEFAULT_RUNS = "training-runs"
 @click.option("--network", "network_path", type=str,
               help=f"Snapshot to draw from.  [default: newest under {DEFAULT_RUNS}/]")
 @click.option("--class", "class_spec", type=str,
-              help="Class name, index, comma list, or all (conditional networks only).")
+              help="Class name, index, comma list, or all (conditional networks only). A network trained with "
+              "--labels attributes draws any combination of its attributes, also one the data never had: "
+              "openmoji_female, or spelt out, style=openmoji,gender=female; all = every combination.")
 @click.option("--seeds", type=str, default="0-7", show_default=True, help="Seeds: 0-63, 1,5,9 or a mix.")
 @click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True,
               help="Truncation psi: 1 = none, smaller = closer to the average face.")
@@ -91,24 +92,24 @@ def main(network_path, class_spec, seeds, truncation_psi, trunc_center, noise_mo
         network_path = newest_snapshot(DEFAULT_RUNS)
     device = pick_device(device)
     opened = open_for_inference(network_path, device)
-    G, class_names = opened.G, opened.class_names
-    drawer = Drawer(G, device, truncation_psi, trunc_center, noise_mode)
+    G, labels, class_names = opened.G, opened.labels, opened.class_names
+    drawer = Drawer(G, device, truncation_psi, trunc_center, noise_mode, label_space=labels)
     # Check everything a mode needs before anything is written; `job(outdir)` then writes it.
     if projected_w is not None:
         job = partial(write_projection, drawer, load_projected_w(projected_w, G.num_ws, G.w_dim).to(device),
-                      pick_projected_classes(G, class_names, class_spec, swap_layer), class_names, swap_layer)
+                      pick_projected_classes(G, labels, class_spec, swap_layer), class_names, swap_layer)
     elif style_mix:
-        job = partial(write_style_mix, drawer, pick_classes(class_spec, class_names, G.c_dim), class_names,
+        job = partial(write_style_mix, drawer, pick_classes(class_spec, labels, G.c_dim), class_names,
                       parse_seeds(row_seeds), parse_seeds(col_seeds), parse_styles(styles, G))
     elif video:
-        classes = pick_classes(class_spec, class_names, G.c_dim)
+        classes = pick_classes(class_spec, labels, G.c_dim)
         check_video_keys(seed_list, classes)
         job = partial(write_interpolation, drawer, seed_list, classes, frames, fps, video_format)
     elif swap_layer is None:
-        pairs = [(k, None) for k in pick_classes(class_spec, class_names, G.c_dim)]
+        pairs = [(k, None) for k in pick_classes(class_spec, labels, G.c_dim)]
         job = partial(write_images, drawer, seed_list, pairs, class_names, None, grid)
     else:
-        contents, style_classes = pick_swap_classes(G, class_names, class_spec, style_spec, swap_layer, swap_grid)
+        contents, style_classes = pick_swap_classes(G, labels, class_spec, style_spec, swap_layer, swap_grid)
         if swap_grid:
             job = partial(write_swap_grids, drawer, seed_list, contents, style_classes, class_names, swap_layer)
         else:
@@ -222,7 +223,7 @@ def check_video_keys(seed_list, classes) -> None:
         raise UserError("--video needs at least two --seeds (e.g. 0,5,9) or two classes (--class a,b with one seed)")
 
 
-def pick_projected_classes(G, class_names, class_spec, swap_layer) -> list:
+def pick_projected_classes(G, labels, class_spec, swap_layer) -> list:
     """[None] to render the projection as it is, else the classes to restyle it as."""
     if class_spec is None:
         if swap_layer is not None:
@@ -234,10 +235,13 @@ def pick_projected_classes(G, class_names, class_spec, swap_layer) -> list:
         given = "none given" if swap_layer is None else f"got {swap_layer}"
         raise UserError(f"--projected-w with --class needs --swap-layer K in 1..{G.num_ws - 1}: the first K ws "
                          f"stay the projection's, the rest are the class's average w; {given}")
-    return resolve_classes(class_spec, class_names)
+    if labels.attributes:
+        raise UserError("--projected-w with --class restyles toward a class's tracked average w, which a network "
+                        "trained with --labels attributes does not keep; drop --class to render the projection")
+    return labels.resolve(class_spec)
 
 
-def pick_swap_classes(G, class_names, class_spec, style_spec, swap_layer: int, swap_grid: bool) -> tuple:
+def pick_swap_classes(G, labels, class_spec, style_spec, swap_layer: int, swap_grid: bool) -> tuple:
     """(content indices, style indices) of a class swap; the grid defaults to every class."""
     if G.c_dim == 0:
         raise UserError("a class swap (--style-class, --swap-grid) needs a conditional network; this one is "
@@ -246,8 +250,8 @@ def pick_swap_classes(G, class_names, class_spec, style_spec, swap_layer: int, s
         raise UserError(f"--swap-layer {swap_layer} is outside 1..{G.num_ws - 1} (this network has "
                          f"{G.num_ws} ws; 0 or {G.num_ws} would swap nothing)")
     if swap_grid:
-        return (resolve_classes(class_spec or "all", class_names), resolve_classes(style_spec or "all", class_names))
-    return pick_classes(class_spec, class_names, G.c_dim), resolve_classes(style_spec, class_names)
+        return labels.resolve(class_spec or "all"), labels.resolve(style_spec or "all")
+    return pick_classes(class_spec, labels, G.c_dim), labels.resolve(style_spec)
 
 
 def parse_translate(text: str) -> tuple:
@@ -258,15 +262,16 @@ def parse_translate(text: str) -> tuple:
     return x, y
 
 
-def pick_classes(class_spec, class_names, c_dim: int) -> list:
+def pick_classes(class_spec, labels, c_dim: int) -> list:
     """Class indices to draw; [None] for an unconditional network."""
     if c_dim == 0:
         if class_spec is not None:
             raise UserError("--class given, but this network is unconditional; drop --class")
         return [None]
     if class_spec is None:
-        raise UserError(f"this network is conditional: pass --class NAME (one of {', '.join(class_names)}) or --class all")
-    return resolve_classes(class_spec, class_names)
+        raise UserError(f"this network is conditional: pass --class NAME (one of {', '.join(labels.class_names)}) "
+                        "or --class all")
+    return labels.resolve(class_spec)
 
 
 if __name__ == "__main__":

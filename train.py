@@ -5,7 +5,7 @@ import sys
 import click
 import torch
 
-from cstylegan.config import AUG_MODES, CFG_NAMES, D_BACKBONES, ConfigError, TrainConfig, load_yaml
+from cstylegan.config import AUG_MODES, CFG_NAMES, D_BACKBONES, LABEL_KINDS, LABEL_MIXES, ConfigError, TrainConfig, load_yaml
 from cstylegan.runtime.cli import Command
 from cstylegan.runtime.cpu_allocator import reuse_freed_memory
 from cstylegan.runtime.devices import pick_device
@@ -26,6 +26,13 @@ def kimg_pair(ctx, param, value):
 @click.command(cls=Command)
 @click.option("--data", type=str, help="Training data: a zip or folder with dataset.json (datasets/make_dataset.py).")
 @click.option("--cond", is_flag=True, default=None, help="Condition on the class labels of the data set.")
+@click.option("--labels", type=click.Choice(LABEL_KINDS), help="With --cond, what the label holds: class = one "
+              "one-hot block for the class (NVlabs'); attributes = one one-hot block per attribute of dataset.json "
+              "(style, gender, ...), so attributes are shared across classes and unseen combinations can be drawn.  "
+              "[default: class]")
+@click.option("--label-mix", "label_mix", type=click.Choice(LABEL_MIXES), help="With --labels attributes, the "
+              "fakes' labels: data = the combinations of the data, at its frequencies; uniform = each attribute "
+              "drawn alone and uniformly, so combinations absent from the data are trained too.  [default: data]")
 @click.option("--outdir", type=str, help="Where run folders go.  [default: training-runs]")
 @click.option("--cfg", type=click.Choice(CFG_NAMES), help="Preset: auto = official formula from the resolution; "
               "small = tiny channels for a CPU.  [default: auto]")
@@ -103,7 +110,7 @@ def main(config_path, **flags):
         if config_path:
             config = load_yaml(config_path)
             fields = config.to_dict()
-            for derived in ("resolution", "class_names"):
+            for derived in ("resolution", "class_names", "attributes"):
                 fields.pop(derived)
             config = TrainConfig.from_dict({**fields, **given})
         elif "data" not in given:

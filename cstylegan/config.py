@@ -34,6 +34,8 @@ CFG_NAMES = ["auto", *PRESETS, "small", "stylegan3-t", "stylegan3-r"]
 CONTINUE_RESUME = ("auto", "latest")
 AUG_MODES = ["ada", "noaug", "fixed"]
 D_BACKBONES = ["resnet", "vit"]
+LABEL_KINDS = ("class", "attributes")  # what --cond's label vector holds (cstylegan/data/labels.py)
+LABEL_MIXES = ("data", "uniform")  # how fakes' labels are drawn with attribute labels
 MIXED_PRECISION_RESOLUTIONS = 4  # NVlabs: the 4 highest resolutions in float16 unless --fp32
 
 
@@ -93,6 +95,8 @@ class TrainConfig:
     outdir: str = "training-runs"
     cfg: str = "auto"
     cond: bool = False
+    labels: str = "class"  # with cond: "class" (one-hot classes) or "attributes" (a one-hot block per attribute)
+    label_mix: str = "data"  # fakes' labels: "data" (the data's combinations) or "uniform" (each attribute alone)
     mirror: bool = False
     kimg: float = 25000
     batch: Optional[int] = None
@@ -146,6 +150,7 @@ class TrainConfig:
     # Filled from the data set when the run starts.
     resolution: Optional[int] = None
     class_names: list = field(default_factory=list)
+    attributes: dict = field(default_factory=dict)  # with --labels attributes: {attribute: [value, ...]}
 
     def resolve(self, resolution: int, processes: int = 1) -> "TrainConfig":
         """Return a copy with every None filled from the preset for this resolution (and
@@ -207,6 +212,7 @@ class TrainConfig:
                 raise ConfigError(f"--dbackbone-weights {self.dbackbone_weights}: no such file")
         if self.kimg <= 0:
             raise ConfigError("--kimg must be positive")
+        self._validate_labels()
         if self.transition_kimg is not None:
             self._validate_transition()
         if self.ds_weight < 0 or self.ds_tau <= 0 or self.ds_pool < 1:
@@ -216,6 +222,16 @@ class TrainConfig:
                               "pick a power of two")
         if self.resolution is not None and (self.resolution < 4 or self.resolution & (self.resolution - 1)):
             raise ConfigError(f"resolution {self.resolution} is not a power of two >= 4")
+
+    def _validate_labels(self) -> None:
+        if self.labels not in LABEL_KINDS:
+            raise ConfigError(f"unknown --labels {self.labels!r}; choose one of {', '.join(LABEL_KINDS)}")
+        if self.label_mix not in LABEL_MIXES:
+            raise ConfigError(f"unknown --label-mix {self.label_mix!r}; choose one of {', '.join(LABEL_MIXES)}")
+        if self.labels == "attributes" and not self.cond:
+            raise ConfigError("--labels attributes conditions on the attributes; add --cond")
+        if self.label_mix == "uniform" and self.labels != "attributes":
+            raise ConfigError("--label-mix uniform draws each attribute alone; add --cond --labels attributes")
 
     def _validate_transition(self) -> None:
         if not self.cond:

@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from cstylegan.data.labels import LabelSpace
 from cstylegan.projection.cli import pick_class
 from cstylegan.projection.optimiser import learning_rate, load_target, noise_maps, noise_penalty, project
 from cstylegan.projection.perceptual import perceptual_distance
@@ -147,4 +148,4 @@ def test_projection_quality_benchmark_prints_a_row_per_distance(snapshot_path, c
                                            ("red_male,blue_male", "starts from one class; name one")])
 def test_class_errors_name_the_problem(spec, message):
     with pytest.raises(ValueError, match=message):
-        pick_class(spec, list(COLOURS), len(COLOURS))
+        pick_class(spec, LabelSpace.of_classes(COLOURS), len(COLOURS))

@@ -6,6 +6,7 @@ import shutil
 import torch
 
 from cstylegan.config import TrainConfig
+from cstylegan.data.labels import LabelSpace
 from cstylegan.snapshots.checkpoint import load_snapshot
 from cstylegan.training.resume import Resume, start_nimg
 
@@ -52,6 +53,7 @@ def test_optimiser_states_load_only_into_the_same_networks_and_classes(snapshot_
     snapshot = resume.snapshot
     G_opt, D_opt = (torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))]) for _ in range(2))
     other = {**snapshot["G_kwargs"], "w_dim": snapshot["G_kwargs"]["w_dim"] + 1}
-    assert not resume.restore_optimisers(G_opt, D_opt, other, snapshot["class_names"])
-    assert not resume.restore_optimisers(G_opt, D_opt, snapshot["G_kwargs"], ["another"] * len(snapshot["class_names"]))
+    assert not resume.restore_optimisers(G_opt, D_opt, other, LabelSpace.of_snapshot(snapshot))
+    another = LabelSpace.of_classes(["another"] * len(snapshot["class_names"]))
+    assert not resume.restore_optimisers(G_opt, D_opt, snapshot["G_kwargs"], another)
     assert G_opt.state_dict()["state"] == {}

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from cstylegan.data.classes import resolve_classes
+from cstylegan.data.labels import LABEL_KINDS, LabelSpace, attribute_values
 from cstylegan.data.writer import JSON_NAME, DatasetError
 
 __all__ = ["DatasetError", "ImageDataset", "class_index"]
@@ -32,14 +33,16 @@ def class_index(spec, class_names) -> list:
 
 
 class ImageDataset(torch.utils.data.Dataset):
-    """Items are (uint8 CHW image, float32 one-hot label); the label is empty when labels are unused.
+    """Items are (uint8 CHW image, float32 label); the label is empty when labels are unused.
 
-    With `xflip`, the dataset doubles with mirrored copies (NVlabs' --mirror). `max_size`
+    The label is the class's one-hot row, or with `labels="attributes"` one one-hot block per
+    attribute of the image (`label_space` says which). With `xflip`, the dataset doubles with mirrored copies (NVlabs' --mirror). `max_size`
     keeps a fixed random subset. Pickles without an open file, so each DataLoader worker
     opens the zip itself.
     """
 
-    def __init__(self, path, use_labels: bool = True, xflip: bool = False, max_size=None, seed: int = 0):
+    def __init__(self, path, use_labels: bool = True, xflip: bool = False, max_size=None, seed: int = 0,
+                 labels: str = "class"):
         self.path = Path(path)
         self._zip = None
         self._zip_pid = None
@@ -66,10 +69,11 @@ class ImageDataset(torch.utils.data.Dataset):
             self.raw_classes = np.zeros(len(names), dtype=np.int64)
         attributes = (info or {}).get("attributes") or {}
         self.attributes = [attributes.get(n, {}) for n in names]
-        self.c_dim = len(self.class_names) if use_labels else 0
-        self._one_hot = np.zeros([len(names), self.c_dim], np.float32)
-        if self.c_dim:
-            self._one_hot[np.arange(len(names)), self.raw_classes] = 1
+        self.label_space = self._label_space(labels) if use_labels else LabelSpace.of_classes([])
+        self.c_dim = self.label_space.c_dim
+        in_space = [self.label_space.class_names.index(name) for name in self.class_names] if use_labels else []
+        self._vectors = self.label_space.vectors(in_space)[self.raw_classes] if use_labels \
+            else np.zeros([len(names), 0], np.float32)
         self.xflip = xflip
         self._check_shapes()
 
@@ -124,6 +128,14 @@ class ImageDataset(torch.utils.data.Dataset):
                 f"{self.path}: {JSON_NAME} has labels up to {count - 1} but {len(names)} class names; {MAKE_HINT} again"
             )
         return list(names)
+
+    def _label_space(self, labels: str) -> LabelSpace:
+        if labels not in LABEL_KINDS:
+            raise DatasetError(f"unknown --labels {labels!r}; choose one of {', '.join(LABEL_KINDS)}")
+        if labels == "class":
+            return LabelSpace.of_classes(self.class_names)
+        values = attribute_values(self.path, self.attributes, self.class_names, self.raw_classes)
+        return LabelSpace.of_attributes(values, self.class_names)
 
     def _check_shapes(self) -> None:
         """Every image square, of one power-of-two size: otherwise training fails hours later."""
@@ -184,12 +196,22 @@ class ImageDataset(torch.utils.data.Dataset):
             raise DatasetError(f"{self.path}: {self.names[raw]} changed size since the data set was opened; restart")
         if index >= len(self.names):
             array = array[:, ::-1]
-        return np.ascontiguousarray(array.transpose(2, 0, 1)), self._one_hot[raw]
+        return np.ascontiguousarray(array.transpose(2, 0, 1)), self._vectors[raw]
 
     @property
     def labels(self) -> np.ndarray:
-        """float32 one-hot labels [len(self), c_dim], row i for item i (mirrored copies included)."""
-        return np.tile(self._one_hot, (2 if self.xflip else 1, 1))
+        """float32 labels [len(self), c_dim], row i for item i (mirrored copies included)."""
+        return np.tile(self._vectors, (2 if self.xflip else 1, 1))
+
+    @property
+    def class_vectors(self) -> np.ndarray:
+        """float32 [classes, c_dim]: the label of each class, in class-index order."""
+        return self.label_space.vectors_named(self.class_names) if self.c_dim else np.zeros([0, 0], np.float32)
+
+    @property
+    def item_classes(self) -> np.ndarray:
+        """The class index (into class_names) of every item, mirrored copies included."""
+        return np.tile(self.raw_classes, 2 if self.xflip else 1)
 
     @property
     def class_counts(self) -> dict:
@@ -211,5 +233,5 @@ class ImageDataset(torch.utils.data.Dataset):
 
     def indices_of(self, spec) -> list:
         """Item indices (mirrored copies included) of the images of the classes in `spec`."""
-        wanted = np.isin(np.tile(self.raw_classes, 2 if self.xflip else 1), self.class_index(spec))
+        wanted = np.isin(self.item_classes, self.class_index(spec))
         return np.flatnonzero(wanted).tolist()

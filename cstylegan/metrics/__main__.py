@@ -50,8 +50,9 @@ def main(network_path, data, ref, gen, metrics, num_gen, num_gen_per_class, batc
     else:
         opened = open_for_inference(network_path, torch_device)
         dataset = ImageDataset(data, use_labels=False)
+        class_vectors = opened.labels.vectors_named(dataset.class_names) if opened.labels.attributes else None
         results = compute_metrics(opened.G, dataset, names, num_gen, seed=seed, num_gen_per_class=num_gen_per_class,
-                                  **common)
+                                  class_vectors=class_vectors, **common)
     click.echo(format_table(results))
     click.echo(f"({time.time() - start:.0f} s)")
     if folders:

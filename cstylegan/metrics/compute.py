@@ -184,14 +184,16 @@ def image_function(generator, z_dim=None) -> tuple:
     return generator, z_dim, None
 
 
-def generated_batches(generate, z_dim: int, c_dim: int, classes, indices: range, seed: int, batch: int, device):
-    """uint8 NCHW batches of the fakes numbered `indices`; image i has seed `seed + i` and class classes[i]."""
+def generated_batches(generate, z_dim: int, class_vectors, classes, indices: range, seed: int, batch: int, device):
+    """uint8 NCHW batches of the fakes numbered `indices`; image i has seed `seed + i` and the
+    label of class classes[i], row classes[i] of class_vectors [classes, c_dim]."""
     for start in range(indices.start, indices.stop, batch):
         numbers = range(start, min(indices.stop, start + batch))
         z = z_from_seeds([seed + i for i in numbers], z_dim, device)
-        c = torch.zeros([len(numbers), c_dim], device=device)
-        if c_dim:
-            c[torch.arange(len(numbers)), torch.as_tensor(classes[numbers.start : numbers.stop])] = 1
+        if class_vectors.shape[1]:
+            c = class_vectors[torch.as_tensor(classes[numbers.start : numbers.stop])].to(device)
+        else:
+            c = torch.zeros([len(numbers), 0], device=device)
         with torch.no_grad():
             yield generate(z, c)
 
@@ -203,7 +205,8 @@ def mixed_labels(labels: np.ndarray, num_gen: int, seed: int) -> np.ndarray:
 
 def compute_metrics(generator, dataset, metrics, num_gen: int, device="cpu", batch: int = 64, cache_dir=None,
                     inception_path=None, seed: int = 0, num_gen_per_class=None, z_dim=None,
-                    progress: bool = True, processes: Processes = Processes(), per_class_from_mixed: bool = False) -> dict:
+                    progress: bool = True, processes: Processes = Processes(), per_class_from_mixed: bool = False,
+                    class_vectors=None) -> dict:
     """{key: value} for the metrics named (see METRICS); keys such as fid, kid, kid_std,
     fid_per_class/<class>, fid_per_class_mean, kid_per_class/<class>, kid_per_class_std/<class>,
     kid_per_class_mean, precision, recall, class_acc/<class>, class_acc_mean, class_acc_real_heldout.
@@ -214,7 +217,9 @@ def compute_metrics(generator, dataset, metrics, num_gen: int, device="cpu", bat
     fid_per_class/kid_per_class/class_acc, or with `per_class_from_mixed` the fakes of that
     class among the `num_gen` (independent latents, about num_gen x the class's share of the
     data; half the Inception work when both kinds of metric are asked for). Real-image
-    features and statistics are cached in `cache_dir`.
+    features and statistics are cached in `cache_dir`. `class_vectors` [data classes, c_dim]:
+    the label G takes for each of the data's classes (default one-hot; LabelSpace.vectors_named
+    for a network trained on attributes).
     With `processes` (torchrun), every process must call this: each generates and extracts
     its shard of every image set, and all get the same results.
     """
@@ -228,8 +233,15 @@ def compute_metrics(generator, dataset, metrics, num_gen: int, device="cpu", bat
         raise MetricError(f"{', '.join(per_class)} needs a conditional network; this one is unconditional")
     if c_dim and images.labels is None:
         raise MetricError(f"{images.name} has no class labels, and a conditional network needs them; give the labelled training data")
-    if c_dim and c_dim != num_classes:
-        raise MetricError(f"the network has {c_dim} classes but {images.name} has {num_classes}; give the data it was trained on")
+    if class_vectors is None:
+        if c_dim and c_dim != num_classes:
+            raise MetricError(f"the network has {c_dim} classes but {images.name} has {num_classes}; "
+                              "give the data it was trained on")
+        class_vectors = np.eye(c_dim, dtype=np.float32)
+    class_vectors = torch.as_tensor(class_vectors, dtype=torch.float32)
+    if tuple(class_vectors.shape) != (num_classes if c_dim else 0, c_dim):
+        raise MetricError(f"the network takes labels of {c_dim} entries but {images.name}'s {num_classes} classes "
+                          f"have {class_vectors.shape[1]}; give the data it was trained on")
     num_gen_per_class = num_gen if num_gen_per_class is None else num_gen_per_class
     device = torch.device(device)
     extract = partial(extract_features, load_inception(inception_path, device), device=device,
@@ -244,7 +256,8 @@ def compute_metrics(generator, dataset, metrics, num_gen: int, device="cpu", bat
         classes = mixed_classes if class_index is None else np.full(count, class_index)
         label = "fakes" if class_index is None else f"fakes {images.class_names[class_index]}"
         shard = processes.shard(count)
-        local = extract(generated_batches(generate, z_dim, c_dim, classes, shard, seed, batch, device), len(shard), desc=label)
+        batches = generated_batches(generate, z_dim, class_vectors, classes, shard, seed, batch, device)
+        local = extract(batches, len(shard), desc=label)
         return processes.gather_rows(local, count, device)
 
     fakes = Fakes(make)

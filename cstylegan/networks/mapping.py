@@ -103,7 +103,8 @@ class MappingNetwork(nn.Module):
     def _update_averages(self, w: torch.Tensor, c: Optional[torch.Tensor]) -> None:
         """EMA of the batch mean w; per class, over the samples of that class only.
 
-        Rows of c that are all zero belong to no class and update no class row. A class
+        Rows of c that are not one-hot (all zero, or an attribute label with a 1 in every
+        attribute's block) belong to no single class and update no class row. A class
         row that is still exactly zero (never updated, e.g. after importing an NVlabs
         network) takes the batch mean directly instead of creeping up from zero.
         """
@@ -111,7 +112,7 @@ class MappingNetwork(nn.Module):
         self.w_avg.copy_(w.mean(dim=0).lerp(self.w_avg, beta))
         if self.c_dim == 0:
             return
-        has_class = c.abs().sum(dim=1) > 0
+        has_class = ((c == 1).sum(dim=1) == 1) & ((c != 0).sum(dim=1) == 1)
         labels = c[has_class].argmax(dim=1)
         w = w[has_class]
         counts = torch.bincount(labels, minlength=self.c_dim)

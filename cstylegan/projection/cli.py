@@ -14,7 +14,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from cstylegan.data.classes import class_names_or_default, resolve_classes
 from cstylegan.data.image_prep import UnreadableImage
 from cstylegan.generation.image_grid import save_grid, to_uint8
 from cstylegan.generation.video import check_format, write_video
@@ -56,7 +55,8 @@ def main(network_path, target_path, class_spec, steps, perceptual, w_plus, optim
     device = pick_device(device)
     opened = open_for_inference(network_path, device, with_D=True)
     G = opened.G
-    class_index = pick_class(class_spec, opened.class_names, G.c_dim)
+    class_index = pick_class(class_spec, opened.labels, G.c_dim)
+    class_vectors = opened.labels.vectors(range(len(opened.class_names))) if G.c_dim else None
     try:
         target = load_target(target_path, G.img_resolution).to(device)
     except UnreadableImage as error:
@@ -68,7 +68,7 @@ def main(network_path, target_path, class_spec, steps, perceptual, w_plus, optim
             bar.set_postfix(distance=f"{value:.4f}", refresh=False)
             bar.update()
         result = project(G, target, steps=steps, class_index=class_index, distance=distance, w_plus=w_plus,
-                         optimize_noise=optimize_noise, on_step=on_step, seed=seed)
+                         optimize_noise=optimize_noise, on_step=on_step, seed=seed, class_vectors=class_vectors)
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -102,13 +102,13 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255 ** 2 / mse)
 
 
-def pick_class(class_spec, class_names, c_dim: int):
+def pick_class(class_spec, labels, c_dim: int):
     """The class index to start from, or None (unconditional, or the all-class average)."""
     if class_spec is None:
         return None
     if c_dim == 0:
         raise UserError("--class given, but this network is unconditional; drop --class")
-    classes = resolve_classes(class_spec, class_names_or_default(class_names, c_dim))
+    classes = labels.resolve(class_spec)
     if len(classes) != 1:
         raise UserError(f"--class {class_spec}: projection starts from one class; name one")
     return classes[0]

@@ -47,15 +47,18 @@ def load_target(image, resolution: int) -> torch.Tensor:
     return torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0) / 127.5 - 1
 
 
-def w_statistics(G, class_index=None, samples: int = W_AVG_SAMPLES, seed: int = 123) -> tuple:
-    """(mean w [1, w_dim], scalar spread) of `samples` random z, in one class or across all classes."""
+def w_statistics(G, class_index=None, samples: int = W_AVG_SAMPLES, seed: int = 123, class_vectors=None) -> tuple:
+    """(mean w [1, w_dim], scalar spread) of `samples` random z, in one class or across all classes.
+
+    class_vectors [classes, c_dim] holds each class's label (default: one-hot classes)."""
     generator = torch.Generator().manual_seed(seed)
     z = torch.randn([samples, G.z_dim], generator=generator)
     c = torch.zeros([samples, G.c_dim])
     if G.c_dim:
+        vectors = torch.eye(G.c_dim) if class_vectors is None else torch.as_tensor(class_vectors, dtype=torch.float32)
         labels = (torch.full([samples], class_index) if class_index is not None
-                  else torch.randint(G.c_dim, [samples], generator=generator))
-        c[torch.arange(samples), labels] = 1
+                  else torch.randint(len(vectors), [samples], generator=generator))
+        c = vectors[labels]
     device = G.mapping.w_avg.device
     with torch.no_grad():
         w = G.mapping(z.to(device), c.to(device))[:, 0].float()
@@ -91,7 +94,7 @@ def learning_rate(step: int, steps: int) -> float:
 
 
 def project(G, target: torch.Tensor, *, steps: int = 500, class_index=None, distance=None, w_plus: bool = False,
-            optimize_noise: bool = True, on_step=None, seed: int = 0) -> Projection:
+            optimize_noise: bool = True, on_step=None, seed: int = 0, class_vectors=None) -> Projection:
     """Optimise w (or w+) so that G draws `target` ([1, 3, R, R] in [-1, 1]).
 
     distance(images, targets) -> [N] (default: pixel MSE); on_step(step, distance) after each
@@ -106,7 +109,7 @@ def project(G, target: torch.Tensor, *, steps: int = 500, class_index=None, dist
     device = G.mapping.w_avg.device
     target = target.to(device)
     torch.manual_seed(seed)
-    w_avg, w_std = w_statistics(G, class_index)
+    w_avg, w_std = w_statistics(G, class_index, class_vectors=class_vectors)
     w_opt = w_avg.to(device).unsqueeze(1).repeat(1, G.num_ws if w_plus else 1, 1).requires_grad_(True)
     maps = noise_maps(G) if optimize_noise else []
     originals = [noise.clone() for noise in maps]

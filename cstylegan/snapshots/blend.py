@@ -24,7 +24,8 @@ import click
 import numpy as np
 import torch
 
-from cstylegan.data.classes import UnknownClassError, class_names_or_default, resolve_classes
+from cstylegan.data.classes import UnknownClassError, class_names_or_default
+from cstylegan.data.labels import LabelSpace
 from cstylegan.generation.drawer import Drawer
 from cstylegan.generation.image_grid import save_grid
 from cstylegan.generation.seeds import parse_seeds
@@ -87,7 +88,8 @@ def blend_generators(lower_snapshot: dict, higher_snapshot: dict, split_res=None
                 split=split_res if family == "stylegan2" else split_layer,
                 split_by="res" if family == "stylegan2" else "layer")
     return dict(G=blended, G_ema=blended, G_family=family, G_kwargs=lower_snapshot["G_kwargs"],
-                class_names=list(lower_snapshot["class_names"]), blend=note)
+                class_names=list(lower_snapshot["class_names"]), attributes=lower_snapshot.get("attributes", {}),
+                blend=note)
 
 
 def _check_same_architecture(lower: dict, higher: dict) -> str:
@@ -127,17 +129,22 @@ def _split_position(family: str, state: dict, split_res, split_layer) -> int:
     return split_layer
 
 
+def label_space(snapshot: dict) -> LabelSpace:
+    names = class_names_or_default(snapshot["class_names"], snapshot["G_kwargs"]["c_dim"])
+    return LabelSpace.of(names, snapshot.get("attributes"))
+
+
 def preview_class(snapshot: dict, class_spec, role: str):
     """The index of the preview's class in one network's own class list (a fine-tuned
     network may order or name its classes differently); None for an unconditional network."""
     c_dim = snapshot["G_kwargs"]["c_dim"]
     if c_dim == 0:
         return None
-    names = class_names_or_default(snapshot["class_names"], c_dim)
+    labels = label_space(snapshot)
     if class_spec is None:
-        raise BlendError(f"the {role} network is conditional: pass --class NAME (one of {', '.join(names)})")
+        raise BlendError(f"the {role} network is conditional: pass --class NAME (one of {', '.join(labels.class_names)})")
     try:
-        indices = resolve_classes(class_spec, names)
+        indices = labels.resolve(class_spec)
     except UnknownClassError as error:
         raise BlendError(f"{role} network: {error}") from None
     if len(indices) != 1:
@@ -149,7 +156,7 @@ def save_preview(path, rows: list, seeds: list, device) -> None:
     """One labelled row per (label, snapshot, class index or None), the same seeds in every row."""
     tiles = []
     for _, snapshot, class_index in rows:
-        drawer = Drawer(generator_from(snapshot, device), device)
+        drawer = Drawer(generator_from(snapshot, device), device, label_space=label_space(snapshot))
         tiles.append(drawer.images(drawer.ws(seeds, class_index)))
     save_grid(np.concatenate(tiles), path, columns=len(seeds), row_labels=[label for label, _, _ in rows])
 

@@ -7,6 +7,7 @@ A snapshot is a dict that `torch.load(weights_only=True)` accepts:
     G_kwargs, D_kwargs     constructor arguments, NVlabs names
     config                 the run's TrainConfig as a dict
     class_names            index -> class name ([] for an unconditional model)
+    attributes             {attribute: [value, ...]} for a model trained with --labels attributes
     cur_nimg               images shown so far
     ada_p                  augmentation probability (0 without ADA)
     rng                    random generator states (cstylegan.training.rng_state), for --resume auto
@@ -30,6 +31,7 @@ from typing import Optional
 import torch
 
 from cstylegan.data.classes import class_names_or_default
+from cstylegan.data.labels import LabelSpace
 from cstylegan.networks import DISCRIMINATORS, GENERATORS
 from cstylegan.snapshots.format import FORMAT, CheckpointError
 from cstylegan.snapshots.nvlabs_pickle import load_nvlabs_pickle
@@ -102,22 +104,28 @@ def discriminator_from(snapshot: dict, device="cpu"):
 class Opened:
     """What drawing from a snapshot needs."""
     G: torch.nn.Module              # G_ema, frozen, in eval mode
-    class_names: list               # one per class (class0, class1, ... when the file names none)
+    labels: LabelSpace              # its classes and their label vectors
     D: Optional[torch.nn.Module]    # only when asked for and the file has one
     cur_nimg: Optional[int]         # images shown in training (None for a blend)
     config: Optional[dict]          # the run's TrainConfig as a dict
 
+    @property
+    def class_names(self) -> list:
+        """One per class it can draw (class0, class1, ... when the file names none; with
+        attribute labels every combination of their values)."""
+        return list(self.labels.class_names)
+
 
 def open_for_inference(path, device="cpu", with_D: bool = False) -> Opened:
-    """Open a snapshot or NVlabs .pkl to draw from: G_ema, class names and, if asked, D."""
+    """Open a snapshot or NVlabs .pkl to draw from: G_ema, its label space and, if asked, D."""
     snapshot = load_snapshot(path)
     G = generator_from(snapshot, device)
     D = discriminator_from(snapshot, device) if with_D else None
-    return Opened(G, class_names_or_default(snapshot["class_names"], G.c_dim), D, snapshot.get("cur_nimg"),
-                  snapshot.get("config"))
+    labels = LabelSpace.of(class_names_or_default(snapshot["class_names"], G.c_dim), snapshot.get("attributes"))
+    return Opened(G, labels, D, snapshot.get("cur_nimg"), snapshot.get("config"))
 
 
-GENERATOR_ONLY_KEYS = ("G_family", "G_kwargs", "class_names", "cur_nimg", "config")
+GENERATOR_ONLY_KEYS = ("G_family", "G_kwargs", "class_names", "attributes", "cur_nimg", "config")
 
 
 def export_generator(snapshot: dict, path) -> Path:

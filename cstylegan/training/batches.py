@@ -4,6 +4,7 @@ import signal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from cstylegan.runtime.distributed import Processes
 
@@ -42,12 +43,19 @@ def infinite_batches(dataset, batch_size: int, workers: int, seed: int, processe
 
 
 class FakeLabels:
-    """Labels for generated images, drawn from the data's own label distribution."""
+    """Labels for generated images: those of random data items (the data's own combinations,
+    at its frequencies), or with mix "uniform" each attribute's value drawn alone and
+    uniformly, so that combinations the data lacks are generated (and judged) too."""
 
-    def __init__(self, dataset, device, seed: int):
+    def __init__(self, dataset, device, seed: int, mix: str = "data"):
         self.labels = torch.as_tensor(np.stack(dataset.labels), dtype=torch.float32, device=device)
         self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.block_sizes = [len(v) for v in dataset.label_space.attributes.values()] if mix == "uniform" else None
 
     def sample(self, n: int) -> torch.Tensor:
-        index = torch.randint(len(self.labels), [n], device=self.labels.device, generator=self.generator)
-        return self.labels[index]
+        device = self.labels.device
+        if self.block_sizes is None:
+            return self.labels[torch.randint(len(self.labels), [n], device=device, generator=self.generator)]
+        blocks = [F.one_hot(torch.randint(size, [n], device=device, generator=self.generator), size)
+                  for size in self.block_sizes]
+        return torch.cat(blocks, dim=1).to(torch.float32)

@@ -4,6 +4,7 @@ architecture with this data's classes, the weights carried over by `transfer_sta
 import copy
 
 from cstylegan.config import TrainConfig
+from cstylegan.data.labels import LabelSpace
 from cstylegan.networks import DISCRIMINATORS, GENERATORS
 from cstylegan.networks.vit_discriminator import load_backbone_weights
 from cstylegan.snapshots.checkpoint import CheckpointError
@@ -16,6 +17,15 @@ RUN_CHOICES = ("num_fp16_res", "fp16_channels_last")
 def same_architecture(G_kwargs: dict, other: dict) -> bool:
     return ({k: v for k, v in G_kwargs.items() if k not in RUN_CHOICES}
             == {k: v for k, v in other.items() if k not in RUN_CHOICES})
+
+
+def check_same_label_kind(config: TrainConfig, source, snapshot: dict) -> None:
+    """Class and attribute labels both feed the same embedding, so a file of the other kind
+    would load without complaint and mean nothing: refuse it."""
+    kind = LabelSpace.of_snapshot(snapshot).kind
+    if snapshot["class_names"] and config.cond and kind != config.labels:
+        raise CheckpointError(f"{source} was trained with --labels {kind} but this run uses --labels {config.labels}; "
+                              f"pass --labels {kind}, or train the other kind from scratch")
 
 
 def build_networks(config: TrainConfig, c_dim: int, resume, say) -> tuple:
@@ -41,6 +51,8 @@ def build_networks(config: TrainConfig, c_dim: int, resume, say) -> tuple:
             D_kwargs = {**snapshot["D_kwargs"], "c_dim": c_dim, "num_fp16_res": config.num_fp16_res,
                         "block_kwargs": D_kwargs["block_kwargs"],
                         "epilogue_kwargs": {**snapshot["D_kwargs"].get("epilogue_kwargs", {}), **D_kwargs["epilogue_kwargs"]}}
+    if snapshot is not None:
+        check_same_label_kind(config, source, snapshot)
     if snapshot is not None and "D" in snapshot and snapshot["D_backbone"] != config.dbackbone:
         raise CheckpointError(f"{source} has a {snapshot['D_backbone']} discriminator but "
                                          f"this run asks for --dbackbone {config.dbackbone}; pass --dbackbone "
@@ -51,12 +63,13 @@ def build_networks(config: TrainConfig, c_dim: int, resume, say) -> tuple:
         say(f"ViT backbone from {config.dbackbone_weights}: {len(load_backbone_weights(D, config.dbackbone_weights))} tensors")
     G_ema = copy.deepcopy(G)
     if snapshot is not None:
-        source_classes = snapshot["class_names"]
+        source_columns = LabelSpace.of_snapshot(snapshot).column_names
+        columns = LabelSpace.of(config.class_names, config.attributes).column_names
         report = []
         sources = {"G": snapshot.get("G", snapshot["G_ema"]), "G_ema": snapshot["G_ema"], "D": snapshot.get("D")}
         for module, key in ((G, "G"), (G_ema, "G_ema"), (D, "D")):
             if sources[key] is not None:
-                report += transfer_state(sources[key], source_classes, module, config.class_names, key)
+                report += transfer_state(sources[key], source_columns, module, columns, key)
             else:
                 report.append(f"{key}: new, from --cfg (the resume file has no {key})")
         say(f"Resumed weights from {source}" + ("" if report else " (every tensor copied as it was)"))

@@ -10,12 +10,14 @@ from cstylegan.generation.image_grid import save_grid, to_uint8
 GRID_COLUMNS = 8
 
 
-def grid_labels(class_names, c_dim: int, columns: int, device):
-    """One row per class (or 4 unlabelled rows): labels and row names for fakes*.png."""
-    if c_dim == 0:
+def grid_labels(label_space, columns: int, device):
+    """Labels and row names for fakes*.png: one row per class the model can be asked for
+    (with attribute labels every combination, the unseen ones marked), or 4 unlabelled rows."""
+    if label_space.c_dim == 0:
         return torch.zeros([4 * columns, 0], device=device), None
-    eye = torch.eye(c_dim, device=device)
-    return eye.repeat_interleave(columns, dim=0), list(class_names)
+    classes = range(len(label_space.class_names))
+    c = torch.from_numpy(label_space.vectors(classes)).to(device)
+    return c.repeat_interleave(columns, dim=0), [label_space.describe(k) for k in classes]
 
 
 def save_reals(dataset, path: Path, columns: int, seed: int) -> None:
@@ -25,10 +27,10 @@ def save_reals(dataset, path: Path, columns: int, seed: int) -> None:
         picks = rng.choice(len(dataset), size=4 * columns, replace=len(dataset) < 4 * columns)
         row_labels = None
     else:
-        class_of = np.argmax(np.stack(dataset.labels), axis=1)
+        class_of = dataset.item_classes
         picks = [
             i
-            for k in range(dataset.c_dim)
+            for k in range(len(dataset.class_names))
             for i in rng.choice(np.flatnonzero(class_of == k), size=columns, replace=(class_of == k).sum() < columns)
         ]
         row_labels = list(dataset.class_names)

@@ -65,12 +65,13 @@ def open_run(config: TrainConfig, log, processes: Processes, device, files: cont
     torch.backends.cudnn.benchmark = True
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = not config.fp32
 
-    dataset = ImageDataset(config.data, use_labels=config.cond, xflip=config.mirror)
+    dataset = ImageDataset(config.data, use_labels=config.cond, xflip=config.mirror, labels=config.labels)
     resume = Resume.find(config, log)
     cur_nimg = start_nimg(config, resume)
     config = dataclasses.replace(config.resolve(dataset.resolution, processes.world),
                                  resume=str(resume.path) if resume else None)
     config.class_names = list(dataset.class_names) if config.cond else []
+    config.attributes = {name: list(values) for name, values in dataset.label_space.attributes.items()}
     check_metrics(config)
     run_dir = new_run_dir(Path(config.outdir), config.description()) if processes.main else None
     log_file = files.enter_context(open(run_dir / "log.txt", "a")) if processes.main else None
@@ -82,8 +83,7 @@ def open_run(config: TrainConfig, log, processes: Processes, device, files: cont
             log_file.flush()
 
     say(f"Run folder: {run_dir}")
-    say(f"Data: {config.data}, {len(dataset)} images at {dataset.resolution}px"
-        + (f", {dataset.c_dim} classes: {', '.join(config.class_names)}" if config.cond else ", unconditional"))
+    say(f"Data: {config.data}, {len(dataset)} images at {dataset.resolution}px" + describe_labels(dataset, config))
     G, G_ema, D, G_kwargs, D_kwargs = build_networks(config, dataset.c_dim, resume, say)
     config = config.with_architecture(G_kwargs)
     if processes.main:
@@ -100,7 +100,7 @@ def open_run(config: TrainConfig, log, processes: Processes, device, files: cont
     D.requires_grad_(False)
     G_opt = optimizer(G_params, config.glr, config.G_reg_interval if config.pl_weight > 0 else None)
     D_opt = optimizer(D_params, config.dlr, config.D_reg_interval)
-    if resume and resume.restore_optimisers(G_opt, D_opt, G_kwargs, config.class_names):
+    if resume and resume.restore_optimisers(G_opt, D_opt, G_kwargs, dataset.label_space):
         say("Restored optimiser states")
     say_networks(say, config, G, D, D_params, device, processes, batch_gpu, num_chunks)
     augment, ada = open_augmentation(config, resume, processes, device, say)
@@ -113,7 +113,7 @@ def open_run(config: TrainConfig, log, processes: Processes, device, files: cont
     phases = build_phases(config, loss, G_params, D_params, G_opt, D_opt)
     # A continued run draws a new data order, not the one it started with.
     batches = infinite_batches(dataset, config.batch, config.workers, config.seed + cur_nimg, processes)
-    fake_labels = FakeLabels(dataset, device, config.seed)
+    fake_labels = FakeLabels(dataset, device, config.seed, config.label_mix)
     # Every process draws the global batch of latents alike and keeps its share.
     latents = torch.Generator(device=device).manual_seed(config.seed)
     generators = {"fake_labels": fake_labels.generator, "latents": latents}
@@ -122,10 +122,10 @@ def open_run(config: TrainConfig, log, processes: Processes, device, files: cont
         say(f"Continuing {resume.path} at kimg {cur_nimg / 1000:g}: weights, optimisers, ADA p"
             + (" and random state restored" if restored else " restored (no random state in that file)"))
 
-    grid_c, row_labels = grid_labels(config.class_names, dataset.c_dim, GRID_COLUMNS, device)
+    grid_c, row_labels = grid_labels(dataset.label_space, GRID_COLUMNS, device)
     grid_z = torch.from_numpy(np.random.RandomState(config.seed).randn(len(grid_c), G.z_dim)).float().to(device)
     state = TrainingState(G, G_ema, D, G_opt, D_opt, G_kwargs, D_kwargs, augment, generators)
-    metric_data = ImageDataset(config.data, use_labels=config.cond) if config.metrics else None
+    metric_data = ImageDataset(config.data, use_labels=config.cond, labels=config.labels) if config.metrics else None
     writer = SnapshotWriter(run_dir, config, state, (grid_z, grid_c, row_labels), metric_data, processes, device, say)
     if processes.main:
         save_reals(dataset, run_dir / "reals.png", GRID_COLUMNS, config.seed)
@@ -134,6 +134,17 @@ def open_run(config: TrainConfig, log, processes: Processes, device, files: cont
     return Run(config, processes, device, run_dir, say, stats_file, state, loss, phases, ada, batches, fake_labels,
                latents, batch_gpu, num_chunks, writer, Progress(cur_nimg, int(config.kimg * 1000), config.tick),
                resume.path if resume else None)
+
+
+def describe_labels(dataset, config: TrainConfig) -> str:
+    if not config.cond:
+        return ", unconditional"
+    described = f", {len(config.class_names)} classes: {', '.join(config.class_names)}"
+    if config.attributes:
+        described += ("; labels from the attributes " + ", ".join(f"{name} ({len(values)})" for name, values
+                                                           in config.attributes.items())
+                      + f", fakes' labels drawn as --label-mix {config.label_mix}")
+    return described
 
 
 def check_metrics(config: TrainConfig) -> None:

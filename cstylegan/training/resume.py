@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 from cstylegan.config import CONTINUE_RESUME, TrainConfig
+from cstylegan.data.labels import LabelSpace
 from cstylegan.snapshots import checkpoint
 from cstylegan.training.build import same_architecture
 from cstylegan.training.rng_state import restore_rng
@@ -35,10 +36,10 @@ class Resume:
     def ada_p(self) -> float:
         return float(self.snapshot.get("ada_p", 0.0))
 
-    def restore_optimisers(self, G_opt, D_opt, G_kwargs: dict, class_names: list) -> bool:
-        """Load the file's optimiser states when it has them for these very networks and classes."""
+    def restore_optimisers(self, G_opt, D_opt, G_kwargs: dict, label_space) -> bool:
+        """Load the file's optimiser states when it has them for these very networks and labels."""
         if ("G_opt" not in self.snapshot or not same_architecture(self.snapshot["G_kwargs"], G_kwargs)
-                or self.snapshot["class_names"] != class_names):
+                or LabelSpace.of_snapshot(self.snapshot) != label_space):
             return False
         G_opt.load_state_dict(self.snapshot["G_opt"])
         D_opt.load_state_dict(self.snapshot["D_opt"])

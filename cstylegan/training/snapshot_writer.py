@@ -74,6 +74,7 @@ class SnapshotWriter:
             D_kwargs=state.D_kwargs,
             config=config.to_dict(),
             class_names=config.class_names,
+            attributes=config.attributes,
             cur_nimg=cur_nimg,
             ada_p=float(state.augment.p) if state.augment is not None else 0.0,
             rng=capture_rng(state.generators),
@@ -85,7 +86,8 @@ class SnapshotWriter:
         config, processes = self.config, self.processes
         results = compute_metrics(self.state.G_ema, self.metric_data, config.metrics, config.metrics_num_gen,
                                   device=self.device, batch=config.batch // processes.world, seed=config.seed,
-                                  progress=False, processes=processes)
+                                  progress=False, processes=processes,
+                                  class_vectors=self.metric_data.class_vectors if config.cond else None)
         if not processes.main:
             return
         write_metric_jsonl(self.run_dir, results, kimg, snapshot_name,
