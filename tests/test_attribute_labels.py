@@ -14,12 +14,13 @@ from cstylegan.data.classes import UnknownClassError
 from cstylegan.data.dataset import ImageDataset
 from cstylegan.data.labels import LabelError, LabelSpace
 from cstylegan.data.writer import write_dataset_zip
-from cstylegan.metrics.compute import generated_batches
+from cstylegan.metrics.compute import compute_metrics, generated_batches
 from cstylegan.snapshots.checkpoint import open_for_inference
 from cstylegan.training.batches import FakeLabels
 from cstylegan.training.grids import grid_labels
 from cstylegan.training.loop import train
 from tests.conftest import assert_one_line_error, run_cli
+from tests.test_metrics import cheap_inception  # noqa: F401 - a fixture: pooled colours for Inception features
 
 # Style sets red, gender sets blue; cool_female (low red, high blue) is left out of the data.
 COLOURS = {"warm_male": (230, 30, 30), "warm_female": (230, 30, 230), "cool_male": (30, 30, 30)}
@@ -75,8 +76,8 @@ def test_the_data_set_gives_attribute_labels_and_keeps_its_classes(attribute_zip
     for i in range(len(data)):
         image, label = data[i]
         assert np.array_equal(label, expected[data.class_names[data.item_classes[i]]])
-    assert np.array_equal(data.class_vectors, [expected[name] for name in COLOURS])
-    assert np.array_equal(ImageDataset(attribute_zip).class_vectors, np.eye(3))  # --labels class, unchanged
+    assert np.array_equal(data.label_space.vectors_named(list(COLOURS)), [expected[name] for name in COLOURS])
+    assert np.array_equal(ImageDataset(attribute_zip).labels, np.eye(3)[ImageDataset(attribute_zip).raw_classes])
 
 
 def test_data_without_attributes_or_with_clashing_names_is_refused(tmp_path, attribute_zip):
@@ -187,3 +188,30 @@ def test_label_flags_are_checked_before_anything_runs(attribute_zip, tmp_path):
         result = run_cli("train.py", "--data", attribute_zip, "--cfg", "small", *flags, "--outdir", tmp_path,
                          "--device", "cpu")
         assert_one_line_error(result, *words)
+
+
+def colour_generator(gender_matters: bool):
+    """(z, c) -> uint8 images of one colour: the style block sets red, the gender block blue
+    (or, when gender does not matter, every image is male-blue)."""
+    def generate(z, c):
+        red = 230 * c[:, 0] + 30 * c[:, 1]
+        blue = 30 * c[:, 2] + 230 * c[:, 3] if gender_matters else torch.full_like(red, 30)
+        colour = torch.stack([red, torch.full_like(red, 30), blue], dim=1)
+        noise = torch.from_numpy(np.random.default_rng(len(z)).normal(0, 8, (len(z), 3, 16, 16)))
+        return (colour[:, :, None, None] + noise).clamp(0, 255).to(torch.uint8)
+    return generate
+
+
+def test_class_acc_judges_each_attribute_of_seen_and_unseen_pairs(attribute_zip, tmp_path, cheap_inception):
+    data = ImageDataset(attribute_zip, labels="attributes")
+    common = dict(num_gen=8, num_gen_per_class=6, z_dim=4, batch=8, cache_dir=tmp_path, progress=False,
+                  label_space=data.label_space)
+    right = compute_metrics(colour_generator(True), data, "class_acc", **common)
+    assert right["class_acc_mean"] == 1.0
+    assert right["attr_acc_real_heldout/style"] == 1.0 == right["attr_acc_real_heldout/gender"]
+    assert right["attr_acc/style/cool_female"] == 1.0 == right["attr_acc/gender/cool_female"]
+    assert right["attr_acc_unseen_mean/gender"] == 1.0 == right["attr_acc_mean/gender"]
+    no_gender = compute_metrics(colour_generator(False), data, "class_acc", **common)
+    assert no_gender["attr_acc_mean/style"] == 1.0 == no_gender["attr_acc_unseen_mean/style"]
+    assert no_gender["attr_acc/gender/warm_female"] == 0.0 == no_gender["attr_acc_unseen_mean/gender"]
+    assert no_gender["attr_acc_mean/gender"] == pytest.approx(2 / 3)  # warm_male and cool_male right, warm_female not

@@ -204,11 +204,6 @@ class ImageDataset(torch.utils.data.Dataset):
         return np.tile(self._vectors, (2 if self.xflip else 1, 1))
 
     @property
-    def class_vectors(self) -> np.ndarray:
-        """float32 [classes, c_dim]: the label of each class, in class-index order."""
-        return self.label_space.vectors_named(self.class_names) if self.c_dim else np.zeros([0, 0], np.float32)
-
-    @property
     def item_classes(self) -> np.ndarray:
         """The class index (into class_names) of every item, mirrored copies included."""
         return np.tile(self.raw_classes, 2 if self.xflip else 1)

@@ -50,9 +50,8 @@ def main(network_path, data, ref, gen, metrics, num_gen, num_gen_per_class, batc
     else:
         opened = open_for_inference(network_path, torch_device)
         dataset = ImageDataset(data, use_labels=False)
-        class_vectors = opened.labels.vectors_named(dataset.class_names) if opened.labels.attributes else None
         results = compute_metrics(opened.G, dataset, names, num_gen, seed=seed, num_gen_per_class=num_gen_per_class,
-                                  class_vectors=class_vectors, **common)
+                                  label_space=opened.labels, **common)
     click.echo(format_table(results))
     click.echo(f"({time.time() - start:.0f} s)")
     if folders:

@@ -9,6 +9,7 @@ distribution (as NVlabs does); for the per-class metrics each class gets its own
 exactly `num_gen_per_class` images.
 """
 
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -37,8 +38,9 @@ class Reals:
     """
 
     def __init__(self, images: ImageSet, extract, cache: StatsCache, batch: int, processes: Processes = Processes(),
-                 device="cpu"):
+                 device="cpu", fake_classes=None):
         self.images = images
+        self.fake_classes = fake_classes  # what the per-class fakes are made for (FakeClasses)
         self._extract = extract
         self._cache = cache
         self._batch = batch
@@ -140,7 +142,34 @@ def _class_acc(reals: Reals, fakes: Fakes) -> dict:
     names = reals.images.class_names
     probe, heldout_accuracy = fit_probe(reals.features(), reals.images.labels, len(names))
     results = {f"class_acc/{names[k]}": class_agreement(probe, fakes.features(k), k) for k in reals.classes()}
-    return {**results, "class_acc_mean": float(np.mean(list(results.values()))), "class_acc_real_heldout": heldout_accuracy}
+    results.update(class_acc_mean=float(np.mean(list(results.values()))), class_acc_real_heldout=heldout_accuracy)
+    if reals.fake_classes is not None and reals.fake_classes.attributes:
+        results.update(_attribute_acc(reals, fakes))
+    return results
+
+
+def _attribute_acc(reals: Reals, fakes: Fakes) -> dict:
+    """For a network trained on attributes: per attribute, a probe trained on the real images'
+    values of it judges the fakes of every combination, seen and unseen (does an unseen
+    openmoji_female look OpenMoji? does it look female?): attr_acc/<attribute>/<class>,
+    attr_acc_mean/<attribute> over the data's classes, attr_acc_unseen_mean/<attribute>
+    over the others, attr_acc_real_heldout/<attribute>."""
+    made, results = reals.fake_classes, {}
+    for attribute, values in made.attributes.items():
+        real_values = np.array([values.index(made.values[k][attribute]) for k in reals.images.labels])
+        if len(np.unique(real_values)) < 2:
+            continue  # one value in the data: nothing to tell apart
+        probe, heldout_accuracy = fit_probe(reals.features(), real_values, len(values))
+        seen, unseen = [], []
+        for k, name in enumerate(made.names):
+            agreement = class_agreement(probe, fakes.features(k), values.index(made.values[k][attribute]))
+            results[f"attr_acc/{attribute}/{name}"] = agreement
+            (seen if k < made.num_data_classes else unseen).append(agreement)
+        results[f"attr_acc_mean/{attribute}"] = float(np.mean(seen))
+        if unseen:
+            results[f"attr_acc_unseen_mean/{attribute}"] = float(np.mean(unseen))
+        results[f"attr_acc_real_heldout/{attribute}"] = heldout_accuracy
+    return results
 
 
 METRICS = {"fid": _fid, "kid": _kid, "fid_per_class": _fid_per_class, "kid_per_class": _kid_per_class, "pr": _pr,
@@ -203,13 +232,44 @@ def mixed_labels(labels: np.ndarray, num_gen: int, seed: int) -> np.ndarray:
     return labels[np.random.default_rng(seed).integers(len(labels), size=num_gen)]
 
 
+@dataclass
+class FakeClasses:
+    """The classes fakes are made for: the data's (index k = the data's class k), then, for a
+    network trained on attributes, the combinations the data lacks; with each one's label."""
+    names: list
+    vectors: torch.Tensor  # [len(names), c_dim]
+    attributes: dict  # {} for class labels; else {attribute: values} ...
+    values: list  # ... and each class's {attribute: value}
+    num_data_classes: int
+
+
+def fake_classes(images, c_dim: int, label_space=None) -> FakeClasses:
+    """One-hot data classes by default; `label_space` (data/labels.py) gives every class of a
+    network trained on attributes its own vector."""
+    num_classes = len(images.class_names) if images.labels is not None else 0
+    names = list(images.class_names) if c_dim else []
+    if label_space is None or not label_space.attributes:
+        if c_dim and c_dim != num_classes:
+            raise MetricError(f"the network has {c_dim} classes but {images.name} has {num_classes}; "
+                              "give the data it was trained on")
+        return FakeClasses(names, torch.eye(c_dim), {}, [], num_classes)
+    names += [name for name in label_space.class_names if name not in names]
+    vectors = torch.from_numpy(label_space.vectors_named(names))
+    if vectors.shape[1] != c_dim:
+        raise MetricError(f"the network takes labels of {c_dim} entries but {images.name}'s classes make "
+                          f"{vectors.shape[1]}; give the data it was trained on")
+    values = [label_space.values_of(label_space.class_names.index(name)) for name in names]
+    return FakeClasses(names, vectors, label_space.attributes, values, num_classes)
+
+
 def compute_metrics(generator, dataset, metrics, num_gen: int, device="cpu", batch: int = 64, cache_dir=None,
                     inception_path=None, seed: int = 0, num_gen_per_class=None, z_dim=None,
                     progress: bool = True, processes: Processes = Processes(), per_class_from_mixed: bool = False,
-                    class_vectors=None) -> dict:
+                    label_space=None) -> dict:
     """{key: value} for the metrics named (see METRICS); keys such as fid, kid, kid_std,
     fid_per_class/<class>, fid_per_class_mean, kid_per_class/<class>, kid_per_class_std/<class>,
-    kid_per_class_mean, precision, recall, class_acc/<class>, class_acc_mean, class_acc_real_heldout.
+    kid_per_class_mean, precision, recall, class_acc/<class>, class_acc_mean, class_acc_real_heldout
+    (and attr_acc/... for a network trained on attributes, see `_attribute_acc`).
 
     `generator`: our Generator (or any module called as G(z, c, truncation_psi=, noise_mode=)),
     or a callable (z, c) -> uint8 NCHW images, with `z_dim` given. `dataset`: an ImageDataset.
@@ -217,46 +277,38 @@ def compute_metrics(generator, dataset, metrics, num_gen: int, device="cpu", bat
     fid_per_class/kid_per_class/class_acc, or with `per_class_from_mixed` the fakes of that
     class among the `num_gen` (independent latents, about num_gen x the class's share of the
     data; half the Inception work when both kinds of metric are asked for). Real-image
-    features and statistics are cached in `cache_dir`. `class_vectors` [data classes, c_dim]:
-    the label G takes for each of the data's classes (default one-hot; LabelSpace.vectors_named
-    for a network trained on attributes).
+    features and statistics are cached in `cache_dir`. `label_space`: the network's, when
+    it was trained with --labels attributes (default: one-hot classes).
     With `processes` (torchrun), every process must call this: each generates and extracts
     its shard of every image set, and all get the same results.
     """
     metrics = parse_metrics(metrics)
     generate, z_dim, c_dim = image_function(generator, z_dim)
     images = dataset_images(dataset)
-    num_classes = len(images.class_names) if images.labels is not None else 0
-    c_dim = num_classes if c_dim is None else c_dim
+    if c_dim is None:  # a callable takes the labels the data makes
+        attributes = label_space is not None and label_space.attributes
+        c_dim = 0 if images.labels is None else label_space.c_dim if attributes else len(images.class_names)
     per_class = [m for m in metrics if m in PER_CLASS_METRICS]
     if per_class and not c_dim:
         raise MetricError(f"{', '.join(per_class)} needs a conditional network; this one is unconditional")
     if c_dim and images.labels is None:
         raise MetricError(f"{images.name} has no class labels, and a conditional network needs them; give the labelled training data")
-    if class_vectors is None:
-        if c_dim and c_dim != num_classes:
-            raise MetricError(f"the network has {c_dim} classes but {images.name} has {num_classes}; "
-                              "give the data it was trained on")
-        class_vectors = np.eye(c_dim, dtype=np.float32)
-    class_vectors = torch.as_tensor(class_vectors, dtype=torch.float32)
-    if tuple(class_vectors.shape) != (num_classes if c_dim else 0, c_dim):
-        raise MetricError(f"the network takes labels of {c_dim} entries but {images.name}'s {num_classes} classes "
-                          f"have {class_vectors.shape[1]}; give the data it was trained on")
+    classes_made = fake_classes(images, c_dim, label_space)
     num_gen_per_class = num_gen if num_gen_per_class is None else num_gen_per_class
     device = torch.device(device)
     extract = partial(extract_features, load_inception(inception_path, device), device=device,
                       progress=progress and processes.main)
-    reals = Reals(images, extract, StatsCache(cache_dir), batch, processes, device)
+    reals = Reals(images, extract, StatsCache(cache_dir), batch, processes, device, classes_made)
     mixed_classes = mixed_labels(images.labels, num_gen, seed) if c_dim else None
 
     def make(class_index):
-        if class_index is not None and per_class_from_mixed:
+        if class_index is not None and per_class_from_mixed and class_index < classes_made.num_data_classes:
             return fakes.features()[mixed_classes == class_index]
         count = num_gen if class_index is None else num_gen_per_class
         classes = mixed_classes if class_index is None else np.full(count, class_index)
-        label = "fakes" if class_index is None else f"fakes {images.class_names[class_index]}"
+        label = "fakes" if class_index is None else f"fakes {classes_made.names[class_index]}"
         shard = processes.shard(count)
-        batches = generated_batches(generate, z_dim, class_vectors, classes, shard, seed, batch, device)
+        batches = generated_batches(generate, z_dim, classes_made.vectors, classes, shard, seed, batch, device)
         local = extract(batches, len(shard), desc=label)
         return processes.gather_rows(local, count, device)
 

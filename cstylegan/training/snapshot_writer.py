@@ -87,7 +87,7 @@ class SnapshotWriter:
         results = compute_metrics(self.state.G_ema, self.metric_data, config.metrics, config.metrics_num_gen,
                                   device=self.device, batch=config.batch // processes.world, seed=config.seed,
                                   progress=False, processes=processes,
-                                  class_vectors=self.metric_data.class_vectors if config.cond else None)
+                                  label_space=self.metric_data.label_space if config.cond else None)
         if not processes.main:
             return
         write_metric_jsonl(self.run_dir, results, kimg, snapshot_name,
