@@ -29,6 +29,9 @@ DEFAULT_RUNS = "training-runs"
               help="Class name, index, comma list, or all (conditional networks only). A network trained with "
               "--labels attributes draws any combination of its attributes, also one the data never had: "
               "openmoji_female, or spelt out, style=openmoji,gender=female; all = every combination.")
+@click.option("--label", "label_text", type=str,
+              help="For a network trained on vector labels: the label, one number per dimension (0.2,1,0); "
+              "several joined by ';' draw one folder each.")
 @click.option("--seeds", type=str, default="0-7", show_default=True, help="Seeds: 0-63, 1,5,9 or a mix.")
 @click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True,
               help="Truncation psi: 1 = none, smaller = closer to the average face.")
@@ -71,7 +74,7 @@ DEFAULT_RUNS = "training-runs"
 @click.option("--outdir", type=click.Path(file_okay=False), default="out", show_default=True)
 @click.option("--grid", is_flag=True, help="Also write one grid image per class.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1 or auto.")
-def main(network_path, class_spec, seeds, truncation_psi, trunc_center, noise_mode, translate, rotate, style_spec,
+def main(network_path, class_spec, label_text, seeds, truncation_psi, trunc_center, noise_mode, translate, rotate, style_spec,
          swap_layer, swap_grid, style_mix, row_seeds, col_seeds, styles, video, frames, fps, video_format, projected_w,
          outdir, grid, device):
     """Write OUTDIR/<class>/seed0000.png for every class and seed asked for.
@@ -92,7 +95,10 @@ def main(network_path, class_spec, seeds, truncation_psi, trunc_center, noise_mo
         network_path = newest_snapshot(DEFAULT_RUNS)
     device = pick_device(device)
     opened = open_for_inference(network_path, device)
-    G, labels, class_names = opened.G, opened.labels, opened.class_names
+    G, labels = opened.G, opened.labels
+    if label_text is not None:
+        labels, class_spec = given_vectors(labels, label_text, class_spec)
+    class_names = list(labels.class_names)
     drawer = Drawer(G, device, truncation_psi, trunc_center, noise_mode, label_space=labels)
     # Check everything a mode needs before anything is written; `job(outdir)` then writes it.
     if projected_w is not None:
@@ -223,6 +229,16 @@ def check_video_keys(seed_list, classes) -> None:
         raise UserError("--video needs at least two --seeds (e.g. 0,5,9) or two classes (--class a,b with one seed)")
 
 
+def given_vectors(labels, label_text: str, class_spec) -> tuple:
+    """(a label space of the --label vectors, the class spec that draws them all)."""
+    if labels.kind != "vector":
+        raise UserError(f"--label is for networks trained on vector labels; this one takes --class "
+                        f"({labels.kind} labels)")
+    if class_spec is not None:
+        raise UserError("--label and --class both given; a vector-label network takes --label only")
+    return labels.with_vectors(label_text), "all"
+
+
 def pick_projected_classes(G, labels, class_spec, swap_layer) -> list:
     """[None] to render the projection as it is, else the classes to restyle it as."""
     if class_spec is None:
@@ -268,6 +284,9 @@ def pick_classes(class_spec, labels, c_dim: int) -> list:
         if class_spec is not None:
             raise UserError("--class given, but this network is unconditional; drop --class")
         return [None]
+    if class_spec is None and labels.kind == "vector":
+        raise UserError(f"this network takes vector labels ({', '.join(labels.vector_names)}): pass --label with "
+                        f"{labels.c_dim} numbers, e.g. --label {','.join(['0.5'] * labels.c_dim)}")
     if class_spec is None:
         raise UserError(f"this network is conditional: pass --class NAME (one of {', '.join(labels.class_names)}) "
                         "or --class all")

@@ -110,7 +110,7 @@ def main(config_path, **flags):
         if config_path:
             config = load_yaml(config_path)
             fields = config.to_dict()
-            for derived in ("resolution", "class_names", "attributes"):
+            for derived in ("resolution", "class_names", "attributes", "label_names"):
                 fields.pop(derived)
             config = TrainConfig.from_dict({**fields, **given})
         elif "data" not in given:

@@ -151,6 +151,7 @@ class TrainConfig:
     resolution: Optional[int] = None
     class_names: list = field(default_factory=list)
     attributes: dict = field(default_factory=dict)  # with --labels attributes: {attribute: [value, ...]}
+    label_names: list = field(default_factory=list)  # with vector labels: the name of each dimension
 
     def resolve(self, resolution: int, processes: int = 1) -> "TrainConfig":
         """Return a copy with every None filled from the preset for this resolution (and

@@ -19,7 +19,7 @@ from cstylegan.runtime.errors import UserError
 
 # Settings the runner sets itself for every training run.
 RUNNER_SETTINGS = ("data", "outdir", "cond", "kimg", "resume", "nkimg", "snap", "metrics", "metrics_num_gen",
-                   "resolution", "class_names")
+                   "resolution", "class_names", "attributes", "label_names")
 TRAIN_SETTINGS = sorted({f.name for f in dataclasses.fields(TrainConfig)} - set(RUNNER_SETTINGS))
 
 
@@ -133,6 +133,9 @@ def _check_train(settings: dict, where: str) -> None:
     if unknown:
         raise SpecError(f"{where}.train: {', '.join(unknown)} cannot be set here (the runner sets "
                         f"{', '.join(RUNNER_SETTINGS[:7])}); settable: {', '.join(TRAIN_SETTINGS)}")
+    if settings.get("labels", "class") != "class":
+        raise SpecError(f"{where}.train: labels {settings['labels']!r}: the runner measures class-label models "
+                        "only so far; train attribute models with train.py --labels attributes")
 
 
 def parse_spec(values: dict, name: str) -> Spec:

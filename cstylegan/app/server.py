@@ -295,9 +295,9 @@ def main(network_path, host, port, device, project_steps, perceptual):
     """Serve a page to draw the snapshot's classes, swap them, and restyle a face photo as every class."""
     device = pick_device(device)
     opened = open_for_inference(network_path, device, with_D=True)
-    if opened.labels.attributes:
-        raise UserError(f"{network_path} was trained with --labels attributes, which the page cannot draw yet; "
-                        "draw its combinations with generate.py --class (e.g. --class all)")
+    if opened.labels.kind != "class":
+        raise UserError(f"{network_path} was trained on {opened.labels.kind} labels, which the page cannot draw yet; "
+                        "draw it with generate.py (--class for attributes, --label for vectors)")
     distance = perceptual_distance(perceptual, opened.D, device)
     studio = Studio(opened.G, opened.class_names, device, project_steps, Path(network_path).name, distance)
     try:

@@ -25,6 +25,15 @@ IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", "
 MAKE_HINT = "make one with datasets/make_dataset.py"
 
 
+def is_class_index(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def is_vector_label(value, length: int) -> bool:
+    return (isinstance(value, list) and len(value) == length and length > 0
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in value))
+
+
 def class_index(spec, class_names) -> list:
     """Class indices for a name, an index, or a comma list of either (or `all`), e.g. "ghibli_male,2"."""
     if isinstance(spec, (list, tuple)):
@@ -49,8 +58,10 @@ class ImageDataset(torch.utils.data.Dataset):
         names = self._list_images()
         info = self._read_json()
         label_of = self._labels_by_name(info)
-        self.has_labels = label_of is not None
-        if use_labels and not self.has_labels:
+        vectors_of = label_of if label_of and isinstance(next(iter(label_of.values())), list) else None
+        label_of = None if vectors_of else label_of
+        self.has_labels = label_of is not None  # class labels (vector labels make no classes)
+        if use_labels and not (self.has_labels or vectors_of):
             raise DatasetError(
                 f"{self.path} has no class labels in {JSON_NAME}; drop --cond, or {MAKE_HINT} from class folders"
             )
@@ -58,10 +69,11 @@ class ImageDataset(torch.utils.data.Dataset):
             keep = np.random.RandomState(seed).permutation(len(names))[:max_size]
             names = [names[i] for i in sorted(keep)]
         self.names = names
+        labelled = label_of or vectors_of
+        missing = [n for n in names if labelled is not None and n not in labelled]
+        if missing:
+            raise DatasetError(f"{self.path}: {missing[0]} has no label in {JSON_NAME}; {MAKE_HINT} again")
         if self.has_labels:
-            missing = [n for n in names if n not in label_of]
-            if missing:
-                raise DatasetError(f"{self.path}: {missing[0]} has no label in {JSON_NAME}; {MAKE_HINT} again")
             self.class_names = self._class_names(info, label_of)
             self.raw_classes = np.array([label_of[n] for n in names], dtype=np.int64)
         else:
@@ -69,11 +81,15 @@ class ImageDataset(torch.utils.data.Dataset):
             self.raw_classes = np.zeros(len(names), dtype=np.int64)
         attributes = (info or {}).get("attributes") or {}
         self.attributes = [attributes.get(n, {}) for n in names]
-        self.label_space = self._label_space(labels) if use_labels else LabelSpace.of_classes([])
+        if use_labels and vectors_of:
+            self.label_space, self._vectors = self._vector_labels(info, vectors_of, labels)
+        elif use_labels:
+            self.label_space = self._label_space(labels)
+            in_space = [self.label_space.class_names.index(name) for name in self.class_names]
+            self._vectors = self.label_space.vectors(in_space)[self.raw_classes]
+        else:
+            self.label_space, self._vectors = LabelSpace.of_classes([]), np.zeros([len(names), 0], np.float32)
         self.c_dim = self.label_space.c_dim
-        in_space = [self.label_space.class_names.index(name) for name in self.class_names] if use_labels else []
-        self._vectors = self.label_space.vectors(in_space)[self.raw_classes] if use_labels \
-            else np.zeros([len(names), 0], np.float32)
         self.xflip = xflip
         self._check_shapes()
 
@@ -104,19 +120,33 @@ class ImageDataset(torch.utils.data.Dataset):
             raise DatasetError(f"{self.path}: {JSON_NAME} is not valid JSON ({error}); {MAKE_HINT} again") from error
 
     def _labels_by_name(self, info):
-        """{image name: class index}, or None for data without labels."""
+        """{image name: class index} or {image name: [float, ...]} (NVlabs' vector labels), or
+        None for data without labels."""
         labels = (info or {}).get("labels")
         if not labels:
             return None
+        first = labels[0][1] if isinstance(labels[0], list) and len(labels[0]) == 2 else None
+        length = len(first) if isinstance(first, list) else None  # vector labels: every one this long
         label_of = {}
         for entry in labels:
-            if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], int) and entry[1] >= 0):
-                raise DatasetError(
-                    f"{self.path}: label {entry!r} in {JSON_NAME} is not [name, class index]; "
-                    "only class labels are supported, make the data with datasets/make_dataset.py"
-                )
-            label_of[entry[0].replace("\\", "/")] = entry[1]
+            label = entry[1] if isinstance(entry, list) and len(entry) == 2 else None
+            if not (is_vector_label(label, length) if length else is_class_index(label)):
+                shape = f"[name, [{length} finite numbers]] like the first label" if length else "[name, class index]"
+                raise DatasetError(f"{self.path}: label {entry!r} in {JSON_NAME} is not {shape}; {MAKE_HINT} again")
+            label_of[entry[0].replace("\\", "/")] = label
         return label_of
+
+    def _vector_labels(self, info, vectors_of: dict, labels: str) -> tuple:
+        """(LabelSpace of the dimensions, float32 [images, dims]) for vector labels."""
+        if labels != "class":
+            raise DatasetError(f"{self.path} has vector labels, which condition as they are; drop --labels {labels}")
+        dims = len(next(iter(vectors_of.values())))
+        names = info.get("label_names") or [f"label{i}" for i in range(dims)]
+        if len(names) != dims or len(set(map(str, names))) != dims:
+            raise DatasetError(f"{self.path}: {JSON_NAME} names {len(names)} label dimensions {names} for labels of "
+                               f"{dims}; give one distinct name per dimension or none")
+        vectors = np.array([vectors_of[n] for n in self.names], dtype=np.float32)
+        return LabelSpace.of_vectors([str(n) for n in names]), vectors
 
     def _class_names(self, info, label_of) -> list:
         names = info.get("class_names")

@@ -1,13 +1,16 @@
-"""What a label vector c means: one one-hot block for the class (NVlabs' labels), or one
+"""What a label vector c means: one one-hot block for the class (NVlabs' labels), one
 one-hot block per attribute (style, then gender, ...), so that "female" is one input shared
-by every style and a model can be asked for a combination the data never had.
+by every style and a model can be asked for a combination the data never had, or the
+data's own float vectors (NVlabs' format allows them: continuous conditioning).
 
 A `LabelSpace` names the classes a model can be asked for and gives each its vector. With
 attribute labels the classes are every combination of the attributes' values, named as the
 data sets name classes (values joined by `_`: `openmoji_female`); `seen` says which of them
-the training data held.
+the training data held. A vector space has no classes until a user gives a vector
+(`with_vectors`, generate.py --label).
 """
 
+import dataclasses
 import itertools
 from dataclasses import dataclass
 
@@ -29,6 +32,8 @@ class LabelSpace:
     class_names: tuple  # every class the model can be asked for
     attributes: dict  # {} for class labels; else {attribute: (value, ...)} in block order
     seen: tuple  # the classes of the training data
+    vector_names: tuple = ()  # vector labels: the name of each dimension
+    given: tuple = ()  # vector labels: the vector of each class (with_vectors)
 
     @staticmethod
     def of_classes(class_names) -> "LabelSpace":
@@ -42,29 +47,56 @@ class LabelSpace:
         return LabelSpace(names, attributes, tuple(seen))
 
     @staticmethod
-    def of(class_names, attributes) -> "LabelSpace":
-        """A class space, or with `attributes` ({attribute: values}) an attribute space whose data had `class_names`."""
+    def of_vectors(names) -> "LabelSpace":
+        return LabelSpace((), {}, (), vector_names=tuple(names))
+
+    @staticmethod
+    def of(class_names, attributes, vector_names=()) -> "LabelSpace":
+        """A class space, with `attributes` ({attribute: values}) an attribute space whose data
+        had `class_names`, or with `vector_names` a vector space."""
+        if vector_names:
+            return LabelSpace.of_vectors(vector_names)
         return LabelSpace.of_attributes(attributes, class_names) if attributes else LabelSpace.of_classes(class_names)
 
     @staticmethod
     def of_snapshot(snapshot: dict) -> "LabelSpace":
-        """The space a snapshot was trained with (an `attributes` entry makes it an attribute space)."""
-        return LabelSpace.of(snapshot["class_names"], snapshot.get("attributes"))
+        """The space a snapshot was trained with (an `attributes` entry makes it an attribute space,
+        `label_names` a vector space)."""
+        return LabelSpace.of(snapshot["class_names"], snapshot.get("attributes"), snapshot.get("label_names") or ())
 
     @property
     def kind(self) -> str:
-        return "attributes" if self.attributes else "class"
+        return "vector" if self.vector_names else "attributes" if self.attributes else "class"
+
+    def with_vectors(self, text: str) -> "LabelSpace":
+        """A vector space with one class per vector given (`0.2,1,0`, several joined by `;`)."""
+        vectors = []
+        for part in text.split(";"):
+            try:
+                values = tuple(float(v) for v in part.split(","))
+            except ValueError:
+                values = ()
+            if len(values) != len(self.vector_names) or not all(np.isfinite(values)):
+                raise UnknownClassError(f"--label {part!r} is not {len(self.vector_names)} finite numbers "
+                                        f"({', '.join(self.vector_names)}), e.g. {','.join(['0.5'] * len(self.vector_names))}")
+            vectors.append(values)
+        names = tuple("label_" + "_".join(f"{v:g}" for v in values) for values in vectors)
+        return dataclasses.replace(self, class_names=names, given=tuple(vectors))
 
     @property
     def column_names(self) -> list:
         """What each entry of c stands for: a class, or `attribute=value`; resuming carries
         the embedding's columns over by these names."""
+        if self.vector_names:
+            return list(self.vector_names)
         if not self.attributes:
             return list(self.class_names)
         return [f"{name}={value}" for name, values in self.attributes.items() for value in values]
 
     @property
     def c_dim(self) -> int:
+        if self.vector_names:
+            return len(self.vector_names)
         return sum(len(values) for values in self.attributes.values()) if self.attributes else len(self.class_names)
 
     def values_of(self, class_index: int) -> dict:
@@ -75,12 +107,14 @@ class LabelSpace:
 
     def vector(self, class_index: int) -> np.ndarray:
         """float32 [c_dim]: the class's one-hot row, or one 1 in every attribute's block."""
+        if self.vector_names:
+            return np.array(self.given[class_index], np.float32)
         c = np.zeros(self.c_dim, np.float32)
         if not self.attributes:
             c[class_index] = 1
             return c
         offset = 0
-        for (name, values), value in zip(self.attributes.items(), self.values_of(class_index).values()):
+        for values, value in zip(self.attributes.values(), self.values_of(class_index).values()):
             c[offset + values.index(value)] = 1
             offset += len(values)
         return c
@@ -100,6 +134,9 @@ class LabelSpace:
     def resolve(self, spec: str) -> list:
         """Class indices for what a user typed: a name, an index, a comma list of them, `all`,
         or for an attribute space one combination spelt out, `style=twemoji,gender=female`."""
+        if self.vector_names and not self.given:
+            raise UnknownClassError(f"this network takes vector labels ({', '.join(self.vector_names)}), not classes; "
+                                    f"pass --label with {len(self.vector_names)} numbers instead of --class")
         if self.attributes and "=" in spec:
             return [self.class_names.index(self._spelt_out(spec))]
         if not self.attributes:

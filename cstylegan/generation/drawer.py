@@ -23,15 +23,15 @@ class Drawer:
     for an unconditional network), class swaps, and images as uint8 [N, H, W, C].
 
     `label_space` (data/labels.py) gives each class its label vector; without one, classes
-    are one-hot. A network trained on attributes tracks no average per combination, so a
-    combination's centre is the mean w of AVERAGE_SAMPLES seeded z's, computed once here:
-    the same for a combination the data never had."""
+    are one-hot. A network trained on attributes or vectors tracks no average per label, so
+    a label's centre is the mean w of AVERAGE_SAMPLES seeded z's, computed once here: the
+    same for a combination the data never had."""
 
     def __init__(self, G, device, truncation_psi: float = 1.0, truncation_center: str = "class",
                  noise_mode: str = "const", label_space=None):
         self.G, self.device, self.psi, self.noise_mode = G, device, truncation_psi, noise_mode
         self.center = truncation_center if G.c_dim else "global"
-        self.label_space = label_space if label_space is not None and label_space.attributes else None
+        self.label_space = label_space if label_space is not None and label_space.kind != "class" else None
         self._averages = {}
 
     def labels(self, class_index, count: int) -> torch.Tensor:

@@ -283,6 +283,9 @@ def compute_metrics(generator, dataset, metrics, num_gen: int, device="cpu", bat
     its shard of every image set, and all get the same results.
     """
     metrics = parse_metrics(metrics)
+    if label_space is not None and label_space.kind == "vector":
+        raise MetricError("metrics of a network trained on vector labels are not supported yet (they draw fakes "
+                          "per class)")
     generate, z_dim, c_dim = image_function(generator, z_dim)
     images = dataset_images(dataset)
     if c_dim is None:  # a callable takes the labels the data makes

@@ -55,6 +55,8 @@ def main(network_path, target_path, class_spec, steps, perceptual, w_plus, optim
     device = pick_device(device)
     opened = open_for_inference(network_path, device, with_D=True)
     G = opened.G
+    if opened.labels.kind == "vector":
+        raise UserError(f"{network_path} was trained on vector labels, which the projector cannot start from yet")
     class_index = pick_class(class_spec, opened.labels, G.c_dim)
     class_vectors = opened.labels.vectors(range(len(opened.class_names))) if G.c_dim else None
     try:

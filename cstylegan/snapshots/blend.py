@@ -89,7 +89,7 @@ def blend_generators(lower_snapshot: dict, higher_snapshot: dict, split_res=None
                 split_by="res" if family == "stylegan2" else "layer")
     return dict(G=blended, G_ema=blended, G_family=family, G_kwargs=lower_snapshot["G_kwargs"],
                 class_names=list(lower_snapshot["class_names"]), attributes=lower_snapshot.get("attributes", {}),
-                blend=note)
+                label_names=lower_snapshot.get("label_names", []), blend=note)
 
 
 def _check_same_architecture(lower: dict, higher: dict) -> str:
@@ -131,7 +131,7 @@ def _split_position(family: str, state: dict, split_res, split_layer) -> int:
 
 def label_space(snapshot: dict) -> LabelSpace:
     names = class_names_or_default(snapshot["class_names"], snapshot["G_kwargs"]["c_dim"])
-    return LabelSpace.of(names, snapshot.get("attributes"))
+    return LabelSpace.of(names, snapshot.get("attributes"), snapshot.get("label_names") or ())
 
 
 def preview_class(snapshot: dict, class_spec, role: str):

@@ -8,6 +8,7 @@ A snapshot is a dict that `torch.load(weights_only=True)` accepts:
     config                 the run's TrainConfig as a dict
     class_names            index -> class name ([] for an unconditional model)
     attributes             {attribute: [value, ...]} for a model trained with --labels attributes
+    label_names            the dimensions of a model trained on vector labels
     cur_nimg               images shown so far
     ada_p                  augmentation probability (0 without ADA)
     rng                    random generator states (cstylegan.training.rng_state), for --resume auto
@@ -121,11 +122,12 @@ def open_for_inference(path, device="cpu", with_D: bool = False) -> Opened:
     snapshot = load_snapshot(path)
     G = generator_from(snapshot, device)
     D = discriminator_from(snapshot, device) if with_D else None
-    labels = LabelSpace.of(class_names_or_default(snapshot["class_names"], G.c_dim), snapshot.get("attributes"))
+    class_names = [] if snapshot.get("label_names") else class_names_or_default(snapshot["class_names"], G.c_dim)
+    labels = LabelSpace.of(class_names, snapshot.get("attributes"), snapshot.get("label_names") or ())
     return Opened(G, labels, D, snapshot.get("cur_nimg"), snapshot.get("config"))
 
 
-GENERATOR_ONLY_KEYS = ("G_family", "G_kwargs", "class_names", "attributes", "cur_nimg", "config")
+GENERATOR_ONLY_KEYS = ("G_family", "G_kwargs", "class_names", "attributes", "label_names", "cur_nimg", "config")
 
 
 def export_generator(snapshot: dict, path) -> Path:

@@ -10,11 +10,15 @@ from cstylegan.generation.image_grid import save_grid, to_uint8
 GRID_COLUMNS = 8
 
 
-def grid_labels(label_space, columns: int, device):
+def grid_labels(label_space, columns: int, device, data_labels=None, seed: int = 0):
     """Labels and row names for fakes*.png: one row per class the model can be asked for
-    (with attribute labels every combination, the unseen ones marked), or 4 unlabelled rows."""
+    (with attribute labels every combination, the unseen ones marked), the labels of 4
+    random real images for vector labels, or 4 unlabelled rows."""
     if label_space.c_dim == 0:
         return torch.zeros([4 * columns, 0], device=device), None
+    if label_space.kind == "vector":
+        picks = np.random.default_rng(seed).choice(len(data_labels), size=4)
+        label_space = label_space.with_vectors(";".join(",".join(f"{v:g}" for v in data_labels[i]) for i in picks))
     classes = range(len(label_space.class_names))
     c = torch.from_numpy(label_space.vectors(classes)).to(device)
     return c.repeat_interleave(columns, dim=0), [label_space.describe(k) for k in classes]
@@ -23,7 +27,7 @@ def grid_labels(label_space, columns: int, device):
 def save_reals(dataset, path: Path, columns: int, seed: int) -> None:
     """A sample of training images, one row per class as in fakes*.png."""
     rng = np.random.default_rng(seed)
-    if dataset.c_dim == 0:
+    if not dataset.class_names:
         picks = rng.choice(len(dataset), size=4 * columns, replace=len(dataset) < 4 * columns)
         row_labels = None
     else:

@@ -72,6 +72,7 @@ def open_run(config: TrainConfig, log, processes: Processes, device, files: cont
                                  resume=str(resume.path) if resume else None)
     config.class_names = list(dataset.class_names) if config.cond else []
     config.attributes = {name: list(values) for name, values in dataset.label_space.attributes.items()}
+    config.label_names = list(dataset.label_space.vector_names)
     check_metrics(config)
     run_dir = new_run_dir(Path(config.outdir), config.description()) if processes.main else None
     log_file = files.enter_context(open(run_dir / "log.txt", "a")) if processes.main else None
@@ -122,7 +123,7 @@ def open_run(config: TrainConfig, log, processes: Processes, device, files: cont
         say(f"Continuing {resume.path} at kimg {cur_nimg / 1000:g}: weights, optimisers, ADA p"
             + (" and random state restored" if restored else " restored (no random state in that file)"))
 
-    grid_c, row_labels = grid_labels(dataset.label_space, GRID_COLUMNS, device)
+    grid_c, row_labels = grid_labels(dataset.label_space, GRID_COLUMNS, device, dataset.labels, config.seed)
     grid_z = torch.from_numpy(np.random.RandomState(config.seed).randn(len(grid_c), G.z_dim)).float().to(device)
     state = TrainingState(G, G_ema, D, G_opt, D_opt, G_kwargs, D_kwargs, augment, generators)
     metric_data = ImageDataset(config.data, use_labels=config.cond, labels=config.labels) if config.metrics else None
@@ -139,6 +140,8 @@ def open_run(config: TrainConfig, log, processes: Processes, device, files: cont
 def describe_labels(dataset, config: TrainConfig) -> str:
     if not config.cond:
         return ", unconditional"
+    if config.label_names:
+        return f", vector labels of {len(config.label_names)} dimensions: {', '.join(config.label_names)}"
     described = f", {len(config.class_names)} classes: {', '.join(config.class_names)}"
     if config.attributes:
         described += ("; labels from the attributes " + ", ".join(f"{name} ({len(values)})" for name, values
@@ -152,6 +155,9 @@ def check_metrics(config: TrainConfig) -> None:
         per_class = [m for m in parse_metrics(config.metrics) if m in PER_CLASS_METRICS]
         if per_class and not config.cond:
             raise MetricError(f"--metrics {','.join(per_class)} needs --cond and labelled data")
+        if config.label_names:
+            raise MetricError("--metrics on vector labels is not supported yet (the metrics draw fakes per class); "
+                              "drop --metrics")
 
 
 def say_networks(say, config, G, D, D_params, device, processes, batch_gpu: int, num_chunks: int) -> None:

@@ -75,6 +75,7 @@ class SnapshotWriter:
             config=config.to_dict(),
             class_names=config.class_names,
             attributes=config.attributes,
+            label_names=config.label_names,
             cur_nimg=cur_nimg,
             ada_p=float(state.augment.p) if state.augment is not None else 0.0,
             rng=capture_rng(state.generators),
