@@ -1,13 +1,16 @@
 """Labels made of attributes (--labels attributes): one one-hot block per attribute, fakes'
 labels drawn from the data or attribute by attribute, and combinations the data never had."""
 
+import io
 import json
+import time
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from cstylegan.config import TrainConfig
 from cstylegan.data.classes import UnknownClassError
@@ -215,3 +218,35 @@ def test_class_acc_judges_each_attribute_of_seen_and_unseen_pairs(attribute_zip,
     assert no_gender["attr_acc_mean/style"] == 1.0 == no_gender["attr_acc_unseen_mean/style"]
     assert no_gender["attr_acc/gender/warm_female"] == 0.0 == no_gender["attr_acc_unseen_mean/gender"]
     assert no_gender["attr_acc_mean/gender"] == pytest.approx(2 / 3)  # warm_male and cool_male right, warm_female not
+
+
+@pytest.mark.slow
+def test_the_page_draws_every_combination_and_marks_the_unseen(attribute_run, tmp_path):
+    from tests.test_app import free_port, get, start_app
+
+    port = free_port()
+    process = start_app(attribute_run, port, tmp_path, "--device", "cpu", "--project-steps", "3")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(400):
+            try:
+                status, _, body = get(f"{url}/api/info")
+                break
+            except OSError:
+                assert process.poll() is None, (tmp_path / "stderr.txt").read_text()
+                time.sleep(0.3)
+        info = json.loads(body)
+        assert [(c["name"], c["seen"]) for c in info["classes"]] == [
+            ("warm_male", True), ("warm_female", True), ("cool_male", True), ("cool_female", False)]
+        status, _, body = get(f"{url}/api/image?class=cool_female&seed=1&psi=0.7")
+        assert status == 200
+        red, _, blue = np.asarray(Image.open(io.BytesIO(body)).convert("RGB")).mean(axis=(0, 1))
+        assert red < 130 < blue, (red, blue)
+        assert get(f"{url}/api/every-class?seed=3&psi=0.7")[0] == 200
+        photo = io.BytesIO()
+        Image.new("RGB", (20, 20), UNSEEN).save(photo, "PNG")
+        status, _, body = get(f"{url}/api/project?class=cool_female&swap_layer=2", photo.getvalue())
+        assert status == 200, body[:300]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -5,7 +5,7 @@ and gender, a seed, truncation and a class swap, draws one character of every cl
 restyles an uploaded face photo as every class. It asks this server for PNGs:
 
     GET  /                  the page
-    GET  /api/info          JSON: classes (name, style, gender), styles, genders, num_ws, resolution, ...
+    GET  /api/info          JSON: classes (name, style, gender, seen), styles, genders, num_ws, resolution, ...
     GET  /api/image?class=red_male&seed=7&psi=0.7[&style_from=blue_male&swap_layer=3]
     GET  /api/every-class?seed=7&psi=0.7          one grid: a row per style, a column per gender
     POST /api/project?class=red_male&swap_layer=3  body: the photo's bytes
@@ -128,18 +128,19 @@ class Studio:
     """The generator and what the page asks of it. One lock serialises every use of G:
     request threads would otherwise interleave on one module (and one GPU)."""
 
-    def __init__(self, G, class_names, device, project_steps: int, network_name: str, distance=None):
-        self.G, self.class_names, self.device = G, list(class_names), device
+    def __init__(self, G, labels, device, project_steps: int, network_name: str, distance=None):
+        """`labels`: the network's LabelSpace; with attribute labels every combination is a class."""
+        self.G, self.labels, self.class_names, self.device = G, labels, list(labels.class_names), device
         self.project_steps, self.network_name, self.distance = project_steps, network_name, distance
         self.lock = threading.Lock()
-        self.drawer = Drawer(G, device)  # psi comes with each request
+        self.drawer = Drawer(G, device, label_space=labels)  # psi comes with each request
         self.styles, self.genders, self.table = class_table(self.class_names)
 
     def info(self) -> dict:
         classes = []
         for name in self.class_names:
             style, gender = split_class_name(name)
-            classes.append(dict(name=name, style=style, gender=gender))
+            classes.append(dict(name=name, style=style, gender=gender, seen=name in self.labels.seen))
         return dict(network=self.network_name, resolution=self.G.img_resolution, num_ws=self.G.num_ws,
                     classes=classes, styles=self.styles, genders=self.genders, project_steps=self.project_steps,
                     max_upload_bytes=MAX_UPLOAD_BYTES)
@@ -176,7 +177,7 @@ class Studio:
     def every_class(self, seed: int, psi: float) -> Image.Image:
         """The same z drawn as every class."""
         with self.lock:
-            images = np.concatenate([self.drawer.image(seed, k, psi=psi) for k in range(self.G.c_dim)])
+            images = np.concatenate([self.drawer.image(seed, k, psi=psi) for k in range(len(self.class_names))])
         return self._by_class_table(images)
 
     def restyle_photo(self, photo: Image.Image, class_index, swap_layer) -> Image.Image:
@@ -184,15 +185,22 @@ class Studio:
         projection as every class (its first swap_layer ws kept, the rest the class's average w)."""
         target = load_target(photo, self.G.img_resolution)
         with self.lock:  # the projection needs autograd (no no_grad) and borrows G's noise buffers
+            vectors = self.labels.vectors(range(len(self.class_names))) if self.G.c_dim else None
             ws = project(self.G, target.to(self.device), steps=self.project_steps, class_index=class_index,
-                         distance=self.distance).ws
+                         distance=self.distance, class_vectors=vectors).ws
             with torch.no_grad():
-                restyled = [class_restyle_ws(self.G, ws, k, swap_layer) for k in range(self.G.c_dim)]
+                restyled = [class_restyle_ws(self.G, ws, k, swap_layer, self.own_average(k))
+                            for k in range(len(self.class_names))]
                 images = self.drawer.images(torch.cat([ws, *restyled]))
         projection, every_class = images[:1], images[1:]
         pair = make_grid(np.concatenate([to_uint8(target), projection]), columns=2,
                          column_labels=["photo", "projection"])
         return side_by_side([pair, self._by_class_table(every_class)]) if self.G.c_dim else pair
+
+
+    def own_average(self, class_index):
+        """None where the mapping tracks the class's average w; computed for attribute classes."""
+        return self.drawer.average(class_index) if self.labels.attributes else None
 
 
 class StudioServer(ThreadingHTTPServer):
@@ -295,11 +303,11 @@ def main(network_path, host, port, device, project_steps, perceptual):
     """Serve a page to draw the snapshot's classes, swap them, and restyle a face photo as every class."""
     device = pick_device(device)
     opened = open_for_inference(network_path, device, with_D=True)
-    if opened.labels.kind != "class":
-        raise UserError(f"{network_path} was trained on {opened.labels.kind} labels, which the page cannot draw yet; "
-                        "draw it with generate.py (--class for attributes, --label for vectors)")
+    if opened.labels.kind == "vector":
+        raise UserError(f"{network_path} was trained on vector labels, which the page cannot draw yet; "
+                        "draw it with generate.py --label")
     distance = perceptual_distance(perceptual, opened.D, device)
-    studio = Studio(opened.G, opened.class_names, device, project_steps, Path(network_path).name, distance)
+    studio = Studio(opened.G, opened.labels, device, project_steps, Path(network_path).name, distance)
     try:
         server = StudioServer((host, port), studio)
     except OSError as error:  # the port is taken, or the host is not an address of this machine

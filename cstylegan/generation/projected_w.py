@@ -39,9 +39,10 @@ def load_projected_w(path, num_ws: int, w_dim: int) -> torch.Tensor:
     return torch.from_numpy(w.astype(np.float32))
 
 
-def class_restyle_ws(G, ws: torch.Tensor, class_index: int, swap_layer: int) -> torch.Tensor:
-    """ws [N, num_ws, w_dim]: the first `swap_layer` from `ws`, the rest the class's average w."""
-    average = G.mapping.w_avg_per_class[class_index].to(ws.device)
+def class_restyle_ws(G, ws: torch.Tensor, class_index: int, swap_layer: int, average=None) -> torch.Tensor:
+    """ws [N, num_ws, w_dim]: the first `swap_layer` from `ws`, the rest the class's average w
+    (tracked by the mapping, or `average` [w_dim], e.g. Drawer.average of an attribute network)."""
+    average = (G.mapping.w_avg_per_class[class_index] if average is None else average).to(ws.device)
     restyled = ws.clone()
     restyled[:, swap_layer:] = average
     return restyled
