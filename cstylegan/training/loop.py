@@ -65,24 +65,8 @@ def open_run(config: TrainConfig, log, processes: Processes, device, files: cont
     torch.backends.cudnn.benchmark = True
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = not config.fp32
 
-    dataset = ImageDataset(config.data, use_labels=config.cond, xflip=config.mirror, labels=config.labels)
-    resume = Resume.find(config, log)
-    cur_nimg = start_nimg(config, resume)
-    config = dataclasses.replace(config.resolve(dataset.resolution, processes.world),
-                                 resume=str(resume.path) if resume else None)
-    config.class_names = list(dataset.class_names) if config.cond else []
-    config.attributes = {name: list(values) for name, values in dataset.label_space.attributes.items()}
-    config.label_names = list(dataset.label_space.vector_names)
-    check_metrics(config)
-    run_dir = new_run_dir(Path(config.outdir), config.description()) if processes.main else None
-    log_file = files.enter_context(open(run_dir / "log.txt", "a")) if processes.main else None
-
-    def say(line: str) -> None:
-        if processes.main:
-            log(line)
-            log_file.write(line + "\n")
-            log_file.flush()
-
+    config, dataset, resume, cur_nimg = open_data(config, processes, log)
+    run_dir, say = open_log(config, processes, log, files)
     say(f"Run folder: {run_dir}")
     say(f"Data: {config.data}, {len(dataset)} images at {dataset.resolution}px" + describe_labels(dataset, config))
     G, G_ema, D, G_kwargs, D_kwargs = build_networks(config, dataset.c_dim, resume, say)
@@ -92,17 +76,9 @@ def open_run(config: TrainConfig, log, processes: Processes, device, files: cont
     G, D = G.train().to(device), D.train().to(device)
     G_ema = G_ema.eval().requires_grad_(False).to(device)
     processes.broadcast_modules(G, D, G_ema)
+    G_params, D_params, G_opt, D_opt = open_optimisers(config, G, D, resume, G_kwargs, dataset.label_space, say)
     batch_gpu = config.per_pass_batch(processes.world)
     num_chunks = config.batch // processes.world // batch_gpu
-    # Freeze-D leaves the first layers' requires_grad False: only the rest is ever trained.
-    G_params = [p for p in G.parameters() if p.requires_grad]
-    D_params = [p for p in D.parameters() if p.requires_grad]
-    G.requires_grad_(False)
-    D.requires_grad_(False)
-    G_opt = optimizer(G_params, config.glr, config.G_reg_interval if config.pl_weight > 0 else None)
-    D_opt = optimizer(D_params, config.dlr, config.D_reg_interval)
-    if resume and resume.restore_optimisers(G_opt, D_opt, G_kwargs, dataset.label_space):
-        say("Restored optimiser states")
     say_networks(say, config, G, D, D_params, device, processes, batch_gpu, num_chunks)
     augment, ada = open_augmentation(config, resume, processes, device, say)
 
@@ -112,6 +88,70 @@ def open_run(config: TrainConfig, log, processes: Processes, device, files: cont
                          transition_kimg=config.transition_kimg, ds_weight=config.ds_weight, ds_tau=config.ds_tau,
                          ds_pool=config.ds_pool)
     phases = build_phases(config, loss, G_params, D_params, G_opt, D_opt)
+    batches, fake_labels, latents, generators = open_sampling(config, dataset, resume, cur_nimg, processes, device,
+                                                              say)
+    state = TrainingState(G, G_ema, D, G_opt, D_opt, G_kwargs, D_kwargs, augment, generators)
+
+    grid_c, row_labels = grid_labels(dataset.label_space, GRID_COLUMNS, device, dataset.labels, config.seed)
+    grid_z = torch.from_numpy(np.random.RandomState(config.seed).randn(len(grid_c), G.z_dim)).float().to(device)
+    metric_data = ImageDataset(config.data, use_labels=config.cond, labels=config.labels) if config.metrics else None
+    writer = SnapshotWriter(run_dir, config, state, (grid_z, grid_c, row_labels), metric_data, processes, device, say)
+    if processes.main:
+        save_reals(dataset, run_dir / "reals.png", GRID_COLUMNS, config.seed)
+        writer.save_fakes(cur_nimg)
+    stats_file = files.enter_context(open(run_dir / "stats.jsonl", "a")) if processes.main else None
+    return Run(config, processes, device, run_dir, say, stats_file, state, loss, phases, ada, batches, fake_labels,
+               latents, batch_gpu, num_chunks, writer, Progress(cur_nimg, int(config.kimg * 1000), config.tick),
+               resume.path if resume else None)
+
+
+def open_data(config: TrainConfig, processes: Processes, log) -> tuple:
+    """(the config resolved for this data and resume file, the data set, the Resume or None, the starting image count)."""
+    dataset = ImageDataset(config.data, use_labels=config.cond, xflip=config.mirror, labels=config.labels)
+    resume = Resume.find(config, log)
+    cur_nimg = start_nimg(config, resume)
+    config = dataclasses.replace(config.resolve(dataset.resolution, processes.world),
+                                 resume=str(resume.path) if resume else None)
+    config.class_names = list(dataset.class_names) if config.cond else []
+    config.attributes = {name: list(values) for name, values in dataset.label_space.attributes.items()}
+    config.label_names = list(dataset.label_space.vector_names)
+    check_metrics(config)
+    return config, dataset, resume, cur_nimg
+
+
+def open_log(config: TrainConfig, processes: Processes, log, files: contextlib.ExitStack) -> tuple:
+    """(the new run folder, say): say(line) prints a line and appends it to the folder's log.txt."""
+    run_dir = new_run_dir(Path(config.outdir), config.description()) if processes.main else None
+    log_file = files.enter_context(open(run_dir / "log.txt", "a")) if processes.main else None
+
+    def say(line: str) -> None:
+        if processes.main:
+            log(line)
+            log_file.write(line + "\n")
+            log_file.flush()
+
+    return run_dir, say
+
+
+def open_optimisers(config: TrainConfig, G, D, resume: Optional[Resume], G_kwargs: dict, label_space, say) -> tuple:
+    """(G's trained parameters, D's, G's Adam, D's Adam), their states restored from a resume
+    file of the same networks and labels."""
+    # Freeze-D leaves the first layers' requires_grad False: only the rest is ever trained.
+    G_params = [p for p in G.parameters() if p.requires_grad]
+    D_params = [p for p in D.parameters() if p.requires_grad]
+    G.requires_grad_(False)
+    D.requires_grad_(False)
+    G_opt = optimizer(G_params, config.glr, config.G_reg_interval if config.pl_weight > 0 else None)
+    D_opt = optimizer(D_params, config.dlr, config.D_reg_interval)
+    if resume and resume.restore_optimisers(G_opt, D_opt, G_kwargs, label_space):
+        say("Restored optimiser states")
+    return G_params, D_params, G_opt, D_opt
+
+
+def open_sampling(config: TrainConfig, dataset, resume: Optional[Resume], cur_nimg: int, processes: Processes,
+                  device, say) -> tuple:
+    """(the real minibatches, the fakes' labels, the latents' generator, {name: generator} of
+    the random streams a snapshot keeps); a continued run takes them up where its snapshot left them."""
     # A continued run draws a new data order, not the one it started with.
     batches = infinite_batches(dataset, config.batch, config.workers, config.seed + cur_nimg, processes)
     fake_labels = FakeLabels(dataset, device, config.seed, config.label_mix)
@@ -122,19 +162,7 @@ def open_run(config: TrainConfig, log, processes: Processes, device, files: cont
         restored = resume.restore_random_state(generators)
         say(f"Continuing {resume.path} at kimg {cur_nimg / 1000:g}: weights, optimisers, ADA p"
             + (" and random state restored" if restored else " restored (no random state in that file)"))
-
-    grid_c, row_labels = grid_labels(dataset.label_space, GRID_COLUMNS, device, dataset.labels, config.seed)
-    grid_z = torch.from_numpy(np.random.RandomState(config.seed).randn(len(grid_c), G.z_dim)).float().to(device)
-    state = TrainingState(G, G_ema, D, G_opt, D_opt, G_kwargs, D_kwargs, augment, generators)
-    metric_data = ImageDataset(config.data, use_labels=config.cond, labels=config.labels) if config.metrics else None
-    writer = SnapshotWriter(run_dir, config, state, (grid_z, grid_c, row_labels), metric_data, processes, device, say)
-    if processes.main:
-        save_reals(dataset, run_dir / "reals.png", GRID_COLUMNS, config.seed)
-        writer.save_fakes(cur_nimg)
-    stats_file = files.enter_context(open(run_dir / "stats.jsonl", "a")) if processes.main else None
-    return Run(config, processes, device, run_dir, say, stats_file, state, loss, phases, ada, batches, fake_labels,
-               latents, batch_gpu, num_chunks, writer, Progress(cur_nimg, int(config.kimg * 1000), config.tick),
-               resume.path if resume else None)
+    return batches, fake_labels, latents, generators
 
 
 def describe_labels(dataset, config: TrainConfig) -> str:
