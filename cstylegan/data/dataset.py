@@ -44,10 +44,11 @@ def class_index(spec, class_names) -> list:
 class ImageDataset(torch.utils.data.Dataset):
     """Items are (uint8 CHW image, float32 label); the label is empty when labels are unused.
 
-    The label is the class's one-hot row, or with `labels="attributes"` one one-hot block per
-    attribute of the image (`label_space` says which). With `xflip`, the dataset doubles with mirrored copies (NVlabs' --mirror). `max_size`
-    keeps a fixed random subset. Pickles without an open file, so each DataLoader worker
-    opens the zip itself.
+    The label is the class's one-hot row, with `labels="attributes"` one one-hot block per
+    attribute of the image, or the image's own vector for data with vector labels
+    (`label_space` says which). With `xflip`, the dataset doubles with mirrored copies
+    (NVlabs' --mirror). `max_size` keeps a fixed random subset. Pickles without an open
+    file, so each DataLoader worker opens the zip itself.
     """
 
     def __init__(self, path, use_labels: bool = True, xflip: bool = False, max_size=None, seed: int = 0,
