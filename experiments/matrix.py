@@ -143,7 +143,7 @@ def evaluate(spec: Spec, workspace: Workspace, method: Method, dataset: ImageDat
             generator = point.build(device)
             have = compute_metrics(generator, dataset, metrics, spec.num_gen, device=device, seed=spec.seed,
                                    num_gen_per_class=per_class, per_class_from_mixed=per_class is None,
-                                   z_dim=generator.z_dim, progress=False)
+                                   z_dim=generator.z_dim, progress=False, label_space=generator.labels)
             say(f"{method.name} at {where}: " + "  ".join(
                 f"{name} {value:.4g}" for name, value in have.items() if "/" not in name)
                 + f"  ({time.time() - start:.0f} s)")

@@ -16,9 +16,16 @@ from cstylegan.snapshots.checkpoint import generator_from, load_snapshot, open_f
 
 
 class ConditionalModel:
-    def __init__(self, G):
-        self.G, self.z_dim, self.models = G, G.z_dim, [G]
+    """One conditional generator; `labels` (its LabelSpace) gives each class its label."""
+
+    def __init__(self, G, labels=None):
+        self.G, self.labels, self.z_dim, self.models = G, labels, G.z_dim, [G]
         self._draw = image_function(G)[0]
+
+    @staticmethod
+    def open(path, device) -> "ConditionalModel":
+        opened = open_for_inference(path, device)
+        return ConditionalModel(opened.G, opened.labels)
 
     def __call__(self, z, c):
         return self._draw(z, c)
@@ -26,6 +33,8 @@ class ConditionalModel:
 
 class PerClassModels:
     """Class k's images come from models[k], an unconditional generator."""
+
+    labels = None  # one-hot data classes
 
     def __init__(self, models: list):
         self.models, self.z_dim = models, models[0].z_dim
@@ -82,5 +91,5 @@ def swap_point(base: dict, finetunes: list, split_res: int, lower: str) -> Point
 
 
 def conditional_points(run: dict) -> list:
-    return [Point(kimg, lambda device, path=path: ConditionalModel(open_for_inference(path, device).G))
+    return [Point(kimg, lambda device, path=path: ConditionalModel.open(path, device))
             for kimg, path in run["snapshots"]]

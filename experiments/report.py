@@ -216,25 +216,37 @@ def plot_curves(records: list, path: Path) -> None:
     figure.savefig(path, dpi=120)
 
 
+def sample_rows(generator, class_names: list) -> tuple:
+    """(row names, label vectors [rows, c_dim]): the data's classes, or for a model trained on
+    attributes every combination, those the data lacks marked."""
+    labels = generator.labels
+    if labels is None or not labels.attributes:
+        return class_names, torch.eye(len(class_names))
+    classes = range(len(labels.class_names))
+    return [labels.describe(k) for k in classes], torch.from_numpy(labels.vectors(classes))
+
+
 def save_samples(method, class_names: list, seeds: list, device, path: Path) -> None:
     """One row per class, one column per seed, the same seeds for every method (psi 1, as measured)."""
     generator = method.points[-1].build(device)
     z = z_from_seeds(seeds, generator.z_dim, device)
+    row_names, vectors = sample_rows(generator, class_names)
     rows = []
     with torch.no_grad():
-        for k in range(len(class_names)):
-            c = torch.zeros([len(seeds), len(class_names)], device=device)
-            c[:, k] = 1
-            rows.append(generator(z, c).permute(0, 2, 3, 1).cpu().numpy())
-    save_grid(np.concatenate(rows), path, columns=len(seeds), row_labels=class_names)
+        for vector in vectors.to(device):
+            rows.append(generator(z, vector.expand(len(seeds), -1)).permute(0, 2, 3, 1).cpu().numpy())
+    save_grid(np.concatenate(rows), path, columns=len(seeds), row_labels=row_names)
 
 
 def save_swap_grid(method, class_names: list, seed: int, swap_layer: int, device, path: Path) -> None:
     """Inside one conditional model: rows = content class (first ws), columns = style class (the rest)."""
-    G = method.points[-1].build(device).G
+    model = method.points[-1].build(device)
+    G = model.G
     if not 1 <= swap_layer <= G.num_ws - 1:
         raise SpecError(f"swap_layer {swap_layer} is outside 1..{G.num_ws - 1} for {method.name}")
-    drawer = Drawer(G, device)
+    drawer = Drawer(G, device, label_space=model.labels)
+    class_names = list(model.labels.class_names) if model.labels is not None and model.labels.attributes \
+        else class_names
     classes = range(len(class_names))
     tiles = [drawer.image(seed, content, style, swap_layer) for content in classes for style in classes]
     save_grid(np.concatenate(tiles), path, columns=len(class_names), row_labels=class_names,

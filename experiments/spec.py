@@ -126,16 +126,16 @@ def _build(cls, values, where: str):
     return cls(**values)
 
 
-def _check_train(settings: dict, where: str) -> None:
+def _check_train(settings: dict, where: str, conditional: bool = False) -> None:
     if not isinstance(settings, dict):
         raise SpecError(f"{where}.train must be a mapping of train.py settings")
     unknown = sorted(set(settings) - set(TRAIN_SETTINGS))
     if unknown:
         raise SpecError(f"{where}.train: {', '.join(unknown)} cannot be set here (the runner sets "
                         f"{', '.join(RUNNER_SETTINGS[:7])}); settable: {', '.join(TRAIN_SETTINGS)}")
-    if settings.get("labels", "class") != "class":
-        raise SpecError(f"{where}.train: labels {settings['labels']!r}: the runner measures class-label models "
-                        "only so far; train attribute models with train.py --labels attributes")
+    if not conditional and settings.get("labels", "class") != "class":
+        raise SpecError(f"{where}.train: labels {settings['labels']!r} is for one conditional model; set it in "
+                        "that model's own train: settings (transfer's models are unconditional)")
 
 
 def parse_spec(values: dict, name: str) -> Spec:
@@ -154,7 +154,7 @@ def parse_spec(values: dict, name: str) -> Spec:
         raise SpecError(f"{name}.conditional must be a list of methods (- name: ..., kimg: ...)")
     spec.conditional = [_build(Conditional, method, f"{name}.conditional[{i}]") for i, method in enumerate(conditional)]
     for method in spec.conditional:
-        _check_train(method.train, f"{name}.{method.name}")
+        _check_train(method.train, f"{name}.{method.name}", conditional=True)
     names = spec.method_names()
     if not names:
         raise SpecError(f"{name}: no methods; add a transfer: section and/or conditional: models")

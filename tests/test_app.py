@@ -77,7 +77,7 @@ def test_info_lists_the_classes_as_style_and_gender(server):
     info = json.loads(body)
     assert (status, content_type) == (200, "application/json")
     assert [c["name"] for c in info["classes"]] == list(COLOURS)
-    assert info["classes"][0] == dict(name="red_male", style="red", gender="male")
+    assert info["classes"][0] == dict(name="red_male", style="red", gender="male", seen=True)
     assert info["styles"] == ["red", "green", "blue", "yellow"] and info["genders"] == ["male", "female"]
     assert info["resolution"] == 16 and info["num_ws"] >= 2
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from cstylegan.config import TrainConfig
@@ -250,3 +251,23 @@ def test_the_page_draws_every_combination_and_marks_the_unseen(attribute_run, tm
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_the_runner_measures_an_attribute_model_and_draws_its_unseen_pair(attribute_zip, tmp_path):
+    config = {"data": str(attribute_zip), "make_data": "(made by the test)", "device": "cpu",
+              "train": {"cfg": "small", "cbase": 256, "cmax": 16, "batch": 8, "tick": 0.5, "workers": 0},
+              "num_gen": 8, "num_gen_per_class": 6, "curve_num_gen_per_class": 4, "sample_seeds": "0-2",
+              "swap_layer": 2,
+              "conditional": [{"name": "cond_attr", "kimg": 1, "snap_kimg": 1, "train": {"labels": "attributes"}}]}
+    path = tmp_path / "attr.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = run_cli("experiments/run.py", path, "--workdir", tmp_path / "work", "--results", tmp_path / "results")
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads((tmp_path / "results" / "methods" / "cond_attr.json").read_text())
+    assert set(record["row"]) >= {f"fid_{name}" for name in COLOURS}
+    final = record["final"]
+    assert {"attr_acc/style/cool_female", "attr_acc_unseen_mean/gender", "attr_acc_mean/style"} <= set(final)
+    assert 0 <= final["attr_acc_unseen_mean/gender"] <= 1
+    samples = Image.open(tmp_path / "results" / "samples_cond_attr.png")
+    assert samples.height >= 4 * 16  # a row for each of the 4 combinations, the unseen one too

@@ -214,7 +214,7 @@ def test_per_class_models_route_each_image_to_its_class_model():
     (lambda c: c["conditional"][0].pop("kimg"), "missing key kimg"),
     (lambda c: c.update(num_gen=1), "at least 2"),
     (lambda c: c.update(curve_num_gen_per_class=1), "at least 2"),
-    (lambda c: c["train"].update(labels="attributes"), "measures class-label models only so far"),
+    (lambda c: c["train"].update(labels="attributes"), "is for one conditional model; set it in that model's own"),
 ])
 def test_bad_configs_are_refused_by_name(change, message):
     config = tiny_config("two.zip")
