@@ -104,7 +104,8 @@ def test_an_exported_generator_draws_the_same_pictures_from_a_small_file(snapsho
     """The shipped model's format: G_ema alone in float16, opened by torch.load(weights_only=True) and generate.py."""
     exported = export_generator(load_snapshot(snapshot_path), tmp_path / "G_ema.pt")
     small = torch.load(exported, weights_only=True)
-    assert set(small) == {"G_family", "G_kwargs", "class_names", "cur_nimg", "config", "G_ema", "format"}
+    assert set(small) == {"G_family", "G_kwargs", "class_names", "attributes", "label_names", "cur_nimg", "config",
+                          "G_ema", "format"}
     assert exported.stat().st_size < 0.6 * snapshot_path.stat().st_size
     G, opened16 = open_for_inference(snapshot_path).G, open_for_inference(exported)
     G16 = opened16.G
