@@ -222,8 +222,8 @@ def sample_rows(generator, class_names: list) -> tuple:
     labels = generator.labels
     if labels is None or not labels.attributes:
         return class_names, torch.eye(len(class_names))
-    classes = range(len(labels.class_names))
-    return [labels.describe(k) for k in classes], torch.from_numpy(labels.vectors(classes))
+    return ([labels.describe(k) for k in range(len(labels.class_names))],
+            torch.from_numpy(labels.class_vectors))
 
 
 def save_samples(method, class_names: list, seeds: list, device, path: Path) -> None:

@@ -185,7 +185,7 @@ class Studio:
         projection as every class (its first swap_layer ws kept, the rest the class's average w)."""
         target = load_target(photo, self.G.img_resolution)
         with self.lock:  # the projection needs autograd (no no_grad) and borrows G's noise buffers
-            vectors = self.labels.vectors(range(len(self.class_names))) if self.G.c_dim else None
+            vectors = self.labels.class_vectors if self.G.c_dim else None
             ws = project(self.G, target.to(self.device), steps=self.project_steps, class_index=class_index,
                          distance=self.distance, class_vectors=vectors).ws
             with torch.no_grad():

@@ -123,6 +123,11 @@ class LabelSpace:
         """float32 [len(class_indices), c_dim]."""
         return np.stack([self.vector(k) for k in class_indices]) if len(class_indices) else np.zeros((0, self.c_dim), np.float32)
 
+    @property
+    def class_vectors(self) -> np.ndarray:
+        """float32 [classes, c_dim]: the vector of every class, in class-index order."""
+        return self.vectors(range(len(self.class_names)))
+
     def vectors_named(self, names) -> np.ndarray:
         """float32 [len(names), c_dim] for classes named (a data set's classes, for metrics)."""
         unknown = [name for name in names if name not in self.class_names]

@@ -58,7 +58,7 @@ def main(network_path, target_path, class_spec, steps, perceptual, w_plus, optim
     if opened.labels.kind == "vector":
         raise UserError(f"{network_path} was trained on vector labels, which the projector cannot start from yet")
     class_index = pick_class(class_spec, opened.labels, G.c_dim)
-    class_vectors = opened.labels.vectors(range(len(opened.class_names))) if G.c_dim else None
+    class_vectors = opened.labels.class_vectors if G.c_dim else None
     try:
         target = load_target(target_path, G.img_resolution).to(device)
     except UnreadableImage as error:

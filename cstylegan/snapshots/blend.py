@@ -24,15 +24,14 @@ import click
 import numpy as np
 import torch
 
-from cstylegan.data.classes import UnknownClassError, class_names_or_default
-from cstylegan.data.labels import LabelSpace
+from cstylegan.data.classes import UnknownClassError
 from cstylegan.generation.drawer import Drawer
 from cstylegan.generation.image_grid import save_grid
 from cstylegan.generation.seeds import parse_seeds
 from cstylegan.runtime.cli import Command
 from cstylegan.runtime.devices import pick_device
 from cstylegan.runtime.errors import UserError
-from cstylegan.snapshots.checkpoint import generator_from, load_snapshot, save_snapshot
+from cstylegan.snapshots.checkpoint import drawing_labels, generator_from, load_snapshot, save_snapshot
 
 SG2_BLOCK = re.compile(r"synthesis\.b(\d+)\.")
 SG3_LAYER = re.compile(r"synthesis\.L(\d+)_")
@@ -129,18 +128,13 @@ def _split_position(family: str, state: dict, split_res, split_layer) -> int:
     return split_layer
 
 
-def label_space(snapshot: dict) -> LabelSpace:
-    names = class_names_or_default(snapshot["class_names"], snapshot["G_kwargs"]["c_dim"])
-    return LabelSpace.of(names, snapshot.get("attributes"), snapshot.get("label_names") or ())
-
-
 def preview_class(snapshot: dict, class_spec, role: str):
     """The index of the preview's class in one network's own class list (a fine-tuned
     network may order or name its classes differently); None for an unconditional network."""
     c_dim = snapshot["G_kwargs"]["c_dim"]
     if c_dim == 0:
         return None
-    labels = label_space(snapshot)
+    labels = drawing_labels(snapshot)
     if class_spec is None:
         raise BlendError(f"the {role} network is conditional: pass --class NAME (one of {', '.join(labels.class_names)})")
     try:
@@ -156,7 +150,7 @@ def save_preview(path, rows: list, seeds: list, device) -> None:
     """One labelled row per (label, snapshot, class index or None), the same seeds in every row."""
     tiles = []
     for _, snapshot, class_index in rows:
-        drawer = Drawer(generator_from(snapshot, device), device, label_space=label_space(snapshot))
+        drawer = Drawer(generator_from(snapshot, device), device, label_space=drawing_labels(snapshot))
         tiles.append(drawer.images(drawer.ws(seeds, class_index)))
     save_grid(np.concatenate(tiles), path, columns=len(seeds), row_labels=[label for label, _, _ in rows])
 

@@ -122,9 +122,14 @@ def open_for_inference(path, device="cpu", with_D: bool = False) -> Opened:
     snapshot = load_snapshot(path)
     G = generator_from(snapshot, device)
     D = discriminator_from(snapshot, device) if with_D else None
-    class_names = [] if snapshot.get("label_names") else class_names_or_default(snapshot["class_names"], G.c_dim)
-    labels = LabelSpace.of(class_names, snapshot.get("attributes"), snapshot.get("label_names") or ())
-    return Opened(G, labels, D, snapshot.get("cur_nimg"), snapshot.get("config"))
+    return Opened(G, drawing_labels(snapshot), D, snapshot.get("cur_nimg"), snapshot.get("config"))
+
+
+def drawing_labels(snapshot: dict) -> LabelSpace:
+    """The label space to draw a loaded snapshot with: its own, its classes named class0,
+    class1, ... when the file names none."""
+    names = class_names_or_default(snapshot["class_names"], snapshot["G_kwargs"]["c_dim"])
+    return LabelSpace.of(names, snapshot.get("attributes"), snapshot.get("label_names") or ())
 
 
 GENERATOR_ONLY_KEYS = ("G_family", "G_kwargs", "class_names", "attributes", "label_names", "cur_nimg", "config")

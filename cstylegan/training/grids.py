@@ -19,9 +19,8 @@ def grid_labels(label_space, columns: int, device, data_labels=None, seed: int =
     if label_space.kind == "vector":
         picks = np.random.default_rng(seed).choice(len(data_labels), size=4)
         label_space = label_space.with_vectors(";".join(",".join(f"{v:g}" for v in data_labels[i]) for i in picks))
-    classes = range(len(label_space.class_names))
-    c = torch.from_numpy(label_space.vectors(classes)).to(device)
-    return c.repeat_interleave(columns, dim=0), [label_space.describe(k) for k in classes]
+    c = torch.from_numpy(label_space.class_vectors).to(device)
+    return c.repeat_interleave(columns, dim=0), [label_space.describe(k) for k in range(len(c))]
 
 
 def save_reals(dataset, path: Path, columns: int, seed: int) -> None:
