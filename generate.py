@@ -14,7 +14,7 @@ from cstylegan.generation.seeds import parse_seeds
 from cstylegan.generation.style_mix import parse_styles, style_mix_grid
 from cstylegan.generation.video import FORMATS, check_format, loop_ws, write_video
 from cstylegan.networks.stylegan3 import set_input_transform
-from cstylegan.runtime.cli import Command
+from cstylegan.runtime.cli import Command, bool_option
 from cstylegan.runtime.devices import pick_device
 from cstylegan.runtime.errors import UserError
 from cstylegan.snapshots.checkpoint import newest_snapshot, open_for_inference
@@ -46,10 +46,10 @@ DEFAULT_RUNS = "training-runs"
               help="Class (or comma list, or all) whose ws drive the layers from --swap-layer on.")
 @click.option("--swap-layer", type=int,
               help="Class swap: the first K ws come from --class, the rest from --style-class (1..num_ws-1).")
-@click.option("--swap-grid", is_flag=True,
+@bool_option("--swap-grid", default=False,
               help="Write OUTDIR/swap_grid_seed<S>.png per seed: rows --class (content), columns --style-class "
                    "(style), all classes by default.")
-@click.option("--style-mix", is_flag=True,
+@bool_option("--style-mix", default=False,
               help="Write OUTDIR/stylemix_<class>.png: a grid with --col-seeds across the top, --row-seeds down "
                    "the left, and inside, each row seed's ws with the --styles ws taken from the column seed.")
 @click.option("--row-seeds", help="Style mix: the seeds down the left, whose ws are kept (content), e.g. 0-3.")
@@ -58,7 +58,7 @@ DEFAULT_RUNS = "training-runs"
               help="Style mix: the ws taken from the column seed: coarse (those acting at 4-8 px: pose, shape), "
                    "middle (16-32 px: features), fine (64 px and up: colour, texture), or a w range like 0-6. "
                    "StyleGAN2's ws 2k and 2k+1 act at 4*2^k px.")
-@click.option("--video", is_flag=True,
+@bool_option("--video", default=False,
               help="Write OUTDIR/video.<format>: a loop that interpolates w through --seeds in order (one class), "
                    "or through the --class list (one seed), and back to the first.")
 @click.option("--frames", type=click.IntRange(min=1), default=30, show_default=True,
@@ -72,7 +72,7 @@ DEFAULT_RUNS = "training-runs"
                    "instead of seeds. With --class B --swap-layer K (conditional networks): OUTDIR/B/proj00.png keeps "
                    "the first K projected ws and takes the rest from class B's average w.")
 @click.option("--outdir", type=click.Path(file_okay=False), default="out", show_default=True)
-@click.option("--grid", is_flag=True, help="Also write one grid image per class.")
+@bool_option("--grid", default=False, help="Also write one grid image per class.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1 or auto.")
 def main(network_path, class_spec, label_text, seeds, truncation_psi, trunc_center, noise_mode, translate, rotate, style_spec,
          swap_layer, swap_grid, style_mix, row_seeds, col_seeds, styles, video, frames, fps, video_format, projected_w,

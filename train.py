@@ -6,9 +6,10 @@ import click
 import torch
 
 from cstylegan.config import AUG_MODES, CFG_NAMES, D_BACKBONES, LABEL_KINDS, LABEL_MIXES, ConfigError, TrainConfig, load_yaml
-from cstylegan.runtime.cli import Command
+from cstylegan.runtime.cli import Command, bool_option
 from cstylegan.runtime.cpu_allocator import reuse_freed_memory
 from cstylegan.runtime.devices import pick_device
+from cstylegan.runtime.distributed import in_started_processes, start_on_this_machine
 from cstylegan.training.augment import AUGPIPE_PRESETS
 
 
@@ -25,7 +26,7 @@ def kimg_pair(ctx, param, value):
 
 @click.command(cls=Command)
 @click.option("--data", type=str, help="Training data: a zip or folder with dataset.json (datasets/make_dataset.py).")
-@click.option("--cond", is_flag=True, default=None, help="Condition on the class labels of the data set.")
+@bool_option("--cond", help="Condition on the class labels of the data set.")
 @click.option("--labels", type=click.Choice(LABEL_KINDS), help="With --cond, what the label holds: class = one "
               "one-hot block for the class (NVlabs'); attributes = one one-hot block per attribute of dataset.json "
               "(style, gender, ...), so attributes are shared across classes and unseen combinations can be drawn.  "
@@ -46,7 +47,7 @@ def kimg_pair(ctx, param, value):
 @click.option("--map-depth", "map_depth", type=int, help="Mapping network layers.  [default: from --cfg]")
 @click.option("--glr", type=float, help="G learning rate.  [default: from --cfg]")
 @click.option("--dlr", type=float, help="D learning rate.  [default: from --cfg]")
-@click.option("--mirror", is_flag=True, default=None, help="Add x-flipped copies of the data.")
+@bool_option("--mirror", help="Add x-flipped copies of the data.")
 @click.option("--tick", type=float, help="kimg between progress lines.  [default: 4]")
 @click.option("--snap", type=int, help="Ticks between snapshots and image grids.  [default: 50]")
 @click.option("--seed", type=int, help="Random seed.  [default: 0]")
@@ -69,11 +70,22 @@ def kimg_pair(ctx, param, value):
 @click.option("--augpipe", type=click.Choice(list(AUGPIPE_PRESETS)), help="Augmentations used.  [default: bgc]")
 @click.option("--ada-kimg", "ada_kimg", type=float, help="kimg for p to go from 0 to 1.  "
               "[default: 500, 100 when resuming]")
-@click.option("--fp32", is_flag=True, default=None, help="No mixed precision: by default on CUDA the 4 highest "
+@bool_option("--fp32", help="No mixed precision: by default on CUDA the 4 highest "
               "resolutions run in float16 (clamped, as NVlabs do) and matmuls/convolutions may use TF32.")
-@click.option("--channels-last", "channels_last", is_flag=True, default=None, help="The float16 layers of "
+@bool_option("--channels-last", "--nhwc", "channels_last", help="The float16 layers of "
               "StyleGAN2's G and D keep their activations channels-last (NHWC), the layout tensor-core convolutions "
               "read (NVlabs' fp16_channels_last); CUDA only, off by default.")
+@bool_option("--allow-tf32", "allow_tf32", help="TF32 matmuls and convolutions on CUDA.  [default: on, off "
+             "with --fp32; NVlabs' default is off]")
+@bool_option("--nobench", help="No cuDNN benchmarking of convolution algorithms (NVlabs' --nobench).")
+@click.option("--mbstd-group", "mbstd_group", type=int, help="Minibatch-std group size.  [default: from --cfg, "
+              "at most the images per pass]")
+@click.option("--subset", type=int, help="Train on this many images of the data, a fixed random subset (by "
+              "--seed).  [default: all]")
+@click.option("--desc", type=str, help="Appended to the run folder's name.")
+@click.option("--gpus", type=click.IntRange(min=1), help="Processes to start on this machine, one per GPU (or "
+              "CPU processes without one), as torchrun --standalone would.  [default: 1]")
+@bool_option("-n", "--dry-run", "dry_run", help="Print the resolved settings and the data set summary, then exit.")
 @click.option("--metrics", type=str, help="Comma list computed at every snapshot: fid, kid, fid_per_class, kid_per_class, pr, "
               "class_acc (see python -m cstylegan.metrics --help).  [default: none]")
 @click.option("--metrics-num-gen", "metrics_num_gen", type=int, help="Generated images per metric (and per class).  "
@@ -91,7 +103,7 @@ def kimg_pair(ctx, param, value):
               "them, so that shapes and colours count and pixel noise does not.  [default: 4]")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Start from a run's config.yaml; other flags override it.")
-def main(config_path, **flags):
+def main(config_path, gpus, dry_run, **flags):
     """Train one StyleGAN2 on all classes of a data set.
 
     Writes <outdir>/<NNNNN>-<desc>/ with config.yaml, log.txt, stats.jsonl, reals.png,
@@ -101,8 +113,11 @@ def main(config_path, **flags):
     Example:
       python train.py --cond --data all_styles.zip --cfg small --kimg 200
     """
+    from cstylegan.training.dry_run import dry_run as print_dry_run
     from cstylegan.training.loop import train
 
+    if gpus and gpus > 1 and not dry_run and not in_started_processes(gpus):
+        sys.exit(start_on_this_machine(gpus, [__file__, *click.get_current_context().meta["args"]]))
     given = {name: value for name, value in flags.items() if value is not None}
     if "metrics" in given:
         given["metrics"] = [m.strip() for m in given["metrics"].split(",") if m.strip()]
@@ -117,6 +132,8 @@ def main(config_path, **flags):
             raise ConfigError("--data is required (a zip made by datasets/make_dataset.py or datasets/emoji.py)")
         else:
             config = TrainConfig(**given)
+        if dry_run:
+            return print_dry_run(config)
         if pick_device(config.device).type == "cpu":
             reuse_freed_memory()  # glibc keeps large freed blocks (cstylegan/runtime/cpu_allocator.py)
         train(config)

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cstylegan.config import D_BACKBONES, TrainConfig  # noqa: E402
 from cstylegan.networks import DISCRIMINATORS, GENERATORS  # noqa: E402
-from cstylegan.runtime.cli import Command  # noqa: E402
+from cstylegan.runtime.cli import Command, bool_option  # noqa: E402
 from cstylegan.runtime.cpu_allocator import reuse_freed_memory  # noqa: E402
 from cstylegan.runtime.devices import peak_memory_gb, pick_device  # noqa: E402
 from cstylegan.runtime.distributed import Processes  # noqa: E402
@@ -193,7 +193,7 @@ def measure_in_subprocess(resolution, cfg, batch, repeats, device, cbase, cmax, 
               help="The device's peak TFLOP/s (e.g. 989 for an H100's dense bf16): adds a utilisation column.")
 @click.option("--dbackbone", "dbackbones", default="resnet", show_default=True,
               help="Comma list of our discriminators to measure: resnet, vit (the official code has resnet only).")
-@click.option("--channels-last", "channels_last", is_flag=True,
+@bool_option("--channels-last", "channels_last", default=False,
               help="NVlabs' fp16_channels_last for both codes: the float16 blocks (CUDA only) in NHWC.")
 @click.option("--rounds", default=1, show_default=True, type=click.IntRange(min=1),
               help="With --vs-official: measure ours then theirs this many times in turn and print the median "

@@ -7,6 +7,7 @@ their pickles and ours share one code path.
 """
 
 import dataclasses
+import re
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Optional
@@ -36,6 +37,7 @@ AUG_MODES = ["ada", "noaug", "fixed"]
 D_BACKBONES = ["resnet", "vit"]
 LABEL_KINDS = ("class", "attributes")  # what --cond's label vector holds (cstylegan/data/labels.py)
 LABEL_MIXES = ("data", "uniform")  # how fakes' labels are drawn with attribute labels
+DESC_PATTERN = re.compile(r"[A-Za-z0-9._-]+")  # what --desc may hold: it joins a folder name
 MIXED_PRECISION_RESOLUTIONS = 4  # NVlabs: the 4 highest resolutions in float16 unless --fp32
 
 
@@ -115,6 +117,8 @@ class TrainConfig:
     conv_clamp: Optional[int] = 256
     num_fp16_res: Optional[int] = None  # None: 4 (NVlabs' mixed precision on CUDA), 0 with fp32
     fp32: bool = False  # no float16 layers and no TF32 matmuls on CUDA
+    allow_tf32: Optional[bool] = None  # TF32 matmuls/convolutions on CUDA; None: on unless fp32 (NVlabs: off)
+    nobench: bool = False  # no cuDNN benchmarking (NVlabs' --nobench)
     channels_last: bool = False  # float16 layers of StyleGAN2's G and D keep activations NHWC
     arch: Optional[str] = None  # stylegan2, stylegan3-t or stylegan3-r; from --cfg
     style_mixing_prob: Optional[float] = None
@@ -132,6 +136,8 @@ class TrainConfig:
     tick: float = 4.0
     snap: int = 50
     seed: int = 0
+    subset: Optional[int] = None  # train on this many images, a fixed random subset (NVlabs' --subset)
+    desc: Optional[str] = None  # appended to the run folder's name (NVlabs' --desc)
     workers: int = 2
     device: str = "auto"
     resume: Optional[str] = None
@@ -168,6 +174,7 @@ class TrainConfig:
             ada_kimg=100 if transfer else 500,
             blur_init_sigma=0 if transfer else preset["blur_init_sigma"],
             num_fp16_res=0 if self.fp32 else MIXED_PRECISION_RESOLUTIONS,
+            allow_tf32=not self.fp32,
         )
         for name, value in defaults.items():
             if getattr(resolved, name) is None:
@@ -179,10 +186,21 @@ class TrainConfig:
         """Images in one forward pass of one process: --batch-gpu, else the process's whole share."""
         return self.batch_gpu or self.batch // processes
 
+    def validate_before_data(self) -> None:
+        """Reject the settings that are wrong whatever the data set, before it is opened."""
+        if self.subset is not None and self.subset < 1:
+            raise ConfigError(f"--subset {self.subset}: give a number of images of at least 1, or leave it out")
+        if self.desc is not None and not DESC_PATTERN.fullmatch(self.desc):
+            raise ConfigError(f"--desc {self.desc!r} becomes part of a folder name; use letters, digits, '.', '_' "
+                              "and '-' only")
+
     def validate(self, processes: int = 1) -> None:
         """Reject settings that would fail later, deep inside the loop."""
+        self.validate_before_data()
         if self.batch < 1:
             raise ConfigError("--batch must be at least 1")
+        if self.mbstd_group < 1:
+            raise ConfigError("--mbstd-group must be at least 1")
         if self.batch % processes != 0:
             raise ConfigError(f"--batch {self.batch} cannot be split evenly over {processes} processes; "
                               f"pick a multiple of {processes}")
@@ -213,6 +231,7 @@ class TrainConfig:
                 raise ConfigError(f"--dbackbone-weights {self.dbackbone_weights}: no such file")
         if self.kimg <= 0:
             raise ConfigError("--kimg must be positive")
+
         self._validate_labels()
         if self.transition_kimg is not None:
             self._validate_transition()
@@ -305,7 +324,7 @@ class TrainConfig:
         """Short run-folder suffix, e.g. `cond-all_styles-small-batch32-gamma0.2`."""
         name = Path(self.data).name.removesuffix(".zip")
         parts = (["cond"] if self.cond else []) + [name, self.cfg, f"batch{self.batch}", f"gamma{self.gamma:g}"]
-        return "-".join(parts)
+        return "-".join(parts + ([self.desc] if self.desc else []))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

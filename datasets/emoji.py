@@ -18,7 +18,7 @@ import click  # noqa: E402
 
 from cstylegan.data.emoji_set import DEFAULT_FONT, KIND_NAMES, build  # noqa: E402
 from cstylegan.data.writer import DatasetError  # noqa: E402
-from cstylegan.runtime.cli import Command  # noqa: E402
+from cstylegan.runtime.cli import Command, bool_option  # noqa: E402
 
 
 @click.command(cls=Command)
@@ -31,7 +31,7 @@ from cstylegan.runtime.cli import Command  # noqa: E402
 @click.option("--font", "font_path", default=DEFAULT_FONT, show_default=True, help="Colour emoji font for the noto style.")
 @click.option("--limit", type=int, help="At most this many images per class (quick tests).")
 @click.option("--preview", type=click.Path(path_type=Path), help="Also write a PNG contact sheet, one row per class.")
-@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+@bool_option("--force", default=False, help="Overwrite --out if it exists.")
 def main(out, resolution, styles, kind, font_path, limit, preview, force):
     """Write the emoji data set as a training zip with named classes and licences."""
     start = time.perf_counter()

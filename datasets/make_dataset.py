@@ -30,7 +30,7 @@ from cstylegan.data.writer import (  # noqa: E402
     check_resolution,
     class_name,
 )
-from cstylegan.runtime.cli import Command  # noqa: E402
+from cstylegan.runtime.cli import Command, bool_option  # noqa: E402
 
 REQUIRED_COLUMNS = ("path", "style", "gender")
 
@@ -214,7 +214,7 @@ def make_dataset(src: Path, out: Path, resolution: int, transform: str, backgrou
 @click.option("--background", default="white", show_default=True, help="Padding colour for --transform pad (#rrggbb).")
 @click.option("--max-images", type=int, help="Stop after this many images, taken from the classes in turn.")
 @click.option("--source-note", help="Where the images come from and their licence; stored in dataset.json.")
-@click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
+@bool_option("--force", default=False, help="Overwrite OUT if it exists.")
 def main(src, out, resolution, transform, background, max_images, source_note, force):
     """Make OUT.zip (PNG images + dataset.json with class names) from the images in SRC."""
     make_dataset(src, out, resolution, transform, background, max_images, source_note, force)

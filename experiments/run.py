@@ -8,7 +8,7 @@ import click
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cstylegan.runtime.cli import Command  # noqa: E402
+from cstylegan.runtime.cli import Command, bool_option  # noqa: E402
 from cstylegan.runtime.devices import pick_device  # noqa: E402
 from experiments.matrix import conditional_config, final_fakes_per_class, open_data, run_unit  # noqa: E402
 from experiments.plan import estimate, plan_lines  # noqa: E402
@@ -28,7 +28,7 @@ def swap_source(spec) -> str:
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--only", help="Comma list of units to run start to finish (training, metrics, samples, rows): "
               "transfer (with its layer swaps) and/or conditional method names.  [default: every unit not done]")
-@click.option("--plan", is_flag=True, help="Print each unit's kimg, the img/s measured on this machine, the expected "
+@bool_option("--plan", default=False, help="Print each unit's kimg, the img/s measured on this machine, the expected "
               "hours and whether it is done; train nothing.")
 @click.option("--max-hours", type=click.FloatRange(min=0, min_open=True),
               help="Refuse to start a unit that would run past this many hours from now (from the measured speeds).")

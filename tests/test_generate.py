@@ -18,7 +18,7 @@ from tests.conftest import COLOURS, run_cli
 @pytest.mark.slow
 def test_writes_one_png_per_class_and_seed_matching_the_official_recipe(snapshot_path, tmp_path):
     result = run_cli("generate.py", "--network", str(snapshot_path), "--class", "red_male,3", "--seeds", "0-2,7",
-                     "--outdir", str(tmp_path), "--grid", "--device", "cpu")
+                     "--outdir", str(tmp_path), "--grid=1", "--device", "cpu")  # NVlabs' spelling
     assert result.returncode == 0, result.stderr
     assert f"Network: {snapshot_path}" in result.stdout
     for name in ("red_male", "yellow_female"):

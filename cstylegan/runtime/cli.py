@@ -1,10 +1,36 @@
-"""click commands whose errors fit on one line: bad usage, and every `UserError` of ours."""
+"""click commands whose errors fit on one line: bad usage, and every `UserError` of ours.
 
+Boolean flags take both spellings users bring: ours (`--mirror`, `--no-mirror`) and
+NVlabs' (`--mirror=1`, `--mirror=false`), which their READMEs and tutorials use.
+"""
+
+import os
 import sys
 
 import click
 
 from cstylegan.runtime.errors import UserError
+
+
+class BoolOption(click.Option):
+    """A boolean flag that may also take a value: `--x`, `--x=1|0|true|false|yes|no`, `--no-x`."""
+
+    def __init__(self, param_decls, **kwargs):
+        super().__init__(param_decls, type=click.BOOL, is_flag=False, flag_value=True, **kwargs)
+
+    def get_help_record(self, ctx):
+        names, help_text = super().get_help_record(ctx)
+        return f"{', '.join(self.opts)}[=1|0] / {self.negations[0]}", help_text
+
+    @property
+    def negations(self) -> list:
+        return ["--no-" + name.removeprefix("--") for name in self.opts if name.startswith("--")]
+
+
+def bool_option(*param_decls, **kwargs):
+    """@bool_option("--mirror", help=...): a BoolOption whose value is None when not given."""
+    kwargs.setdefault("default", None)
+    return click.option(*param_decls, cls=BoolOption, **kwargs)
 
 
 class Command(click.Command):
@@ -16,6 +42,14 @@ class Command(click.Command):
         settings = dict(help_option_names=["-h", "--help"], max_content_width=100, **(context_settings or {}))
         super().__init__(*args, context_settings=settings, **kwargs)
 
+    def parse_args(self, ctx, args):
+        """`--no-x` of a BoolOption becomes `--x=false` before click parses; the arguments as
+        given stay in ctx.meta["args"] (for a command that starts itself again)."""
+        ctx.meta["args"] = list(args)
+        negations = {negation: option.opts[0] + "=false" for option in self.params if isinstance(option, BoolOption)
+                     for negation in option.negations}
+        return super().parse_args(ctx, [negations.get(arg, arg) for arg in args])
+
     def main(self, args=None, prog_name=None, **extra):
         try:
             return super().main(args, prog_name, standalone_mode=False, **extra)
@@ -23,7 +57,8 @@ class Command(click.Command):
             click.echo(f"Error: {error.format_message()} (see --help)", err=True)
             sys.exit(2)
         except UserError as error:
-            click.echo(f"Error: {error}", err=True)
+            if os.environ.get("RANK", "0") == "0":  # of several processes, the first speaks for all
+                click.echo(f"Error: {error}", err=True)
             sys.exit(2)
         except click.ClickException as error:
             error.show()

@@ -1,4 +1,4 @@
-"""Training on several processes (GPUs or CPU workers) started by torchrun.
+"""Training on several processes (GPUs or CPU workers) started by torchrun or --gpus.
 
 `torchrun --nproc_per_node=N train.py ...` sets RANK, WORLD_SIZE and LOCAL_RANK; each
 process then trains on its slice of every global minibatch, and after each phase the
@@ -9,6 +9,7 @@ is a no-op for a single process.
 """
 
 import datetime
+import logging
 import os
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ import torch
 import torch.distributed as dist
 
 from cstylegan.runtime.devices import pick_device
+from cstylegan.runtime.errors import UserError
 
 # A process that reaches the next collective first waits here for the others, e.g. while rank 0
 # writes a snapshot to a slow disk; allow for long waits rather than kill days of training.
@@ -109,6 +111,33 @@ def start_processes(device_name: str) -> tuple:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=COLLECTIVE_TIMEOUT)
     return Processes(rank, world), device
+
+
+def in_started_processes(wanted: int) -> bool:
+    """True inside processes that torchrun (or --gpus) started; refuses a --gpus that disagrees with them."""
+    world = os.environ.get("WORLD_SIZE")
+    if world is None:
+        return False
+    if int(world) != wanted:
+        raise UserError(f"--gpus {wanted}, but torchrun started {world} processes; drop --gpus under torchrun")
+    return True
+
+
+def start_on_this_machine(processes: int, argv: list) -> int:
+    """Run `argv` (this very command) in `processes` processes, as `torchrun --standalone
+    --nproc_per_node N` would; return the exit code. Each process prints its own errors."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser, run
+
+    if torch.cuda.is_available() and processes > torch.cuda.device_count():
+        raise UserError(f"--gpus {processes}, but this machine has {torch.cuda.device_count()} GPUs; "
+                        f"give --gpus {torch.cuda.device_count()} or fewer")
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # the children speak for themselves
+    try:
+        run(get_args_parser().parse_args(["--standalone", "--nproc_per_node", str(processes), *argv]))
+    except ChildFailedError as error:
+        return max((failure.exitcode for failure in error.failures.values()), default=1) or 1
+    return 0
 
 
 def stop_processes() -> None:

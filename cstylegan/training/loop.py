@@ -62,10 +62,9 @@ def open_run(config: TrainConfig, log, processes: Processes, device, files: cont
         log = lambda line: None  # noqa: E731 - only the main process talks
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
-    torch.backends.cudnn.benchmark = True
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = not config.fp32
-
     config, dataset, resume, cur_nimg = open_data(config, processes, log)
+    torch.backends.cudnn.benchmark = not config.nobench
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = config.allow_tf32
     run_dir, say = open_log(config, processes, log, files)
     say(f"Run folder: {run_dir}")
     say(f"Data: {config.data}, {len(dataset)} images at {dataset.resolution}px" + describe_labels(dataset, config))
@@ -107,7 +106,9 @@ def open_run(config: TrainConfig, log, processes: Processes, device, files: cont
 
 def open_data(config: TrainConfig, processes: Processes, log) -> tuple:
     """(the config resolved for this data and resume file, the data set, the Resume or None, the starting image count)."""
-    dataset = ImageDataset(config.data, use_labels=config.cond, xflip=config.mirror, labels=config.labels)
+    config.validate_before_data()
+    dataset = ImageDataset(config.data, use_labels=config.cond, xflip=config.mirror, labels=config.labels,
+                           max_size=config.subset, seed=config.seed)
     resume = Resume.find(config, log)
     cur_nimg = start_nimg(config, resume)
     config = dataclasses.replace(config.resolve(dataset.resolution, processes.world),
@@ -215,11 +216,16 @@ def open_augmentation(config: TrainConfig, resume: Optional[Resume], processes, 
     return augment, ada
 
 
-def new_run_dir(outdir: Path, description: str) -> Path:
+def next_run_dir(outdir: Path, description: str) -> Path:
     """`<outdir>/<00000>-<description>`, numbered one past the highest existing run."""
+    existing = [p.name.split("-")[0] for p in outdir.iterdir() if p.is_dir()] if outdir.is_dir() else []
+    numbers = [int(number) for number in existing if number.isdigit()]
+    return outdir / f"{max(numbers, default=-1) + 1:05d}-{description}"
+
+
+def new_run_dir(outdir: Path, description: str) -> Path:
     outdir.mkdir(parents=True, exist_ok=True)
-    numbers = [int(p.name.split("-")[0]) for p in outdir.iterdir() if p.is_dir() and p.name.split("-")[0].isdigit()]
-    run_dir = outdir / f"{max(numbers, default=-1) + 1:05d}-{description}"
+    run_dir = next_run_dir(outdir, description)
     run_dir.mkdir()
     return run_dir
 

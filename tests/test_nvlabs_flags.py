@@ -1,0 +1,121 @@
+"""NVlabs' train.py commands work unchanged: `--flag=1` booleans, --desc, --subset, --mbstd-group,
+--nobench, --allow-tf32, -n/--dry-run and --gpus."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+from cstylegan.data.dataset import ImageDataset
+from cstylegan.snapshots import checkpoint
+from tests.conftest import REPO, assert_one_line_error, run_in_process
+
+TINY = ["--cfg", "small", "--cbase", "256", "--cmax", "16", "--batch", "8", "--workers", "0", "--device", "cpu"]
+
+
+def dry_run(colour_zip, tmp_path, *flags):
+    """(resolved settings, stdout) of `train.py -n` with these flags."""
+    result = run_in_process("train.py", ["--data", colour_zip, "--outdir", tmp_path / "runs", *TINY, *flags, "-n"],
+                            REPO)
+    assert result.returncode == 0, result.stderr
+    options = result.stdout.split("Training options:\n")[1].split("\nData: ")[0]
+    return yaml.safe_load(options), result.stdout
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ([], dict(cond=False, mirror=False, channels_last=False, allow_tf32=True, nobench=False)),
+    (["--cond=1", "--mirror=1", "--nhwc=1", "--allow-tf32=0", "--nobench=1"],
+     dict(cond=True, mirror=True, channels_last=True, allow_tf32=False, nobench=True)),
+    (["--cond", "--mirror", "--channels-last", "--nobench"],
+     dict(cond=True, mirror=True, channels_last=True, allow_tf32=True, nobench=True)),
+    (["--cond=true", "--mirror=yes", "--no-nhwc", "--nobench=false"],
+     dict(cond=True, mirror=True, channels_last=False, allow_tf32=True, nobench=False)),
+    (["--cond", "--mirror=0", "--fp32"], dict(cond=True, mirror=False, allow_tf32=False)),  # our --fp32: no TF32
+    (["--fp32=1", "--allow-tf32"], dict(allow_tf32=True)),
+])
+def test_boolean_flags_take_ours_and_nvlabs_spellings(colour_zip, tmp_path, flags, expected):
+    settings, _ = dry_run(colour_zip, tmp_path, *flags)
+    assert {name: settings[name] for name in expected} == expected
+
+
+def test_no_flag_overrides_a_config_file(colour_zip, tmp_path):
+    saved, _ = dry_run(colour_zip, tmp_path, "--mirror", "--cond")
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({k: v for k, v in saved.items()
+                                      if k not in ("resolution", "class_names", "attributes", "label_names")}))
+    result = run_in_process("train.py", ["--config", config, "--no-mirror", "-n"], REPO)
+    assert result.returncode == 0, result.stderr
+    assert "mirror: false" in result.stdout and "cond: true" in result.stdout
+
+
+def test_a_boolean_flag_with_a_bad_value_is_one_line(colour_zip, tmp_path):
+    result = run_in_process("train.py", ["--data", colour_zip, "--mirror=maybe", "-n"], REPO)
+    assert_one_line_error(result, "--mirror", "maybe", "not a valid boolean")
+
+
+def test_dry_run_prints_the_resolved_run_and_writes_nothing(colour_zip, tmp_path):
+    settings, stdout = dry_run(colour_zip, tmp_path, "--cond", "--desc", "try-2", "--subset", "10", "--mbstd-group", "2",
+                               "--seed", "5")
+    assert settings["mbstd_group"] == 2 and settings["subset"] == 10 and settings["gamma"] == pytest.approx(0.0002 * 16**2 / 8)
+    assert "Data: " in stdout and ", 10 images at 16px, 4 classes" in stdout
+    counts = [int(line.split()[-1]) for line in stdout.splitlines() if line.startswith("  ") and "_" in line]
+    assert len(counts) == 4 and sum(counts) == 10
+    assert f"Run folder: {tmp_path / 'runs' / '00000-cond-colours-small-batch8-gamma0.0064-try-2'}" in stdout
+    assert not (tmp_path / "runs").exists()
+
+
+def test_subset_is_a_fixed_random_draw_by_seed(colour_zip):
+    first, again, other = (ImageDataset(colour_zip, max_size=10, seed=s).names for s in (5, 5, 6))
+    assert first == again and first != other and len(first) == 10 and first == sorted(first)
+    assert set(first) < set(ImageDataset(colour_zip).names)
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--desc", "a/b"], ["--desc", "folder name"]),
+    (["--subset", "0"], ["--subset", "at least 1"]),
+    (["--mbstd-group", "0"], ["--mbstd-group", "at least 1"]),
+    (["--mbstd-group", "3"], ["minibatch-std group 3"]),
+    (["--gpus", "0"], ["--gpus"]),
+])
+def test_bad_nvlabs_settings_are_one_line(colour_zip, tmp_path, flags, words):
+    result = run_in_process("train.py", ["--data", colour_zip, "--outdir", tmp_path, *TINY, *flags, "-n"], REPO)
+    assert_one_line_error(result, *words)
+
+
+def train_tiny(tmp_path, name, colour_zip, launcher, *flags):
+    outdir = tmp_path / name
+    result = subprocess.run([*launcher, str(REPO / "train.py"), "--data", str(colour_zip), "--outdir", str(outdir),
+                             *TINY, "--cond", "--kimg", "0.032", "--tick", "0.016", "--aug", "noaug", "--seed", "3",
+                             *flags], cwd=REPO, capture_output=True, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    [run_dir] = outdir.iterdir()
+    return result, run_dir
+
+
+@pytest.mark.slow  # about 30 s: two tiny runs on 2 processes each
+def test_gpus_starts_the_processes_torchrun_would(colour_zip, tmp_path):
+    result, ours = train_tiny(tmp_path, "gpus", colour_zip, [sys.executable], "--gpus", "2")
+    _, theirs = train_tiny(tmp_path, "torchrun", colour_zip,
+                           [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"])
+    assert "2 processes x 4 images" in result.stdout
+    assert result.stdout.count("Training for") == 1  # the first process speaks for both
+    a, b = (checkpoint.load_snapshot(next(d.glob("network-snapshot-*.pt"))) for d in (ours, theirs))
+    for net in ("G", "D", "G_ema"):
+        for key, value in a[net].items():
+            assert torch.equal(value, b[net][key]), (net, key)
+    losses = [[json.loads(line)["Loss/G/loss"] for line in (d / "stats.jsonl").read_text().splitlines()]
+              for d in (ours, theirs)]
+    assert losses[0] == losses[1] and len(losses[0]) == 2
+
+
+@pytest.mark.slow
+def test_gpus_errors_are_one_line_from_one_process(colour_zip, tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "train.py"), "--data", str(colour_zip), "--outdir",
+                             str(tmp_path), *TINY, "--batch", "7", "--gpus", "2"], cwd=REPO, capture_output=True,
+                            text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert_one_line_error(result, "--batch 7", "2 processes")
