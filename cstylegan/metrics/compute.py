@@ -9,6 +9,7 @@ distribution (as NVlabs does); for the per-class metrics each class gets its own
 exactly `num_gen_per_class` images.
 """
 
+import time
 from dataclasses import dataclass
 from functools import partial
 
@@ -21,8 +22,9 @@ from cstylegan.metrics.class_consistency import class_agreement, fit_probe
 from cstylegan.metrics.errors import MetricError
 from cstylegan.metrics.fid import feature_stats, frechet_distance
 from cstylegan.metrics.images import ImageSet, dataset_images, folder_images
-from cstylegan.metrics.inception import MODE, extract_features, load_inception
+from cstylegan.metrics.inception import extract_features, load_inception
 from cstylegan.metrics.kid import kid_with_spread
+from cstylegan.metrics.nvlabs_names import NO_METRICS, NVLABS_METRICS, NVLABS_RECIPE, with_nvlabs_keys
 from cstylegan.metrics.precision_recall import precision_recall
 from cstylegan.runtime.distributed import Processes
 
@@ -38,8 +40,9 @@ class Reals:
     """
 
     def __init__(self, images: ImageSet, extract, cache: StatsCache, batch: int, processes: Processes = Processes(),
-                 device="cpu", fake_classes=None):
+                 device="cpu", fake_classes=None, recipe: str = "clean"):
         self.images = images
+        self.recipe = recipe  # the Inception resize `extract` uses (inception.py)
         self.fake_classes = fake_classes  # what the per-class fakes are made for (FakeClasses)
         self._extract = extract
         self._cache = cache
@@ -49,7 +52,7 @@ class Reals:
         self._features = None
 
     def _key(self, class_index, what: str) -> str:
-        return cache_key(self.images.fingerprint, self.images.resolution, class_index, MODE, what)
+        return cache_key(self.images.fingerprint, self.images.resolution, class_index, self.recipe, what)
 
     def _load(self, key: str):
         stored = self._cache.load(key)
@@ -179,23 +182,41 @@ FOLDER_METRICS = tuple(m for m in METRICS if m not in PER_CLASS_METRICS)
 
 
 def parse_metrics(metrics, folders: bool = False) -> list:
-    """A comma string or list of metric names -> list; an unknown name is an error that lists the known ones."""
+    """A comma string or list of metric names (ours, NVlabs' or `none`) -> list; an unknown name
+    is an error that lists the known ones."""
     names = [m.strip() for m in (metrics.split(",") if isinstance(metrics, str) else metrics) if m.strip()]
-    unknown = [m for m in names if m not in METRICS]
+    if names == [NO_METRICS]:
+        return []
+    unknown = [m for m in names if m not in METRICS and m not in NVLABS_METRICS]
     if unknown or not names:
-        raise MetricError(f"unknown metric {', '.join(unknown) or '(none)'}; known metrics: {', '.join(METRICS)}")
+        raise MetricError(f"unknown metric {', '.join(unknown) or '(none)'}; known metrics: {', '.join(METRICS)}, "
+                          f"and NVlabs' {', '.join(NVLABS_METRICS)} or {NO_METRICS}")
     per_class = [m for m in names if m in PER_CLASS_METRICS]
     if folders and per_class:
         raise MetricError(
             f"{', '.join(per_class)} needs a network and labelled data; two folders compare with {', '.join(FOLDER_METRICS)}"
         )
+    nvlabs = [m for m in names if m in NVLABS_METRICS]
+    if folders and nvlabs:
+        raise MetricError(f"{', '.join(nvlabs)} generates {NVLABS_METRICS[nvlabs[0]].num_gen:,} fakes from a network; "
+                          f"two folders compare with {', '.join(FOLDER_METRICS)} and --features {NVLABS_RECIPE}")
     return list(dict.fromkeys(names))
 
 
-def _evaluate(metrics: list, reals: Reals, fakes: Fakes) -> dict:
-    results = {}
+class MetricResults(dict):
+    """{key: value}, and in `.seconds` how long each metric took (its share of the features included)."""
+
+    def __init__(self, values=(), seconds=None):
+        super().__init__(values)
+        self.seconds = dict(seconds or {})
+
+
+def _evaluate(metrics: list, reals: Reals, fakes: Fakes) -> MetricResults:
+    results = MetricResults()
     for name in metrics:
+        start = time.time()
         results.update(METRICS[name](reals, fakes))
+        results.seconds[name] = time.time() - start
     return results
 
 
@@ -262,10 +283,25 @@ def fake_classes(images, c_dim: int, label_space=None) -> FakeClasses:
     return FakeClasses(names, vectors, label_space.attributes, values, num_classes)
 
 
-def compute_metrics(generator, dataset, metrics, num_gen: int, device="cpu", batch: int = 64, cache_dir=None,
-                    inception_path=None, seed: int = 0, num_gen_per_class=None, z_dim=None,
-                    progress: bool = True, processes: Processes = Processes(), per_class_from_mixed: bool = False,
-                    label_space=None) -> dict:
+def compute_metrics(generator, dataset, metrics, num_gen: int, recipe: str = "clean", **options) -> MetricResults:
+    """Our metrics (see `_compute`) from `num_gen` fakes and features by `recipe`, and NVlabs'
+    names (nvlabs_names.py) each from its own fakes, real images and recipe, under their keys."""
+    metrics = parse_metrics(metrics)
+    ours = [m for m in metrics if m not in NVLABS_METRICS]
+    results = _compute(generator, dataset, ours, num_gen, recipe=recipe, **options) if ours else MetricResults()
+    for name in [m for m in metrics if m in NVLABS_METRICS]:
+        spec = NVLABS_METRICS[name]
+        theirs = _compute(generator, dataset, [spec.metric], spec.num_gen, recipe=NVLABS_RECIPE,
+                          max_reals=spec.max_reals, **options)
+        results.update(with_nvlabs_keys(name, theirs))
+        results.seconds[name] = theirs.seconds[spec.metric]
+    return results
+
+
+def _compute(generator, dataset, metrics, num_gen: int, device="cpu", batch: int = 64, cache_dir=None,
+             inception_path=None, seed: int = 0, num_gen_per_class=None, z_dim=None,
+             progress: bool = True, processes: Processes = Processes(), per_class_from_mixed: bool = False,
+             label_space=None, recipe: str = "clean", max_reals=None) -> MetricResults:
     """{key: value} for the metrics named (see METRICS); keys such as fid, kid, kid_std,
     fid_per_class/<class>, fid_per_class_mean, kid_per_class/<class>, kid_per_class_std/<class>,
     kid_per_class_mean, precision, recall, class_acc/<class>, class_acc_mean, class_acc_real_heldout
@@ -278,16 +314,16 @@ def compute_metrics(generator, dataset, metrics, num_gen: int, device="cpu", bat
     class among the `num_gen` (independent latents, about num_gen x the class's share of the
     data; half the Inception work when both kinds of metric are asked for). Real-image
     features and statistics are cached in `cache_dir`. `label_space`: the network's, when
-    it was trained with --labels attributes (default: one-hot classes).
+    it was trained with --labels attributes (default: one-hot classes). `recipe`: the
+    Inception resize (inception.py); `max_reals`: only the first this many real images.
     With `processes` (torchrun), every process must call this: each generates and extracts
     its shard of every image set, and all get the same results.
     """
-    metrics = parse_metrics(metrics)
     if label_space is not None and label_space.kind == "vector":
         raise MetricError("metrics of a network trained on vector labels are not supported yet (they draw fakes "
                           "per class)")
     generate, z_dim, c_dim = image_function(generator, z_dim)
-    images = dataset_images(dataset)
+    images = dataset_images(dataset).first(max_reals)
     if c_dim is None:  # a callable takes the labels the data makes
         attributes = label_space is not None and label_space.attributes
         c_dim = 0 if images.labels is None else label_space.c_dim if attributes else len(images.class_names)
@@ -300,8 +336,8 @@ def compute_metrics(generator, dataset, metrics, num_gen: int, device="cpu", bat
     num_gen_per_class = num_gen if num_gen_per_class is None else num_gen_per_class
     device = torch.device(device)
     extract = partial(extract_features, load_inception(inception_path, device), device=device,
-                      progress=progress and processes.main)
-    reals = Reals(images, extract, StatsCache(cache_dir), batch, processes, device, classes_made)
+                      progress=progress and processes.main, recipe=recipe)
+    reals = Reals(images, extract, StatsCache(cache_dir), batch, processes, device, classes_made, recipe)
     mixed_classes = mixed_labels(images.labels, num_gen, seed) if c_dim else None
 
     def make(class_index):
@@ -320,12 +356,13 @@ def compute_metrics(generator, dataset, metrics, num_gen: int, device="cpu", bat
 
 
 def compare_folders(ref, gen, metrics=("fid",), device="cpu", batch: int = 64, cache_dir=None,
-                    inception_path=None, progress: bool = True) -> dict:
+                    inception_path=None, progress: bool = True, recipe: str = "clean") -> MetricResults:
     """fid / kid / pr of the images in folder `gen` against those in folder `ref` (cached like real data)."""
     metrics = parse_metrics(metrics, folders=True)
     reference, generated = folder_images(ref), folder_images(gen)
     device = torch.device(device)
-    extract = partial(extract_features, load_inception(inception_path, device), device=device, progress=progress)
-    reals = Reals(reference, extract, StatsCache(cache_dir), batch)
+    extract = partial(extract_features, load_inception(inception_path, device), device=device, progress=progress,
+                      recipe=recipe)
+    reals = Reals(reference, extract, StatsCache(cache_dir), batch, recipe=recipe)
     fakes = Fakes(lambda _: extract(generated.batches(range(generated.count), batch), generated.count, desc=f"gen {generated.name}"))
     return _evaluate(metrics, reals, fakes)

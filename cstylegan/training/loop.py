@@ -180,8 +180,10 @@ def describe_labels(dataset, config: TrainConfig) -> str:
 
 
 def check_metrics(config: TrainConfig) -> None:
+    """Refuse metrics this run cannot compute; NVlabs' `none` becomes no metrics."""
+    config.metrics = parse_metrics(config.metrics) if config.metrics else []
     if config.metrics:
-        per_class = [m for m in parse_metrics(config.metrics) if m in PER_CLASS_METRICS]
+        per_class = [m for m in config.metrics if m in PER_CLASS_METRICS]
         if per_class and not config.cond:
             raise MetricError(f"--metrics {','.join(per_class)} needs --cond and labelled data")
         if config.label_names:

@@ -92,7 +92,7 @@ class SnapshotWriter:
         if not processes.main:
             return
         write_metric_jsonl(self.run_dir, results, kimg, snapshot_name,
-                           settings=dict(num_gen=config.metrics_num_gen, seed=config.seed))
+                           settings=dict(num_gen=config.metrics_num_gen, seed=config.seed), num_gpus=processes.world)
         if any(name.startswith("fid") for name in config.metrics):
             plot_fid(self.run_dir)
         self.say("Metrics: " + "  ".join(f"{key} {value:.4g}" for key, value in results.items()))
