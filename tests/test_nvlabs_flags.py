@@ -119,3 +119,27 @@ def test_gpus_errors_are_one_line_from_one_process(colour_zip, tmp_path):
                              str(tmp_path), *TINY, "--batch", "7", "--gpus", "2"], cwd=REPO, capture_output=True,
                             text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert_one_line_error(result, "--batch 7", "2 processes")
+
+
+def test_run_folder_has_training_options_under_nvlabs_keys(colour_zip, tmp_path):
+    from cstylegan.config import TrainConfig
+    from cstylegan.training.loop import train
+
+    run_dir = train(TrainConfig(data=str(colour_zip), outdir=str(tmp_path), cfg="small", cond=True, mirror=True,
+                                cbase=256, cmax=16, batch=8, kimg=0.016, tick=0.008, snap=1, workers=0, device="cpu",
+                                glr=0.003, gamma=0.5, aug="ada", augpipe="bg", metrics=[]), log=lambda line: None)
+    options = json.loads((run_dir / "training_options.json").read_text())
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert options["training_set_kwargs"] == dict(class_name="training.dataset.ImageFolderDataset", path=str(colour_zip),
+                                                  use_labels=True, max_size=None, xflip=True, resolution=16)
+    assert (options["batch_size"], options["batch_gpu"], options["total_kimg"], options["num_gpus"]) == (8, 8, 0.016, 1)
+    assert options["loss_kwargs"]["r1_gamma"] == 0.5 and options["loss_kwargs"]["pl_weight"] == config["pl_weight"]
+    assert options["G_opt_kwargs"] == dict(class_name="torch.optim.Adam", lr=0.003, betas=[0, 0.99], eps=1e-8)
+    assert options["G_kwargs"]["class_name"] == "training.networks_stylegan2.Generator"
+    assert options["G_kwargs"]["channel_base"] == 256 and options["G_kwargs"]["c_dim"] == 4
+    assert options["D_kwargs"]["epilogue_kwargs"]["mbstd_group_size"] == config["mbstd_group"]
+    assert options["augment_kwargs"] == dict(class_name="training.augment.AugmentPipe", xflip=1, rotate90=1, xint=1,
+                                             scale=1, rotate=1, aniso=1, xfrac=1)
+    assert options["ada_target"] == 0.6 and options["ema_kimg"] == config["ema_kimg"]
+    assert options["image_snapshot_ticks"] == options["network_snapshot_ticks"] == 1
+    assert options["run_dir"] == str(run_dir)

@@ -29,6 +29,7 @@ from cstylegan.training.batches import FakeLabels, infinite_batches
 from cstylegan.training.build import build_networks
 from cstylegan.training.grids import GRID_COLUMNS, grid_labels, save_reals
 from cstylegan.training.loss import StyleGAN2Loss
+from cstylegan.training.nvlabs_options import save_training_options
 from cstylegan.training.phases import build_phases, optimizer, run_phases, update_ema
 from cstylegan.training.progress import Progress, format_seconds, progress_line
 from cstylegan.training.resume import Resume, start_nimg
@@ -72,6 +73,7 @@ def open_run(config: TrainConfig, log, processes: Processes, device, files: cont
     config = config.with_architecture(G_kwargs)
     if processes.main:
         save_yaml(config, run_dir / "config.yaml")
+        save_training_options(config, G_kwargs, D_kwargs, processes.world, run_dir)
     G, D = G.train().to(device), D.train().to(device)
     G_ema = G_ema.eval().requires_grad_(False).to(device)
     processes.broadcast_modules(G, D, G_ema)
