@@ -125,8 +125,8 @@ def main(config_path, gpus, dry_run, **flags):
         if config_path:
             config = load_yaml(config_path)
             fields = config.to_dict()
-            for derived in ("resolution", "class_names", "attributes", "label_names"):
-                fields.pop(derived)
+            for derived in ("resolution", "img_channels", "class_names", "attributes", "label_names"):
+                fields.pop(derived, None)
             config = TrainConfig.from_dict({**fields, **given})
         elif "data" not in given:
             raise ConfigError("--data is required (a zip made by datasets/make_dataset.py or datasets/emoji.py)")

@@ -155,6 +155,7 @@ class TrainConfig:
     metrics_num_gen: int = 10000
     # Filled from the data set when the run starts.
     resolution: Optional[int] = None
+    img_channels: Optional[int] = None  # 1 (grey) or 3 (RGB), as the data's images
     class_names: list = field(default_factory=list)
     attributes: dict = field(default_factory=dict)  # with --labels attributes: {attribute: [value, ...]}
     label_names: list = field(default_factory=list)  # with vector labels: the name of each dimension
@@ -276,7 +277,7 @@ class TrainConfig:
             c_dim=c_dim,
             w_dim=self.w_dim,
             img_resolution=self.resolution,
-            img_channels=3,
+            img_channels=self.img_channels or 3,
             mapping_kwargs=dict(num_layers=self.map_depth),
             channel_base=self.cbase * self.G_channel_factor,
             channel_max=self.cmax * self.G_channel_factor,
@@ -292,7 +293,7 @@ class TrainConfig:
         D_kwargs = dict(
             c_dim=c_dim,
             img_resolution=self.resolution,
-            img_channels=3,
+            img_channels=self.img_channels or 3,
             channel_base=self.cbase,
             channel_max=self.cmax,
             num_fp16_res=self.num_fp16_res,

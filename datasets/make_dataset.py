@@ -118,12 +118,12 @@ def interleave(sources: list) -> list:
     return order
 
 
-def convert(path: Path, resolution: int, transform: str, background) -> tuple:
-    """(HxWx3 uint8 image, whether it had to be enlarged)."""
+def convert(path: Path, resolution: int, transform: str, background, channels: int = 3) -> tuple:
+    """(HxWx3 uint8 image, or HxW grey with channels 1, and whether it had to be enlarged)."""
     image = load_rgb(path)
     short = min(image.size) if transform == "center-crop" else max(image.size)
     square = center_crop(image, resolution) if transform == "center-crop" else pad(image, resolution, background)
-    return np.asarray(square), short < resolution
+    return np.asarray(square.convert("L") if channels == 1 else square), short < resolution
 
 
 def report(out: Path, counts: dict, found: Found, duplicates: list, upscaled: int, src: Path) -> None:
@@ -155,7 +155,8 @@ def report(out: Path, counts: dict, found: Found, duplicates: list, upscaled: in
         click.echo(f"Enlarged {upscaled} images smaller than the resolution; they may look blurry")
 
 
-def make_dataset(src: Path, out: Path, resolution: int, transform: str, background: str, max_images, source_note, force):
+def make_dataset(src: Path, out: Path, resolution: int, transform: str, background: str, max_images, source_note, force,
+                 channels: int = 3):
     """Check every option, find the images, write the zip, print the summary."""
     check_resolution(resolution)
     check_output(out, force)
@@ -184,7 +185,7 @@ def make_dataset(src: Path, out: Path, resolution: int, transform: str, backgrou
         with tqdm(total=min(len(order), max_images or len(order)), unit="img", desc="images", disable=None) as bar:
             for path, attributes in order:
                 try:
-                    image, enlarged = convert(path, resolution, transform, background)
+                    image, enlarged = convert(path, resolution, transform, background, channels)
                 except UnreadableImage as error:
                     found.skipped.append((path, str(error)))
                     continue
@@ -214,10 +215,13 @@ def make_dataset(src: Path, out: Path, resolution: int, transform: str, backgrou
 @click.option("--background", default="white", show_default=True, help="Padding colour for --transform pad (#rrggbb).")
 @click.option("--max-images", type=int, help="Stop after this many images, taken from the classes in turn.")
 @click.option("--source-note", help="Where the images come from and their licence; stored in dataset.json.")
+@click.option("--channels", type=click.Choice(["1", "3"]), default="3", show_default=True,
+              help="3 = RGB; 1 = grey (ITU-R 601 luma), for grey data such as scans: train.py then trains a 1-channel "
+                   "model. Transparency is flattened onto white first either way.")
 @bool_option("--force", default=False, help="Overwrite OUT if it exists.")
-def main(src, out, resolution, transform, background, max_images, source_note, force):
+def main(src, out, resolution, transform, background, max_images, source_note, channels, force):
     """Make OUT.zip (PNG images + dataset.json with class names) from the images in SRC."""
-    make_dataset(src, out, resolution, transform, background, max_images, source_note, force)
+    make_dataset(src, out, resolution, transform, background, max_images, source_note, force, int(channels))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ img/s; metric speed by timing Inception (with its clean resize) on real-sized im
 are kept in <workdir>/speeds.json for the machine and settings they were measured with.
 """
 
-import json
 import platform
 import shutil
 import subprocess
@@ -20,6 +19,7 @@ import torch
 from cstylegan.config import save_yaml
 from cstylegan.metrics.inception import extract_features, load_inception
 from cstylegan.runtime.devices import pick_device
+from cstylegan.training.progress import read_stats
 from experiments.matrix import speed_config, unit_kimg
 from experiments.report import plain, unit_status
 from experiments.trainings import REPO, RunnerError
@@ -60,7 +60,7 @@ def training_img_per_s(workspace, key: str, config, say) -> float:
         stats = sorted(outdir.glob("*/stats.jsonl"))
         if result.returncode != 0 or not stats:
             raise RunnerError(f"measuring the speed of {key} failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
-        img_per_s = json.loads(stats[0].read_text().splitlines()[-1])["img_per_s"]
+        img_per_s = read_stats(stats[0])[-1]["Timing/img_per_s"]
         shutil.rmtree(outdir)
         return img_per_s
 

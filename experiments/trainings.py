@@ -21,6 +21,7 @@ from cstylegan.data.dataset import ImageDataset
 from cstylegan.data.writer import write_dataset_zip
 from cstylegan.runtime.errors import UserError
 from cstylegan.snapshots.checkpoint import snapshot_kimg, snapshots_newest_first
+from cstylegan.training.progress import read_stats
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,16 +35,15 @@ def run_record(outdir: Path) -> dict:
     the newest snapshot of each kimg, the kimg reached, the training seconds of every
     invocation added up (each run folder's last tick time), and the peak memory."""
     run_dirs = sorted(path for path in outdir.glob("*/") if (path / "stats.jsonl").is_file())
-    stats = [[json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines() if line.strip()]
-             for run_dir in run_dirs]
+    stats = [read_stats(run_dir / "stats.jsonl") for run_dir in run_dirs]
     stats = [lines for lines in stats if lines]
     if not stats:
         raise RunnerError(f"no finished tick under {outdir}; see its log.txt")
     snapshots = {snapshot_kimg(path): str(path) for run_dir in run_dirs
                  for path in sorted(run_dir.glob("network-snapshot-*.pt"), key=snapshot_kimg)}
-    return dict(run_dir=str(run_dirs[-1]), snapshots=sorted(snapshots.items()), kimg=stats[-1][-1]["kimg"],
-                wall_s=sum(lines[-1]["time_s"] for lines in stats),
-                peak_mem_gb=max(line["peak_mem_gb"] for lines in stats for line in lines))
+    return dict(run_dir=str(run_dirs[-1]), snapshots=sorted(snapshots.items()), kimg=stats[-1][-1]["Progress/kimg"],
+                wall_s=sum(lines[-1]["Timing/total_sec"] for lines in stats),
+                peak_mem_gb=max(line["Resources/peak_gpu_mem_gb"] for lines in stats for line in lines))
 
 
 class Workspace:

@@ -1,10 +1,10 @@
 """The ADA rule: p moves by the official step toward the target, never below 0, and rises in a real run."""
 
-import json
 
 import pytest
 import torch
 
+from cstylegan.training.progress import read_stats
 from cstylegan.config import TrainConfig
 from cstylegan.training.ada import AdaptiveP
 from cstylegan.training.loop import train
@@ -35,9 +35,9 @@ def test_p_rises_when_d_overfits_a_tiny_data_set(colour_zip, tmp_path):
                          cbase=1024, cmax=64, tick=0.5, snap=10, workers=0, device="cpu", ada_kimg=2,
                          target=0.4)  # below the ~0.5 E[sign(D(real))] this short run reaches
     run_dir = train(config, log=lambda line: None)
-    records = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
-    assert all(0 <= r["augment_p"] <= 1.5 for r in records)
-    assert records[-1]["augment_p"] > 0.1, records
-    assert max(r["ada_rt"] for r in records) > 0.4  # what drove p up: D scored reals above the target
+    records = read_stats(run_dir / "stats.jsonl")
+    assert all(0 <= r["Progress/augment"] <= 1.5 for r in records)
+    assert records[-1]["Progress/augment"] > 0.1, records
+    assert max(r["Progress/ada_rt"] for r in records) > 0.4  # what drove p up: D scored reals above the target
     snapshot = torch.load(next(run_dir.glob("network-snapshot-*.pt")), weights_only=True)
-    assert snapshot["ada_p"] == pytest.approx(records[-1]["augment_p"])
+    assert snapshot["ada_p"] == pytest.approx(records[-1]["Progress/augment"])

@@ -12,6 +12,7 @@ import torch
 import torch.distributed as dist
 import yaml
 
+from cstylegan.training.progress import read_stats
 from cstylegan.config import ConfigError, TrainConfig
 from cstylegan.data.dataset import ImageDataset
 from cstylegan.metrics import compute as compute_module
@@ -46,7 +47,7 @@ def run(tmp_path, name, data, processes: int, **overrides):
                             env={**os.environ, "OMP_NUM_THREADS": "1", "CSTYLEGAN_CACHE": str(tmp_path / "cache")})
     assert result.returncode == 0, result.stderr[-3000:]
     [run_dir] = (tmp_path / name).iterdir()
-    stats = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
+    stats = read_stats(run_dir / "stats.jsonl")
     return stats, checkpoint.load_snapshot(next(run_dir.glob("network-snapshot-*.pt"))), result.stdout
 
 
@@ -69,10 +70,10 @@ def test_two_processes_train_like_one_with_the_same_global_batch(colour_zip, tmp
 
     # The first G step sees the same 8 images and latents with noise strengths still 0.
     assert double[0]["Loss/G/loss"] == pytest.approx(single[0]["Loss/G/loss"], rel=1e-5)
-    assert double[-1]["kimg"] == single[-1]["kimg"] == 0.064
+    assert double[-1]["Progress/kimg"] == single[-1]["Progress/kimg"] == 0.064
     for a, b in zip(single, double):  # 8 minibatches, losses averaged over the processes
         for key in ("Loss/G/loss", "Loss/D/loss"):
-            assert b[key] == pytest.approx(a[key], rel=LOSS_TOLERANCE), (a["kimg"], key)
+            assert b[key] == pytest.approx(a[key], rel=LOSS_TOLERANCE), (a["Progress/kimg"], key)
     for net in ("G", "D"):
         assert relative_difference(two[net], one[net], start[net]) < WEIGHT_TOLERANCE, net
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 
+from cstylegan.training.progress import read_stats
 from cstylegan.data.dataset import ImageDataset
 from cstylegan.snapshots import checkpoint
 from tests.conftest import REPO, assert_one_line_error, run_in_process
@@ -46,7 +47,7 @@ def test_no_flag_overrides_a_config_file(colour_zip, tmp_path):
     saved, _ = dry_run(colour_zip, tmp_path, "--mirror", "--cond")
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({k: v for k, v in saved.items()
-                                      if k not in ("resolution", "class_names", "attributes", "label_names")}))
+                                      if k not in ("resolution", "img_channels", "class_names", "attributes", "label_names")}))
     result = run_in_process("train.py", ["--config", config, "--no-mirror", "-n"], REPO)
     assert result.returncode == 0, result.stderr
     assert "mirror: false" in result.stdout and "cond: true" in result.stdout
@@ -108,7 +109,7 @@ def test_gpus_starts_the_processes_torchrun_would(colour_zip, tmp_path):
     for net in ("G", "D", "G_ema"):
         for key, value in a[net].items():
             assert torch.equal(value, b[net][key]), (net, key)
-    losses = [[json.loads(line)["Loss/G/loss"] for line in (d / "stats.jsonl").read_text().splitlines()]
+    losses = [[record["Loss/G/loss"] for record in read_stats(d / "stats.jsonl")]
               for d in (ours, theirs)]
     assert losses[0] == losses[1] and len(losses[0]) == 2
 

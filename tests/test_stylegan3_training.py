@@ -1,11 +1,11 @@
 """StyleGAN3 T and R train through the same loop, loss and snapshots, and generate.py moves them."""
 
-import json
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from cstylegan.training.progress import read_stats
 from cstylegan.config import TrainConfig
 from cstylegan.networks import StyleGAN3Generator
 from cstylegan.snapshots.checkpoint import load_snapshot, open_for_inference
@@ -38,11 +38,11 @@ def stylegan3_run(request, colour_zip, tmp_path_factory):
 @pytest.mark.slow
 def test_stylegan3_trains_and_snapshots(stylegan3_run):
     arch, run_dir = stylegan3_run
-    records = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
-    assert records[-1]["kimg"] >= 0.064 and all(np.isfinite(r["Loss/G/loss"]) for r in records)
+    records = read_stats(run_dir / "stats.jsonl")
+    assert records[-1]["Progress/kimg"] >= 0.064 and all(np.isfinite(r["Loss/G/loss"]) for r in records)
     assert not any("Loss/pl_penalty" in r for r in records)  # no path length in StyleGAN3
     if arch == "stylegan3-r":
-        assert 0 < records[-1]["blur_sigma"] < 10  # fading from 10 over batch * 200 / 32 kimg
+        assert 0 < records[-1]["Progress/blur_sigma"] < 10  # fading from 10 over batch * 200 / 32 kimg
     snapshot = load_snapshot(sorted(run_dir.glob("network-snapshot-*.pt"))[-1])
     assert snapshot["G_family"] == "stylegan3"
     opened = open_for_inference(sorted(run_dir.glob("network-snapshot-*.pt"))[-1])

@@ -1,13 +1,14 @@
 """A short CPU run learns the conditioning, writes every file it promises, and resumes."""
 
-import json
 
+import json
 import numpy as np
 import pytest
 import torch
 import yaml
 from PIL import Image
 
+from cstylegan.training.progress import read_stats
 from cstylegan.config import TrainConfig
 from cstylegan.data.dataset import ImageDataset
 from cstylegan.data.writer import write_dataset_zip
@@ -27,12 +28,33 @@ def test_run_folder_has_every_promised_file(trained_run):
     names = {p.name for p in trained_run.iterdir()}
     assert {"config.yaml", "log.txt", "stats.jsonl", "reals.png", "fakes000000.png", "fakes000004.png"} <= names
     assert {"network-snapshot-000004.pt"} <= names
-    records = [json.loads(line) for line in (trained_run / "stats.jsonl").read_text().splitlines()]
-    assert [r["tick"] for r in records] == list(range(len(records)))
-    assert records[-1]["kimg"] >= 4
-    for key in ("sec_per_kimg", "img_per_s", "Loss/G/loss", "Loss/D/loss", "peak_mem_gb"):
+    assert "training_options.json" in names and any(name.startswith("events.out.tfevents.") for name in names)
+    records = read_stats(trained_run / "stats.jsonl")
+    assert [r["Progress/tick"] for r in records] == list(range(len(records)))
+    assert records[-1]["Progress/kimg"] >= 4
+    for key in ("Timing/sec_per_kimg", "Timing/img_per_s", "Loss/G/loss", "Loss/D/loss", "Resources/peak_gpu_mem_gb"):
         assert all(np.isfinite(r[key]) for r in records), key
     assert any("Loss/r1_penalty" in r for r in records) and any("Loss/pl_penalty" in r for r in records)
+    # NVlabs' format: {"num", "mean", "std"} per number, and a timestamp; a loss's num counts the
+    # tick's minibatches (0.5 kimg of batch 16 = 32), a single reading has num 1.
+    raw = [json.loads(line) for line in (trained_run / "stats.jsonl").read_text().splitlines()]
+    for line in raw:
+        assert all(set(v) == {"num", "mean", "std"} for k, v in line.items() if k != "timestamp")
+        assert line["Progress/kimg"]["num"] == 1 and line["Progress/kimg"]["std"] == 0
+    assert raw[1]["Loss/G/loss"]["num"] == 32 and raw[1]["Loss/G/loss"]["std"] > 0
+    assert [line["timestamp"] for line in raw] == sorted(line["timestamp"] for line in raw)
+    # TensorBoard's own reader finds the same scalars, at the kimg as the step, and a fakes grid per picture.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(trained_run), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    assert {"Loss/G/loss", "Loss/D/loss", "Progress/kimg", "Timing/sec_per_kimg"} <= set(events.Tags()["scalars"])
+    assert [e.value for e in events.Scalars("Loss/D/loss")] == pytest.approx([r["Loss/D/loss"] for r in records])
+    assert [e.step for e in events.Scalars("Progress/kimg")] == [int(r["Progress/kimg"]) for r in records]
+    assert len(events.Images("Fakes")) == len(list(trained_run.glob("fakes*.png")))
+    # The progress line prints what the record holds.
+    ticks = [line for line in (trained_run / "log.txt").read_text().splitlines() if line.startswith("tick ")]
+    assert f"kimg {records[-1]['Progress/kimg']:<8.1f}" in ticks[-1] and f"G {records[-1]['Loss/G/loss']:.3f}" in ticks[-1]
     config = yaml.safe_load((trained_run / "config.yaml").read_text())
     assert TrainConfig.from_dict(config).class_names == list(COLOURS)
     # fakes: one row of 8 per class, plus a label column on the left.
@@ -68,9 +90,9 @@ def test_resume_continues_the_kimg_count(trained_run, tmp_path):
     assert resumed["G_kwargs"]["fp16_channels_last"] and resumed["D_kwargs"]["block_kwargs"]["fp16_channels_last"]
     log = (run_dir / "log.txt").read_text()
     assert "Resumed weights from" in log and "every tensor copied as it was" in log and "Restored optimiser states" in log
-    records = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
-    assert records[0]["kimg"] > start / 1000 and records[-1]["kimg"] >= 4.5
-    assert resumed["cur_nimg"] == records[-1]["kimg"] * 1000
+    records = read_stats(run_dir / "stats.jsonl")
+    assert records[0]["Progress/kimg"] > start / 1000 and records[-1]["Progress/kimg"] >= 4.5
+    assert resumed["cur_nimg"] == records[-1]["Progress/kimg"] * 1000
 
 
 @pytest.mark.slow

@@ -1,10 +1,10 @@
 """Transitional training: class labels fade in from an unconditional start (--transition-kimg)."""
 
-import json
 
 import pytest
 import torch
 
+from cstylegan.training.progress import read_stats
 from cstylegan.config import ConfigError, TrainConfig
 from cstylegan.networks.discriminator import Discriminator
 from cstylegan.networks.mapping import MappingNetwork, blend_labels
@@ -65,12 +65,12 @@ def test_discriminator_sees_the_blended_labels():
 @pytest.mark.slow
 def test_a_transitional_run_logs_the_weight_and_ends_class_conditional(colour_zip, tmp_path):
     run_dir = train_colours(colour_zip, tmp_path, transition_kimg=[0.25, 0.75])
-    records = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
+    records = read_stats(run_dir / "stats.jsonl")
     for record in records:
-        last_step_kimg = record["kimg"] - 16 / 1000  # the weight of the tick's last minibatch of 16
+        last_step_kimg = record["Progress/kimg"] - 16 / 1000  # the weight of the tick's last minibatch of 16
         expected = min(max((last_step_kimg - 0.25) / 0.5, 0), 1)
-        assert record["label_weight"] == pytest.approx(expected)
-    assert records[0]["label_weight"] < 0.5 and records[-1]["label_weight"] == 1
+        assert record["Progress/label_weight"] == pytest.approx(expected)
+    assert records[0]["Progress/label_weight"] < 0.5 and records[-1]["Progress/label_weight"] == 1
     G = open_for_inference(sorted(run_dir.glob("network-snapshot-*.pt"))[-1]).G
     assert_class_k_has_colour_k(G)
 

@@ -190,6 +190,10 @@ class ImageDataset(torch.utils.data.Dataset):
                 f"{self.path}: images are {width}x{height}, not square with a power-of-two side; "
                 f"{MAKE_HINT} --resolution R (R a power of two)"
             )
+        if channels not in (1, 3):
+            mode = {2: "grey with alpha", 4: "RGBA"}.get(channels, f"{channels}-channel")
+            raise DatasetError(f"{self.path}: images are {mode} ({next(iter(sizes.values()))}); the networks take grey "
+                               f"or RGB: {MAKE_HINT} --channels 3 (flattened onto white) or --channels 1")
         self.resolution = width
         self.num_channels = channels
 
@@ -221,7 +225,7 @@ class ImageDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int):
         raw = index % len(self.names)
         with Image.open(io.BytesIO(self._read_bytes(self.names[raw]))) as image:
-            array = np.asarray(image)
+            array = np.array(image)  # a copy: torch wants writable arrays, and a grey one is not copied below
         array = array[:, :, None] if array.ndim == 2 else array
         if array.shape != (self.resolution, self.resolution, self.num_channels):
             raise DatasetError(f"{self.path}: {self.names[raw]} changed size since the data set was opened; restart")

@@ -84,11 +84,14 @@ class DatasetWriter:
         return self
 
     def add(self, image: np.ndarray, stem: str, attributes: dict):
-        """Write one HxWx3 uint8 image as `<class>/<stem>.png`; return the entry it duplicates, else None."""
-        if image.shape != (self.resolution, self.resolution, 3) or image.dtype != np.uint8:
+        """Write one HxWx3 (RGB) or HxW (grey) uint8 image as `<class>/<stem>.png`; return the entry it
+        duplicates, else None."""
+        if image.shape not in ((self.resolution, self.resolution, 3), (self.resolution, self.resolution)) \
+                or image.dtype != np.uint8:
             raise DatasetError(
                 f"image {stem!r} is {image.dtype} {image.shape}, expected uint8 "
-                f"({self.resolution}, {self.resolution}, 3); resize it to the data set's resolution"
+                f"({self.resolution}, {self.resolution}, 3) or ({self.resolution}, {self.resolution}); resize it to "
+                "the data set's resolution"
             )
         digest = hashlib.sha1(np.ascontiguousarray(image).data).hexdigest()
         if self.skip_duplicates and digest in self.hashes:

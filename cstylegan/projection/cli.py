@@ -57,6 +57,9 @@ def main(network_path, target_path, class_spec, steps, perceptual, w_plus, optim
     G = opened.G
     if opened.labels.kind == "vector":
         raise UserError(f"{network_path} was trained on vector labels, which the projector cannot start from yet")
+    if G.img_channels != 3:
+        raise UserError(f"{network_path} draws {G.img_channels}-channel images; the projector fits colour photos "
+                        "and takes RGB networks only")
     class_index = pick_class(class_spec, opened.labels, G.c_dim)
     class_vectors = opened.labels.class_vectors if G.c_dim else None
     try:

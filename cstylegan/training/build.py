@@ -45,6 +45,11 @@ def build_networks(config: TrainConfig, c_dim: int, resume, say) -> tuple:
                 f"{source} makes {snapshot['G_kwargs']['img_resolution']} px images but the data is "
                 f"{config.resolution} px; make the data set at {snapshot['G_kwargs']['img_resolution']} px"
             )
+        channels = snapshot["G_kwargs"].get("img_channels", 3)
+        if channels != G_kwargs["img_channels"]:
+            raise CheckpointError(f"{source} makes images of {channels} channels but the data's have "
+                                  f"{G_kwargs['img_channels']}; make the data set with make_dataset.py --channels "
+                                  f"{channels}")
         run_choices = {key: G_kwargs[key] for key in RUN_CHOICES if key in G_kwargs}
         G_kwargs = {**snapshot["G_kwargs"], "c_dim": c_dim, **run_choices}
         if "D" in snapshot:

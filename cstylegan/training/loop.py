@@ -9,7 +9,6 @@ picture and a snapshot (snapshot_writer.py).
 
 import contextlib
 import dataclasses
-import json
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -33,6 +32,7 @@ from cstylegan.training.nvlabs_options import save_training_options
 from cstylegan.training.phases import build_phases, optimizer, run_phases, update_ema
 from cstylegan.training.progress import Progress, format_seconds, progress_line
 from cstylegan.training.resume import Resume, start_nimg
+from cstylegan.training.run_records import RunRecords
 from cstylegan.training.skipped_steps import SkippedSteps
 from cstylegan.training.snapshot_writer import SnapshotWriter, TrainingState
 from cstylegan.training.stop_signals import StopRequest
@@ -96,12 +96,13 @@ def open_run(config: TrainConfig, log, processes: Processes, device, files: cont
     grid_c, row_labels = grid_labels(dataset.label_space, GRID_COLUMNS, device, dataset.labels, config.seed)
     grid_z = torch.from_numpy(np.random.RandomState(config.seed).randn(len(grid_c), G.z_dim)).float().to(device)
     metric_data = ImageDataset(config.data, use_labels=config.cond, labels=config.labels) if config.metrics else None
-    writer = SnapshotWriter(run_dir, config, state, (grid_z, grid_c, row_labels), metric_data, processes, device, say)
+    records = RunRecords(run_dir, say, files) if processes.main else None
+    writer = SnapshotWriter(run_dir, config, state, (grid_z, grid_c, row_labels), metric_data, processes, device, say,
+                            records)
     if processes.main:
         save_reals(dataset, run_dir / "reals.png", GRID_COLUMNS, config.seed)
         writer.save_fakes(cur_nimg)
-    stats_file = files.enter_context(open(run_dir / "stats.jsonl", "a")) if processes.main else None
-    return Run(config, processes, device, run_dir, say, stats_file, state, loss, phases, ada, batches, fake_labels,
+    return Run(config, processes, device, run_dir, say, records, state, loss, phases, ada, batches, fake_labels,
                latents, batch_gpu, num_chunks, writer, Progress(cur_nimg, int(config.kimg * 1000), config.tick),
                resume.path if resume else None)
 
@@ -115,6 +116,7 @@ def open_data(config: TrainConfig, processes: Processes, log) -> tuple:
     cur_nimg = start_nimg(config, resume)
     config = dataclasses.replace(config.resolve(dataset.resolution, processes.world),
                                  resume=str(resume.path) if resume else None)
+    config.img_channels = dataset.num_channels
     config.class_names = list(dataset.class_names) if config.cond else []
     config.attributes = {name: list(values) for name, values in dataset.label_space.attributes.items()}
     config.label_names = list(dataset.label_space.vector_names)
@@ -242,7 +244,7 @@ class Run:
     device: torch.device
     run_dir: Path
     say: Callable
-    stats_file: object
+    records: Optional[RunRecords]  # stats.jsonl and TensorBoard; the main process's only
     state: TrainingState
     loss: StyleGAN2Loss
     phases: list
@@ -331,10 +333,9 @@ class Run:
     def end_tick(self) -> None:
         """The tick's record and progress line; a snapshot every --snap ticks and at the end."""
         config, progress = self.config, self.progress
-        record = progress.end_tick(self.device, self.processes.mean, self.tick_extras())
+        record = progress.end_tick(self.device, self.processes, self.tick_readings())
         if self.processes.main:
-            self.stats_file.write(json.dumps(record) + "\n")
-            self.stats_file.flush()
+            self.records.tick(record)
         self.say(progress_line(record))
         if progress.done or progress.tick % config.snap == 0:
             saved = self.writer.save(progress.cur_nimg)
@@ -344,14 +345,14 @@ class Run:
                                                  "--resume auto")
             self.last_snapshot = saved or self.last_snapshot
 
-    def tick_extras(self) -> dict:
-        extras = {}
+    def tick_readings(self) -> dict:
+        readings = {}
         if self.state.augment is not None:
-            extras["augment_p"] = float(self.state.augment.p)
+            readings["Progress/augment"] = float(self.state.augment.p)
         if self.ada is not None:
-            extras["ada_rt"] = float(self.ada.last_rt)
+            readings["Progress/ada_rt"] = float(self.ada.last_rt)
         if self.config.blur_fade_kimg:
-            extras["blur_sigma"] = self.loss.blur_sigma()
+            readings["Progress/blur_sigma"] = self.loss.blur_sigma()
         if self.config.transition_kimg is not None:
-            extras["label_weight"] = self.loss.label_weight()
-        return extras
+            readings["Progress/label_weight"] = self.loss.label_weight()
+        return readings

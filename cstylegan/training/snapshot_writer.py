@@ -28,9 +28,11 @@ class TrainingState:
 
 
 class SnapshotWriter:
-    def __init__(self, run_dir, config, state: TrainingState, grid: tuple, metric_data, processes, device, say):
+    def __init__(self, run_dir, config, state: TrainingState, grid: tuple, metric_data, processes, device, say,
+                 records=None):
         self.run_dir, self.config, self.state, self.grid = run_dir, config, state, grid
         self.metric_data, self.processes, self.device, self.say = metric_data, processes, device, say
+        self.records = records  # RunRecords of the main process (TensorBoard), None on the others
 
     def save(self, cur_nimg: int, metrics: bool = True):
         """Write the fakes grid and the snapshot (main process), then, with `metrics`, compute the
@@ -56,8 +58,9 @@ class SnapshotWriter:
 
     def save_fakes(self, cur_nimg: int) -> None:
         grid_z, grid_c, row_labels = self.grid
-        save_fakes(self.state.G_ema, grid_z, grid_c, row_labels, self.run_dir / f"fakes{cur_nimg // 1000:06d}.png",
-                   self.config.batch)
+        path = self.run_dir / f"fakes{cur_nimg // 1000:06d}.png"
+        save_fakes(self.state.G_ema, grid_z, grid_c, row_labels, path, self.config.batch)
+        self.records.fakes(path, cur_nimg / 1000)
 
     def snapshot(self, cur_nimg: int) -> dict:
         """The snapshot's keys (see snapshots/checkpoint.py)."""
@@ -93,6 +96,7 @@ class SnapshotWriter:
             return
         write_metric_jsonl(self.run_dir, results, kimg, snapshot_name,
                            settings=dict(num_gen=config.metrics_num_gen, seed=config.seed), num_gpus=processes.world)
+        self.records.metrics(results, kimg)
         if any(name.startswith("fid") for name in config.metrics):
             plot_fid(self.run_dir)
         self.say("Metrics: " + "  ".join(f"{key} {value:.4g}" for key, value in results.items()))

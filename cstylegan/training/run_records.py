@@ -1,0 +1,56 @@
+"""What a run records as it goes, besides its log: stats.jsonl per tick and, where the
+`tensorboard` package is installed, TensorBoard event files with the same numbers, the
+metrics and the fakes grid of every snapshot (NVlabs write the scalars the same way,
+with the kimg as the step)."""
+
+import contextlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def open_event_writer(run_dir: Path, say):
+    """A TensorBoard SummaryWriter on the run folder, or None (saying why) without tensorboard."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        say("TensorBoard: not installed, so no event files (pip install tensorboard); stats.jsonl has the numbers")
+        return None
+    return SummaryWriter(str(run_dir))
+
+
+class RunRecords:
+    """Opened in the main process only; `files` (an ExitStack) closes them whatever happens."""
+
+    def __init__(self, run_dir: Path, say, files: contextlib.ExitStack):
+        self.stats_file = files.enter_context(open(run_dir / "stats.jsonl", "a"))
+        self.events = open_event_writer(run_dir, say)
+        if self.events is not None:
+            files.callback(self.events.close)
+
+    def tick(self, record: dict) -> None:
+        """One stats.jsonl line (progress.py's record) and its scalars."""
+        self.stats_file.write(json.dumps(record) + "\n")
+        self.stats_file.flush()
+        if self.events is not None:
+            step = int(record["Progress/kimg"]["mean"])
+            for name, value in record.items():
+                if name != "timestamp":
+                    self.events.add_scalar(name, value["mean"], step, walltime=record["timestamp"])
+            self.events.flush()
+
+    def metrics(self, results: dict, kimg: float) -> None:
+        if self.events is not None:
+            for name, value in results.items():
+                self.events.add_scalar(f"Metrics/{name}", value, int(kimg), walltime=time.time())
+            self.events.flush()
+
+    def fakes(self, path: Path, kimg: float) -> None:
+        """The fakes grid just written to `path`, as an image at this kimg."""
+        if self.events is not None:
+            with Image.open(path) as image:
+                self.events.add_image("Fakes", np.asarray(image.convert("RGB")), int(kimg), dataformats="HWC")
+            self.events.flush()
