@@ -1,6 +1,8 @@
 """NVlabs' train.py commands work unchanged: `--flag=1` booleans, --desc, --subset, --mbstd-group,
 --nobench, --allow-tf32, -n/--dry-run and --gpus."""
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -9,6 +11,7 @@ import sys
 import pytest
 import torch
 import yaml
+from PIL import Image
 
 from cstylegan.training.progress import read_stats
 from cstylegan.data.dataset import ImageDataset
@@ -144,3 +147,38 @@ def test_run_folder_has_training_options_under_nvlabs_keys(colour_zip, tmp_path)
     assert options["ada_target"] == 0.6 and options["ema_kimg"] == config["ema_kimg"]
     assert options["image_snapshot_ticks"] == options["network_snapshot_ticks"] == 1
     assert options["run_dir"] == str(run_dir)
+
+
+def run_plot_stats(*args):
+    from cstylegan.training.plot_stats import main as plot_main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            plot_main.main(args=[str(a) for a in args], prog_name="plot_stats")
+            code = 0
+        except SystemExit as exit:
+            code = exit.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_plot_stats_draws_losses_augmentation_and_metrics(colour_zip, tmp_path):
+    from cstylegan.config import TrainConfig
+    from cstylegan.metrics.report import write_metric_jsonl
+    from cstylegan.training.loop import train
+
+    run_dir = train(TrainConfig(data=str(colour_zip), outdir=str(tmp_path), cfg="small", cond=True, cbase=256, cmax=16,
+                                batch=8, kimg=0.048, tick=0.008, snap=1000, workers=0, device="cpu", aug="ada",
+                                ada_kimg=1), log=lambda line: None)
+    for kimg, fid in ((0.016, 300.0), (0.048, 250.0)):
+        write_metric_jsonl(run_dir, {"fid": fid, "fid_per_class/a": fid + 5, "fid_per_class_mean": fid + 5}, kimg, "x.pt")
+    code, out, err = run_plot_stats(run_dir)
+    assert code == 0, err
+    image = Image.open(run_dir / "stats.png")
+    assert out.strip() == f"Wrote {run_dir / 'stats.png'}" and image.height > image.width > 400  # four panels stacked
+    from cstylegan.training.plot_stats import metric_curves
+
+    assert metric_curves(run_dir) == {"fid": [(0.016, 300.0), (0.048, 250.0)],
+                                      "fid_per_class_mean": [(0.016, 305.0), (0.048, 255.0)]}
+    code, _, err = run_plot_stats(tmp_path / "empty")
+    assert code == 2 and err.startswith("Error: ") and "no stats.jsonl" in err and len(err.strip().splitlines()) == 1
