@@ -61,6 +61,7 @@ def visible_file(path: Path) -> bool:
 def from_folders(src: Path) -> Found:
     """SRC/<style>_<gender>/* (files) or SRC/<style>/<gender>/** (any depth below the gender folder)."""
     found = Found()
+    folder_of = {}  # class name -> the folder it came from
     for entry in sorted(filter(visible, src.iterdir())):
         if entry.is_file():
             found.skipped.append((entry, "not inside a class folder"))
@@ -76,6 +77,12 @@ def from_folders(src: Path) -> Found:
                 for g in genders
             ]
         for attributes, files in classes:
+            folder = files[0].parent if files else entry
+            twin = folder_of.setdefault(class_name(attributes), folder)
+            if twin != folder and twin.parent == folder.parent:
+                raise DatasetError(f"folders {twin.relative_to(src)} and {folder.relative_to(src)} both become class "
+                                   f"{class_name(attributes)!r} (names are lower-cased, spaces become '-'); rename "
+                                   "one, or move its images into the other")
             if files:
                 found.sources += [(path, attributes) for path in files]
             else:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cstylegan.data.classes import resolve_classes
+from cstylegan.data.classes import check_class_names, resolve_classes
 from cstylegan.data.labels import LABEL_KINDS, LabelSpace, attribute_values
 from cstylegan.data.writer import JSON_NAME, DatasetError
 
@@ -154,11 +154,11 @@ class ImageDataset(torch.utils.data.Dataset):
         count = max(label_of.values()) + 1
         if names is None:
             return [f"class{i}" for i in range(count)]
-        if len(names) < count:
+        if not isinstance(names, list) or len(names) < count:
             raise DatasetError(
                 f"{self.path}: {JSON_NAME} has labels up to {count - 1} but {len(names)} class names; {MAKE_HINT} again"
             )
-        return list(names)
+        return check_class_names(names, f"{self.path} ({JSON_NAME})")
 
     def _label_space(self, labels: str) -> LabelSpace:
         if labels not in LABEL_KINDS:

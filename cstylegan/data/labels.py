@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cstylegan.config import LABEL_KINDS
-from cstylegan.data.classes import UnknownClassError, resolve_classes
+from cstylegan.data.classes import UnknownClassError, check_class_names, resolve_classes
 from cstylegan.runtime.errors import UserError
 
 __all__ = ["LABEL_KINDS", "LabelError", "LabelSpace", "attribute_values"]
@@ -198,6 +198,8 @@ def attribute_values(path, image_attributes: list, class_names, image_classes) -
         for name, value in attributes.items():
             if value not in values[name]:
                 values[name].append(value)
+    for name, attribute_values_ in values.items():
+        check_class_names(attribute_values_, f"{path}: attribute {name!r}", "value")
     names_made = ["_".join(combination) for combination in itertools.product(*values.values())]
     twins = sorted({name for name in names_made if names_made.count(name) > 1})
     if twins:

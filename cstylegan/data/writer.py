@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from cstylegan.data.classes import check_class_names
 from cstylegan.runtime.errors import UserError
 
 JSON_NAME = "dataset.json"
@@ -72,6 +73,7 @@ class DatasetWriter:
         self.class_order = list(class_order)
         self.metadata = dict(metadata or {})
         self.entries = {}  # zip name -> attributes, in the order written
+        self.class_names = []  # each checked once, when its first image comes
         self.hashes = {}  # pixel digest -> zip name
         self.zip = None
         self.temp_path = None
@@ -93,6 +95,9 @@ class DatasetWriter:
                 f"({self.resolution}, {self.resolution}, 3) or ({self.resolution}, {self.resolution}); resize it to "
                 "the data set's resolution"
             )
+        new_class = class_name(attributes)
+        if new_class not in self.class_names:
+            self.class_names = check_class_names([*self.class_names, new_class], self.out)
         digest = hashlib.sha1(np.ascontiguousarray(image).data).hexdigest()
         if self.skip_duplicates and digest in self.hashes:
             return self.hashes[digest]

@@ -31,7 +31,7 @@ from typing import Optional
 
 import torch
 
-from cstylegan.data.classes import class_names_or_default
+from cstylegan.data.classes import check_class_names, class_names_or_default
 from cstylegan.data.labels import LabelSpace
 from cstylegan.networks import DISCRIMINATORS, GENERATORS
 from cstylegan.snapshots.format import FORMAT, CheckpointError
@@ -77,7 +77,16 @@ def load_snapshot(path, map_location="cpu") -> dict:
         ) from None
     if not isinstance(snapshot, dict) or snapshot.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a cstylegan snapshot; pass a network-snapshot-*.pt written by train.py")
-    return with_defaults(snapshot)
+    return check_label_names(with_defaults(snapshot), path)
+
+
+def check_label_names(snapshot: dict, path) -> dict:
+    """The snapshot, if its class names and attribute values can each be a folder name (they
+    become folders in generate.py); a one-line error naming the first that cannot."""
+    check_class_names(snapshot["class_names"], path)
+    for attribute, values in (snapshot.get("attributes") or {}).items():
+        check_class_names(values, f"{path}: attribute {attribute!r}", "value")
+    return snapshot
 
 
 def with_defaults(snapshot: dict) -> dict:
