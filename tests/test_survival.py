@@ -166,6 +166,75 @@ def test_disk_full_while_saving_keeps_the_previous_snapshot(colour_zip, tmp_path
     assert not list(tmp_path.glob("*/*.tmp"))
 
 
+@pytest.fixture
+def small_filesystem(tmp_path):
+    """A real 1 MiB filesystem (a tmpfs mounted for the test), or a skip saying why there is none."""
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("a real full disk needs a small tmpfs, and mounting one needs root")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"could not mount a small tmpfs ({mounted.stderr.strip()})")
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
+
+
+@pytest.mark.slow  # a tiny training on a real 1 MiB tmpfs, then generate.py into the full disk
+def test_a_real_full_disk_warns_keeps_the_previous_snapshot_and_ends_in_one_line(colour_zip, small_filesystem,
+                                                                                   tmp_path):
+    """The first snapshot (about 0.7 MB) fits, the next ones do not: torch.save's zip writer
+    then fails with a RuntimeError ("unexpected pos"), which must count as a full disk."""
+    outdir = small_filesystem / "runs"
+    result = subprocess.run([sys.executable, "-c", SMALL_RUN, str(colour_zip), str(outdir)], capture_output=True,
+                            text=True, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    [error] = result.stderr.strip().splitlines()
+    assert error.startswith("Error: the final snapshot could not be written") and "--resume auto" in error
+    assert "Warning: could not write network-snapshot-000000.pt (No space left on device); the previous " \
+           "snapshot is intact" in result.stdout
+    assert "tick 3 " in result.stdout  # training went on after the first failure
+    [run_dir] = outdir.iterdir()
+    assert not list(run_dir.glob("*.tmp"))
+    [kept] = snapshots(outdir)
+    assert checkpoint.load_snapshot(kept)["cur_nimg"] == 8  # the first, whole and loadable
+    assert oct(kept.stat().st_mode & 0o777) == oct(0o666 & ~current_umask())  # not mkstemp's private 0600
+    shutil.copy(kept, tmp_path / "kept.pt")
+    generated = subprocess.run([sys.executable, str(REPO / "generate.py"), "--network", str(tmp_path / "kept.pt"),
+                                "--class", "all", "--seeds", "0-99", "--outdir", str(small_filesystem / "out"),
+                                "--device", "cpu"], capture_output=True, text=True, cwd=REPO)
+    assert generated.returncode == 2 and "Traceback" not in generated.stderr, generated.stderr[-2000:]
+    [line] = generated.stderr.strip().splitlines()
+    assert line.startswith(f"Error: {small_filesystem / 'out'}/") and "No space left on device; free some space" in line
+    assert not [p for p in (small_filesystem / "out").rglob("*.png") if p.stat().st_size == 0]
+
+
+def current_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+# train.py with z and w of 32 (so that one snapshot is about 0.7 MB), which its flags do not offer.
+SMALL_RUN = """
+import sys
+from cstylegan.config import TrainConfig
+from cstylegan.runtime.cli import Command
+from cstylegan.training.loop import train
+import click
+
+@click.command(cls=Command)
+@click.argument("data")
+@click.argument("outdir")
+def main(data, outdir):
+    train(TrainConfig(data=data, outdir=outdir, cfg="small", cond=True, cbase=256, cmax=16, z_dim=32, w_dim=32,
+                      batch=8, kimg=0.032, tick=0.008, snap=1, workers=0, device="cpu"))
+
+main()
+"""
+
+
 def nan_after(calls: int, real):
     """A D_main whose loss is NaN from call number `calls` on."""
     count = [0]

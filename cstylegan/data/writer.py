@@ -20,6 +20,7 @@ from PIL import Image
 
 from cstylegan.data.classes import check_class_names
 from cstylegan.runtime.errors import UserError
+from cstylegan.runtime.files import user_file_mode
 
 JSON_NAME = "dataset.json"
 
@@ -136,9 +137,7 @@ class DatasetWriter:
             self.zip.close()
             fp.close()
             if complete:
-                umask = os.umask(0)
-                os.umask(umask)
-                os.chmod(self.temp_path, 0o666 & ~umask)  # mkstemp makes it private; OUT is an ordinary file
+                os.chmod(self.temp_path, user_file_mode())  # mkstemp makes it private; OUT is an ordinary file
                 os.replace(self.temp_path, self.out)
             else:
                 self.temp_path.unlink(missing_ok=True)

@@ -1,5 +1,7 @@
 """Image grids with one labelled row per class: what a person looks at to judge a run."""
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
@@ -53,4 +55,10 @@ def make_grid(images: np.ndarray, columns: int, row_labels=None, column_labels=N
 
 
 def save_grid(images: np.ndarray, path, columns: int, row_labels=None, column_labels=None) -> None:
-    make_grid(images, columns, row_labels, column_labels).save(path)
+    """Write the grid as an image file; on a failed write no partial file is left, and the
+    error names the file (Pillow's does not)."""
+    try:
+        make_grid(images, columns, row_labels, column_labels).save(path)
+    except OSError as error:
+        Path(path).unlink(missing_ok=True)
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from error

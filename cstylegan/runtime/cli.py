@@ -4,12 +4,22 @@ Boolean flags take both spellings users bring: ours (`--mirror`, `--no-mirror`) 
 NVlabs' (`--mirror=1`, `--mirror=false`), which their READMEs and tutorials use.
 """
 
+import errno
 import os
 import sys
 
 import click
 
 from cstylegan.runtime.errors import UserError
+
+
+# Errors of the user's disk rather than of our code, and what to do about each.
+WRITE_ERRORS = {
+    errno.ENOSPC: "free some space, or give an output folder on another disk",
+    errno.EDQUOT: "free some of your quota, or give an output folder elsewhere",
+    errno.EROFS: "that filesystem is read-only; give an output folder elsewhere",
+    errno.EACCES: "check its permissions, or give another path",
+}
 
 
 class BoolOption(click.Option):
@@ -59,6 +69,11 @@ class Command(click.Command):
         except UserError as error:
             if os.environ.get("RANK", "0") == "0":  # of several processes, the first speaks for all
                 click.echo(f"Error: {error}", err=True)
+            sys.exit(2)
+        except OSError as error:
+            if error.errno not in WRITE_ERRORS:
+                raise  # not the user's disk: a bug, keep its traceback
+            click.echo(f"Error: {error.filename or 'a file'}: {error.strerror}; {WRITE_ERRORS[error.errno]}", err=True)
             sys.exit(2)
         except click.ClickException as error:
             error.show()

@@ -22,6 +22,7 @@ what every tool that draws (generate.py, the web page, the projector, the metric
 comparison) opens a file with.
 """
 
+import errno
 import os
 import re
 import tempfile
@@ -34,6 +35,7 @@ import torch
 from cstylegan.data.classes import check_class_names, class_names_or_default
 from cstylegan.data.labels import LabelSpace
 from cstylegan.networks import DISCRIMINATORS, GENERATORS
+from cstylegan.runtime.files import disk_is_full, user_file_mode
 from cstylegan.snapshots.format import FORMAT, CheckpointError
 from cstylegan.snapshots.nvlabs_pickle import load_nvlabs_pickle
 
@@ -41,15 +43,22 @@ SNAPSHOT_PATTERN = re.compile(r"network-snapshot-(\d+)\.pt$")
 
 
 def save_snapshot(path, snapshot: dict) -> None:
-    """Write to a temporary file in the same folder, then rename: never half a file."""
+    """Write to a temporary file in the same folder, then rename: never half a file. Any
+    failed write is an OSError (ENOSPC on a full disk), whatever torch.save's zip writer made
+    of it, and the file gets the permissions of any file the user writes."""
     path = Path(path)
     snapshot = dict(snapshot, format=FORMAT)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as file:
-            torch.save(snapshot, file)
+            try:
+                torch.save(snapshot, file)
+            except RuntimeError as error:  # a short write surfaces as "unexpected pos ..." from the zip writer
+                code = errno.ENOSPC if disk_is_full(path.parent) else errno.EIO
+                raise OSError(code, os.strerror(code), str(path)) from error
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(tmp_name, user_file_mode())
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)

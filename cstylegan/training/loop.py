@@ -32,7 +32,7 @@ from cstylegan.training.nvlabs_options import save_training_options
 from cstylegan.training.phases import build_phases, optimizer, run_phases, update_ema
 from cstylegan.training.progress import Progress, format_seconds, progress_line
 from cstylegan.training.resume import Resume, start_nimg
-from cstylegan.training.run_records import RunRecords
+from cstylegan.training.run_records import LineFile, RunRecords
 from cstylegan.training.skipped_steps import SkippedSteps
 from cstylegan.training.snapshot_writer import SnapshotWriter, TrainingState
 from cstylegan.training.stop_signals import StopRequest
@@ -58,7 +58,7 @@ def train(config: TrainConfig, log=print) -> Path:
 
 
 def open_run(config: TrainConfig, log, processes: Processes, device, files: contextlib.ExitStack) -> "Run":
-    """Everything before the first minibatch, in order; the log and stats files join `files`."""
+    """Everything before the first minibatch, in order; the TensorBoard writer joins `files`."""
     if not processes.main:
         log = lambda line: None  # noqa: E731 - only the main process talks
     torch.manual_seed(config.seed)
@@ -66,7 +66,7 @@ def open_run(config: TrainConfig, log, processes: Processes, device, files: cont
     config, dataset, resume, cur_nimg = open_data(config, processes, log)
     torch.backends.cudnn.benchmark = not config.nobench
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = config.allow_tf32
-    run_dir, say = open_log(config, processes, log, files)
+    run_dir, say = open_log(config, processes, log)
     say(f"Run folder: {run_dir}")
     say(f"Data: {config.data}, {len(dataset)} images at {dataset.resolution}px" + describe_labels(dataset, config))
     G, G_ema, D, G_kwargs, D_kwargs = build_networks(config, dataset.c_dim, resume, say)
@@ -124,16 +124,15 @@ def open_data(config: TrainConfig, processes: Processes, log) -> tuple:
     return config, dataset, resume, cur_nimg
 
 
-def open_log(config: TrainConfig, processes: Processes, log, files: contextlib.ExitStack) -> tuple:
+def open_log(config: TrainConfig, processes: Processes, log) -> tuple:
     """(the new run folder, say): say(line) prints a line and appends it to the folder's log.txt."""
     run_dir = new_run_dir(Path(config.outdir), config.description()) if processes.main else None
-    log_file = files.enter_context(open(run_dir / "log.txt", "a")) if processes.main else None
+    log_file = LineFile(run_dir / "log.txt", log) if processes.main else None
 
     def say(line: str) -> None:
         if processes.main:
             log(line)
-            log_file.write(line + "\n")
-            log_file.flush()
+            log_file.append(line)
 
     return run_dir, say
 

@@ -12,6 +12,26 @@ import numpy as np
 from PIL import Image
 
 
+class LineFile:
+    """A text file that each line is appended to on its own (opened, written, closed): a full
+    disk costs that line and one warning, never the run, and nothing is left open on a crash."""
+
+    def __init__(self, path: Path, warn):
+        self.path, self.warn, self.failing = Path(path), warn, False
+
+    def append(self, line: str) -> None:
+        try:
+            with open(self.path, "a") as file:
+                file.write(line + "\n")
+        except OSError as error:
+            if not self.failing:
+                self.warn(f"Warning: could not append to {self.path} ({error.strerror or error}); its lines are "
+                          "lost until there is space again, training goes on")
+            self.failing = True
+        else:
+            self.failing = False
+
+
 def open_event_writer(run_dir: Path, say):
     """A TensorBoard SummaryWriter on the run folder, or None (saying why) without tensorboard."""
     try:
@@ -26,15 +46,14 @@ class RunRecords:
     """Opened in the main process only; `files` (an ExitStack) closes them whatever happens."""
 
     def __init__(self, run_dir: Path, say, files: contextlib.ExitStack):
-        self.stats_file = files.enter_context(open(run_dir / "stats.jsonl", "a"))
+        self.stats_file = LineFile(run_dir / "stats.jsonl", say)
         self.events = open_event_writer(run_dir, say)
         if self.events is not None:
             files.callback(self.events.close)
 
     def tick(self, record: dict) -> None:
         """One stats.jsonl line (progress.py's record) and its scalars."""
-        self.stats_file.write(json.dumps(record) + "\n")
-        self.stats_file.flush()
+        self.stats_file.append(json.dumps(record))
         if self.events is not None:
             step = int(record["Progress/kimg"]["mean"])
             for name, value in record.items():
