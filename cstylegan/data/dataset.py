@@ -9,11 +9,13 @@ import io
 import json
 import os
 import zipfile
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+from tqdm import tqdm
 
 from cstylegan.data.classes import check_class_names, resolve_classes
 from cstylegan.data.labels import LABEL_KINDS, LabelSpace, attribute_values
@@ -21,6 +23,7 @@ from cstylegan.data.writer import JSON_NAME, DatasetError
 
 __all__ = ["DatasetError", "ImageDataset", "class_index"]
 
+DECODE_CHUNK = 2000  # images one process decodes at a time when a data set is opened
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm"}
 MAKE_HINT = "make one with datasets/make_dataset.py"
 
@@ -169,14 +172,20 @@ class ImageDataset(torch.utils.data.Dataset):
         return LabelSpace.of_attributes(values, self.class_names)
 
     def _check_shapes(self) -> None:
-        """Every image square, of one power-of-two size: otherwise training fails hours later."""
+        """Every image decodes, and all are square, of one power-of-two size: otherwise training
+        fails hours later, the first time a bad one is drawn. Big sets are decoded by several
+        processes, with a progress bar."""
         sizes = {}
-        for name in self.names:
-            try:
-                with self._open_file(name) as file, Image.open(file) as image:
-                    sizes.setdefault((image.size, len(image.getbands())), name)
-            except (OSError, SyntaxError, ValueError) as error:
-                raise DatasetError(f"{self.path}: {name} is not a readable image ({error}); {MAKE_HINT} again") from error
+        chunks = [self.names[start:start + DECODE_CHUNK] for start in range(0, len(self.names), DECODE_CHUNK)]
+        if len(chunks) > 1:
+            with ProcessPoolExecutor(os.cpu_count()) as pool:
+                shapes = list(tqdm(pool.map(self._decode_all, chunks), total=len(chunks), unit="chunk",
+                                   desc=f"checking {len(self.names)} images", disable=None, leave=False))
+        else:
+            shapes = [self._decode_all(chunk) for chunk in chunks]
+        for chunk, chunk_shapes in zip(chunks, shapes):
+            for name, shape in zip(chunk, chunk_shapes):
+                sizes.setdefault(shape, name)
         if len(sizes) > 1:
             (size_a, _), (size_b, _) = list(sizes)[:2]
             example_a, example_b = list(sizes.values())[:2]
@@ -196,6 +205,18 @@ class ImageDataset(torch.utils.data.Dataset):
                                f"or RGB: {MAKE_HINT} --channels 3 (flattened onto white) or --channels 1")
         self.resolution = width
         self.num_channels = channels
+
+    def _decode_all(self, names) -> list:
+        """((width, height), channels) of each image, decoding every pixel; a DatasetError for the first bad one."""
+        shapes = []
+        for name in names:
+            try:
+                with self._open_file(name) as file, Image.open(file) as image:
+                    image.load()
+                    shapes.append((image.size, len(image.getbands())))
+            except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+                raise DatasetError(f"{self.path}: {name} is not a readable image ({error}); {MAKE_HINT} again") from None
+        return shapes
 
     # ---- file access -----------------------------------------------------------------
 
