@@ -21,7 +21,7 @@ from cstylegan.data.classes import check_class_names, resolve_classes
 from cstylegan.data.labels import LABEL_KINDS, LabelSpace, attribute_values
 from cstylegan.data.writer import JSON_NAME, DatasetError
 
-__all__ = ["DatasetError", "ImageDataset", "class_index"]
+__all__ = ["DatasetError", "ImageDataset", "class_index", "data_size"]
 
 DECODE_CHUNK = 2000  # images one process decodes at a time when a data set is opened
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm"}
@@ -35,6 +35,14 @@ def is_class_index(value) -> bool:
 def is_vector_label(value, length: int) -> bool:
     return (isinstance(value, list) and len(value) == length and length > 0
             and all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in value))
+
+
+def data_size(path) -> int:
+    """Bytes of a data set (a zip, or every file below a folder): a cheap sign that it changed."""
+    path = Path(path)
+    if path.is_dir():
+        return sum(file.stat().st_size for file in path.rglob("*") if file.is_file())
+    return path.stat().st_size if path.exists() else -1
 
 
 def class_index(spec, class_names) -> list:

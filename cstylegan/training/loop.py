@@ -112,7 +112,7 @@ def open_data(config: TrainConfig, processes: Processes, log) -> tuple:
     config.validate_before_data()
     dataset = ImageDataset(config.data, use_labels=config.cond, xflip=config.mirror, labels=config.labels,
                            max_size=config.subset, seed=config.seed)
-    resume = Resume.find(config, log)
+    resume = Resume.find(config, log, dataset)
     cur_nimg = start_nimg(config, resume)
     config = dataclasses.replace(config.resolve(dataset.resolution, processes.world),
                                  resume=str(resume.path) if resume else None)
@@ -149,6 +149,8 @@ def open_optimisers(config: TrainConfig, G, D, resume: Optional[Resume], G_kwarg
     D_opt = optimizer(D_params, config.dlr, config.D_reg_interval)
     if resume and resume.restore_optimisers(G_opt, D_opt, G_kwargs, label_space):
         say("Restored optimiser states")
+    elif resume and "G_opt" in resume.snapshot:
+        say("Optimiser states not restored: the networks or labels differ from the file's; Adam starts afresh")
     return G_params, D_params, G_opt, D_opt
 
 
@@ -164,7 +166,7 @@ def open_sampling(config: TrainConfig, dataset, resume: Optional[Resume], cur_ni
     generators = {"fake_labels": fake_labels.generator, "latents": latents}
     if resume and resume.continuing:
         restored = resume.restore_random_state(generators)
-        say(f"Continuing {resume.path} at kimg {cur_nimg / 1000:g}: weights, optimisers, ADA p"
+        say(f"Continuing {resume.path} at kimg {cur_nimg / 1000:g}: weights and ADA p"
             + (" and random state restored" if restored else " restored (no random state in that file)"))
     return batches, fake_labels, latents, generators
 

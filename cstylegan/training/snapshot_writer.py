@@ -6,6 +6,7 @@ from typing import Optional
 
 import torch
 
+from cstylegan.data.dataset import data_size
 from cstylegan.metrics.compute import compute_metrics
 from cstylegan.metrics.report import plot_fid, write_metric_jsonl
 from cstylegan.snapshots import checkpoint
@@ -33,6 +34,7 @@ class SnapshotWriter:
         self.run_dir, self.config, self.state, self.grid = run_dir, config, state, grid
         self.metric_data, self.processes, self.device, self.say = metric_data, processes, device, say
         self.records = records  # RunRecords of the main process (TensorBoard), None on the others
+        self.data_size = data_size(config.data)  # --resume auto tells a changed data set by it
 
     def save(self, cur_nimg: int, metrics: bool = True):
         """Write the fakes grid and the snapshot (main process), then, with `metrics`, compute the
@@ -80,6 +82,7 @@ class SnapshotWriter:
             attributes=config.attributes,
             label_names=config.label_names,
             cur_nimg=cur_nimg,
+            data_size=self.data_size,
             ada_p=float(state.augment.p) if state.augment is not None else 0.0,
             rng=capture_rng(state.generators),
         )
