@@ -99,3 +99,4 @@ def test_make_dataset_refuses_folders_that_become_one_class(tmp_path):
     result = run_cli("datasets/make_dataset.py", tmp_path / "src", tmp_path / "out.zip", "--resolution", "8")
     assert_one_line_error(result, "folders Cat_female and cat_female both become class 'cat_female'")
     assert not (tmp_path / "out.zip").exists()
+

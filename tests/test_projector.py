@@ -13,7 +13,7 @@ from cstylegan.projection.cli import pick_class
 from cstylegan.projection.optimiser import learning_rate, load_target, noise_maps, noise_penalty, project
 from cstylegan.projection.perceptual import perceptual_distance
 from cstylegan.snapshots.checkpoint import discriminator_from, load_snapshot
-from tests.conftest import COLOURS, run_cli
+from tests.conftest import COLOURS, assert_one_line_error, run_cli
 
 RED, BLUE = list(COLOURS).index("red_male"), list(COLOURS).index("blue_male")
 
@@ -149,3 +149,16 @@ def test_projection_quality_benchmark_prints_a_row_per_distance(snapshot_path, c
 def test_class_errors_name_the_problem(spec, message):
     with pytest.raises(ValueError, match=message):
         pick_class(spec, LabelSpace.of_classes(COLOURS), len(COLOURS))
+
+
+@pytest.mark.parametrize("name", ["target.png", "proj.png"])
+def test_the_projector_never_writes_over_its_target(snapshot_path, tmp_path, name):
+    """`--target me/target.png --outdir me` would replace the user's photo with its crop."""
+    photo = tmp_path / "me" / name
+    photo.parent.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 30, 3), np.uint8)).save(photo)
+    before = photo.read_bytes()
+    result = run_cli("-m", "cstylegan.projection", "--network", str(snapshot_path), "--target", str(photo),
+                     "--outdir", str(photo.parent), "--steps", "1")
+    assert_one_line_error(result, f"--outdir ({name}) {photo} is the same file as --target", "another path for --outdir")
+    assert photo.read_bytes() == before and sorted(p.name for p in photo.parent.iterdir()) == [name]

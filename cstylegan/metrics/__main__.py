@@ -14,6 +14,7 @@ from cstylegan.metrics.nvlabs_names import NVLABS_METRICS
 from cstylegan.metrics.report import format_table, write_metric_jsonl
 from cstylegan.runtime.cli import Command, bool_option
 from cstylegan.runtime.devices import pick_device
+from cstylegan.runtime.files import refuse_overwriting_inputs
 from cstylegan.snapshots.checkpoint import open_for_inference, snapshot_kimg
 
 
@@ -48,6 +49,7 @@ def main(network_path, data, ref, gen, metrics, recipe, num_gen, num_gen_per_cla
     """
     start = time.time()
     folders = _check_mode(network_path, data, ref, gen)
+    refuse_overwriting_inputs({"--out": out}, {"--network": network_path, "--data": data})
     names = parse_metrics(metrics, folders=folders)
     if not names:
         click.echo("--metrics none: nothing to compute")

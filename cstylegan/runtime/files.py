@@ -17,3 +17,16 @@ def user_file_mode() -> int:
 
 def disk_is_full(folder) -> bool:
     return shutil.disk_usage(Path(folder)).free < NEARLY_FULL_BYTES
+
+
+def refuse_overwriting_inputs(outputs: dict, inputs: dict) -> None:
+    """A UserError if an output ({what: path}, e.g. {"--preview": "sheet.png"}) is one of the
+    inputs ({"--target": "me.png"}): no command may write over what it reads."""
+    from cstylegan.runtime.errors import UserError
+
+    given = {Path(path).resolve(): what for what, path in inputs.items() if path}
+    for written, output in outputs.items():
+        read = given.get(Path(output).resolve()) if output else None
+        if read is not None:
+            raise UserError(f"{written} {output} is the same file as {read}, which it would overwrite; give another "
+                            f"path for {written.split()[0]}")
