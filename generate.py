@@ -1,5 +1,6 @@
 """Draw images of chosen classes: `python generate.py --class ghibli_male --seeds 0-63`."""
 
+import math
 from functools import partial
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from cstylegan.generation.seeds import parse_seeds
 from cstylegan.generation.style_mix import parse_styles, style_mix_grid
 from cstylegan.generation.video import FORMATS, check_format, loop_ws, write_video
 from cstylegan.networks.stylegan3 import set_input_transform
-from cstylegan.runtime.cli import Command, bool_option
+from cstylegan.runtime.cli import FINITE, Command, bool_option
 from cstylegan.runtime.devices import pick_device
 from cstylegan.runtime.errors import UserError
 from cstylegan.snapshots.checkpoint import newest_snapshot, open_for_inference
@@ -33,14 +34,14 @@ DEFAULT_RUNS = "training-runs"
               help="For a network trained on vector labels: the label, one number per dimension (0.2,1,0); "
               "several joined by ';' draw one folder each.")
 @click.option("--seeds", type=str, default="0-7", show_default=True, help="Seeds: 0-63, 1,5,9 or a mix.")
-@click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True,
+@click.option("--trunc", "truncation_psi", type=FINITE, default=1.0, show_default=True,
               help="Truncation psi: 1 = none, smaller = closer to the average face.")
 @click.option("--trunc-center", type=click.Choice(["class", "global"]), default="class", show_default=True,
               help="Truncate toward the class's own average w, or the global one as NVlabs does.")
 @click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
 @click.option("--translate", default="0,0", show_default=True,
               help="StyleGAN3 only: shift the picture by X,Y (in image widths) through the input transform.")
-@click.option("--rotate", type=float, default=0.0, show_default=True,
+@click.option("--rotate", type=FINITE, default=0.0, show_default=True,
               help="StyleGAN3 only: rotate the picture by this many degrees through the input transform.")
 @click.option("--style-class", "style_spec", type=str,
               help="Class (or comma list, or all) whose ws drive the layers from --swap-layer on.")
@@ -275,6 +276,8 @@ def parse_translate(text: str) -> tuple:
         x, y = (float(v) for v in text.split(","))
     except ValueError:
         raise UserError(f"--translate {text!r} is not X,Y; write e.g. 0.1,-0.25") from None
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise UserError(f"--translate {text!r}: both numbers must be finite; write e.g. 0.1,-0.25")
     return x, y
 
 

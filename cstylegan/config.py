@@ -7,6 +7,7 @@ their pickles and ours share one code path.
 """
 
 import dataclasses
+import math
 import re
 from pathlib import Path
 from dataclasses import dataclass, field
@@ -87,6 +88,54 @@ def preset_for(cfg: str, resolution: int, batch: Optional[int]) -> dict:
 
 class ConfigError(UserError):
     """A setting that cannot work; the message names it and what to use instead."""
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a TrainConfig field: glr -> --glr, map_depth -> --map-depth."""
+    return "--" + name.replace("_", "-")
+
+
+# Every number a run takes, with what it may be (a value left as None takes the preset's).
+RANGES = {
+    "kimg": (lambda v: v > 0, "a positive number of kimg"),
+    "tick": (lambda v: v > 0, "a positive number of kimg"),
+    "snap": (lambda v: v >= 1 and v == int(v), "a whole number of ticks, at least 1"),
+    "batch": (lambda v: v >= 1, "at least 1 image"),
+    "batch_gpu": (lambda v: v >= 1, "at least 1 image"),
+    "gamma": (lambda v: v >= 0, "a non-negative R1 weight"),
+    "glr": (lambda v: v > 0, "a positive learning rate"),
+    "dlr": (lambda v: v > 0, "a positive learning rate"),
+    "cbase": (lambda v: v >= 1, "a positive channel count, e.g. 16384"),
+    "cmax": (lambda v: v >= 1, "a positive channel count, e.g. 512"),
+    "map_depth": (lambda v: v >= 1, "at least 1 mapping layer"),
+    "z_dim": (lambda v: v >= 1, "at least 1"),
+    "w_dim": (lambda v: v >= 1, "at least 1"),
+    "mbstd_group": (lambda v: v >= 1, "at least 1"),
+    "ema_kimg": (lambda v: v >= 0, "a non-negative number of kimg"),
+    "ema_rampup": (lambda v: v >= 0, "a non-negative ratio"),
+    "style_mixing_prob": (lambda v: 0 <= v <= 1, "a probability in [0, 1]"),
+    "pl_weight": (lambda v: v >= 0, "a non-negative weight"),
+    "pl_batch_shrink": (lambda v: v >= 1, "at least 1"),
+    "pl_decay": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+    "G_reg_interval": (lambda v: v >= 1, "at least 1 minibatch"),
+    "D_reg_interval": (lambda v: v >= 1, "at least 1 minibatch"),
+    "blur_init_sigma": (lambda v: v >= 0, "a non-negative sigma"),
+    "blur_fade_kimg": (lambda v: v >= 0, "a non-negative number of kimg"),
+    "ds_weight": (lambda v: v >= 0, "a non-negative weight"),
+    "ds_tau": (lambda v: v > 0, "a positive cap"),
+    "ds_pool": (lambda v: v >= 1, "a pooling factor of at least 1"),
+    "seed": (lambda v: 0 <= v < 2**32, "a whole number from 0 to 2^32 - 1"),
+    "subset": (lambda v: v >= 1, "a number of images of at least 1, or leave it out"),
+    "workers": (lambda v: v >= 0, "0 or more data loader processes"),
+    "nkimg": (lambda v: v >= 0, "a non-negative kimg count"),
+    "freezed": (lambda v: v >= 0, "0 or more (the number of D layers to freeze)"),
+    "p": (lambda v: 0 <= v <= 1, "a probability in [0, 1]"),
+    "target": (lambda v: 0 < v < 1, "a target for E[sign(D(real))] between 0 and 1"),
+    "ada_kimg": (lambda v: v > 0, "a positive number of kimg"),
+    "ada_interval": (lambda v: v >= 1, "at least 1 minibatch"),
+    "metrics_num_gen": (lambda v: v >= 2, "at least 2 generated images"),
+    "conv_clamp": (lambda v: v > 0, "a positive clamp, or none"),
+}
 
 
 @dataclass
@@ -188,9 +237,25 @@ class TrainConfig:
         return self.batch_gpu or self.batch // processes
 
     def validate_before_data(self) -> None:
-        """Reject the settings that are wrong whatever the data set, before it is opened."""
-        if self.subset is not None and self.subset < 1:
-            raise ConfigError(f"--subset {self.subset}: give a number of images of at least 1, or leave it out")
+        """Reject the settings that are wrong whatever the data set, before it is opened (and
+        before any run folder is made): wrong types from a YAML file, NaN and infinity, and every
+        number outside its range (RANGES)."""
+        for field_ in dataclasses.fields(self):
+            value = getattr(self, field_.name)
+            if value is not None and field_.type is bool and not isinstance(value, bool):
+                raise ConfigError(f"{flag(field_.name)} is true or false, not {value!r}")
+            if value is not None and field_.type in (str, Optional[str]) and not isinstance(value, str):
+                raise ConfigError(f"{flag(field_.name)} takes text, not {value!r}")
+            if field_.type is list and not isinstance(value, list):
+                raise ConfigError(f"{flag(field_.name)} takes a list, not {value!r}")
+        for name, (allowed, meaning) in RANGES.items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{flag(name)} takes a number ({meaning}), not {value!r}")
+            if not math.isfinite(value) or not allowed(value):
+                raise ConfigError(f"{flag(name)} {value!r} is out of range; give {meaning}")
         if self.desc is not None and not DESC_PATTERN.fullmatch(self.desc):
             raise ConfigError(f"--desc {self.desc!r} becomes part of a folder name; use letters, digits, '.', '_' "
                               "and '-' only")
@@ -198,13 +263,12 @@ class TrainConfig:
     def validate(self, processes: int = 1) -> None:
         """Reject settings that would fail later, deep inside the loop."""
         self.validate_before_data()
-        if self.batch < 1:
-            raise ConfigError("--batch must be at least 1")
-        if self.mbstd_group < 1:
-            raise ConfigError("--mbstd-group must be at least 1")
         if self.batch % processes != 0:
             raise ConfigError(f"--batch {self.batch} cannot be split evenly over {processes} processes; "
                               f"pick a multiple of {processes}")
+        if self.kimg * 1000 < self.batch:
+            raise ConfigError(f"--kimg {self.kimg:g} is less than one minibatch ({self.batch} images), so nothing "
+                              f"would be trained; give at least --kimg {self.batch / 1000:g}")
         share, per_pass = self.batch // processes, self.per_pass_batch(processes)
         if per_pass < 1 or share % per_pass != 0:
             raise ConfigError(f"--batch-gpu {self.batch_gpu} does not divide each process's share of the batch "
@@ -215,14 +279,8 @@ class TrainConfig:
                 + (f" in passes of {per_pass} images" if per_pass != self.batch else "")
                 + "; pick a batch that is a multiple of it"
             )
-        if self.gamma < 0:
-            raise ConfigError("--gamma must be non-negative")
         if self.aug not in AUG_MODES:
             raise ConfigError(f"unknown --aug {self.aug!r}; choose one of {', '.join(AUG_MODES)}")
-        if not 0 <= self.p <= 1:
-            raise ConfigError(f"--p {self.p} is not a probability; give a number in [0, 1]")
-        if self.freezed < 0:
-            raise ConfigError("--freezed must be 0 or more (the number of D layers to freeze)")
         if self.dbackbone not in D_BACKBONES:
             raise ConfigError(f"unknown --dbackbone {self.dbackbone!r}; choose one of {', '.join(D_BACKBONES)}")
         if self.dbackbone_weights is not None:
@@ -230,14 +288,10 @@ class TrainConfig:
                 raise ConfigError("--dbackbone-weights loads a ViT backbone; add --dbackbone vit")
             if not Path(self.dbackbone_weights).is_file():
                 raise ConfigError(f"--dbackbone-weights {self.dbackbone_weights}: no such file")
-        if self.kimg <= 0:
-            raise ConfigError("--kimg must be positive")
 
         self._validate_labels()
         if self.transition_kimg is not None:
             self._validate_transition()
-        if self.ds_weight < 0 or self.ds_tau <= 0 or self.ds_pool < 1:
-            raise ConfigError("--ds-weight must be >= 0, --ds-tau > 0 and --ds-pool >= 1")
         if self.resolution is not None and self.resolution % self.ds_pool:
             raise ConfigError(f"--ds-pool {self.ds_pool} does not divide the {self.resolution} px images; "
                               "pick a power of two")
@@ -345,5 +399,16 @@ def save_yaml(config: TrainConfig, path) -> None:
 
 
 def load_yaml(path) -> TrainConfig:
-    with open(path) as file:
-        return TrainConfig.from_dict(yaml.safe_load(file))
+    """A run's config.yaml (--config); one line for a missing, unreadable or malformed file."""
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"--config {path}: {getattr(error, 'strerror', None) or error}; give a run's config.yaml") from None
+    try:
+        values = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"--config {path} is not YAML ({str(error).splitlines()[0]}); give a run's config.yaml") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"--config {path} holds a {type(values).__name__}, not settings (name: value lines); "
+                          "give a run's config.yaml")
+    return TrainConfig.from_dict(values)

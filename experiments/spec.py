@@ -8,13 +8,14 @@ experiments/configs/emoji32_cpu.yaml for every key with a comment.
 """
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 import yaml
 
-from cstylegan.config import TrainConfig
+from cstylegan.config import ConfigError, TrainConfig
 from cstylegan.runtime.errors import UserError
 
 # Settings the runner sets itself for every training run.
@@ -123,7 +124,23 @@ def _build(cls, values, where: str):
     missing = [name for name in required if name not in values]
     if missing:
         raise SpecError(f"{where}: missing key {', '.join(missing)}")
+    for name, value in values.items():
+        _check_type(value, fields[name].type, f"{where}.{name}")
     return cls(**values)
+
+
+def _check_type(value, annotation, where: str) -> None:
+    """A SpecError unless `value` is of the field's plain type (int, float, str, bool, list,
+    dict, or Optional of one); a float field takes an int too."""
+    types = tuple(t for t in (typing.get_args(annotation) or (annotation,)) if isinstance(t, type))
+    if value is None and type(None) in types:
+        return
+    kinds = tuple(t for t in types if t is not type(None))
+    if not kinds:
+        return
+    accepted = kinds + ((int,) if float in kinds else ())
+    if not isinstance(value, accepted) or (isinstance(value, bool) and bool not in kinds):
+        raise SpecError(f"{where} must be {' or '.join(t.__name__ for t in kinds)}, got {value!r}")
 
 
 def _check_train(settings: dict, where: str, conditional: bool = False) -> None:
@@ -133,6 +150,10 @@ def _check_train(settings: dict, where: str, conditional: bool = False) -> None:
     if unknown:
         raise SpecError(f"{where}.train: {', '.join(unknown)} cannot be set here (the runner sets "
                         f"{', '.join(RUNNER_SETTINGS[:7])}); settable: {', '.join(TRAIN_SETTINGS)}")
+    try:
+        TrainConfig(data="x", **settings).validate_before_data()
+    except ConfigError as error:
+        raise SpecError(f"{where}.train: {error}") from None
     if not conditional and settings.get("labels", "class") != "class":
         raise SpecError(f"{where}.train: labels {settings['labels']!r} is for one conditional model; set it in "
                         "that model's own train: settings (transfer's models are unconditional)")
@@ -140,6 +161,9 @@ def _check_train(settings: dict, where: str, conditional: bool = False) -> None:
 
 def parse_spec(values: dict, name: str) -> Spec:
     """A checked Spec from the YAML's mapping; `name` is the config's file stem."""
+    if not isinstance(values, (dict, type(None))):
+        raise SpecError(f"{name}: the config must be a mapping of keys to values (data: ..., train: ...), not a "
+                        f"{type(values).__name__}")
     values = dict(values or {})
     transfer = values.pop("transfer", None)
     conditional = values.pop("conditional", None) or []

@@ -36,6 +36,9 @@ def load_projected_w(path, num_ws: int, w_dim: int) -> torch.Tensor:
     if w.ndim != 3 or w.shape[1:] != (num_ws, w_dim):
         raise UserError(f"--projected-w {path}: w has shape {list(w.shape)}, this network needs "
                          f"[N, {num_ws}, {w_dim}] (num_ws {num_ws}, w_dim {w_dim})")
+    if not np.isfinite(w).all():
+        raise UserError(f"--projected-w {path}: {int((~np.isfinite(w)).sum())} of its {w.size} numbers are NaN or "
+                         "infinite; project the image again")
     return torch.from_numpy(w.astype(np.float32))
 
 

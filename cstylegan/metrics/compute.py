@@ -324,6 +324,10 @@ def _compute(generator, dataset, metrics, num_gen: int, device="cpu", batch: int
                           "per class)")
     generate, z_dim, c_dim = image_function(generator, z_dim)
     images = dataset_images(dataset).first(max_reals)
+    made = getattr(generator, "img_resolution", None)
+    if made is not None and made != images.resolution:
+        raise MetricError(f"the network draws {made} px images but {images.name} holds {images.resolution} px ones; "
+                          "give the data set it was trained on (or one made at its resolution)")
     if c_dim is None:  # a callable takes the labels the data makes
         attributes = label_space is not None and label_space.attributes
         c_dim = 0 if images.labels is None else label_space.c_dim if attributes else len(images.class_names)

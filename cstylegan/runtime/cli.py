@@ -5,6 +5,7 @@ NVlabs' (`--mirror=1`, `--mirror=false`), which their READMEs and tutorials use.
 """
 
 import errno
+import math
 import os
 import sys
 
@@ -35,6 +36,24 @@ class BoolOption(click.Option):
     @property
     def negations(self) -> list:
         return ["--no-" + name.removeprefix("--") for name in self.opts if name.startswith("--")]
+
+
+class FiniteFloat(click.ParamType):
+    """A float that is a number: click's FLOAT takes nan and inf, which then draw black images."""
+
+    name = "float"
+
+    def convert(self, value, param, ctx):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+FINITE = FiniteFloat()
 
 
 def bool_option(*param_decls, **kwargs):

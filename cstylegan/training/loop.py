@@ -15,7 +15,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from cstylegan.config import TrainConfig, save_yaml
+from cstylegan.config import ConfigError, TrainConfig, save_yaml
 from cstylegan.data.dataset import ImageDataset
 from cstylegan.metrics.compute import PER_CLASS_METRICS, parse_metrics
 from cstylegan.metrics.errors import MetricError
@@ -61,9 +61,9 @@ def open_run(config: TrainConfig, log, processes: Processes, device, files: cont
     """Everything before the first minibatch, in order; the TensorBoard writer joins `files`."""
     if not processes.main:
         log = lambda line: None  # noqa: E731 - only the main process talks
+    config, dataset, resume, cur_nimg = open_data(config, processes, log)  # checks every setting first
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
-    config, dataset, resume, cur_nimg = open_data(config, processes, log)
     torch.backends.cudnn.benchmark = not config.nobench
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = config.allow_tf32
     run_dir, say = open_log(config, processes, log)
@@ -231,9 +231,13 @@ def next_run_dir(outdir: Path, description: str) -> Path:
 
 
 def new_run_dir(outdir: Path, description: str) -> Path:
-    outdir.mkdir(parents=True, exist_ok=True)
-    run_dir = next_run_dir(outdir, description)
-    run_dir.mkdir()
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+        run_dir = next_run_dir(outdir, description)
+        run_dir.mkdir()
+    except OSError as error:
+        raise ConfigError(f"--outdir {outdir}: cannot make a run folder there ({error.strerror or error}); give a "
+                          "folder you can write to") from None
     return run_dir
 
 

@@ -1,0 +1,93 @@
+"""Every setting is checked before any work and before the run folder is made: out-of-range
+numbers, NaN and infinity, wrong types from YAML, bad paths (issue 25, items 7-10)."""
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.conftest import REPO, assert_one_line_error, run_cli, run_in_process
+
+TINY = ["--cfg", "small", "--cbase", "256", "--cmax", "16", "--batch", "8", "--kimg", "0.016", "--workers", "0"]
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--snap", "0"], "--snap 0 is out of range"),
+    (["--kimg", "nan"], "--kimg nan is out of range"),
+    (["--kimg", "inf"], "--kimg inf is out of range"),
+    (["--kimg", "0.000001"], "less than one minibatch"),
+    (["--glr", "-1"], "--glr -1.0 is out of range"),
+    (["--cbase", "0"], "--cbase 0 is out of range"),
+    (["--map-depth", "0"], "--map-depth 0 is out of range"),
+    (["--ada-kimg", "0"], "--ada-kimg 0.0 is out of range"),
+    (["--workers", "-1"], "--workers -1 is out of range"),
+    (["--seed", "-1"], "--seed -1 is out of range"),
+    (["--seed", str(2**32)], "from 0 to 2^32 - 1"),
+    (["--device", "bogus"], "--device 'bogus' is not a device"),
+    (["--gamma", "nan"], "--gamma nan is out of range"),
+    (["--target", "1.5"], "--target 1.5 is out of range"),
+    (["--metrics-num-gen", "1"], "--metrics-num-gen 1 is out of range"),
+])
+def test_out_of_range_settings_are_one_line_and_leave_no_run_folder(colour_zip, tmp_path, flags, words):
+    result = run_in_process("train.py", ["--data", colour_zip, "--outdir", tmp_path / "runs", *TINY, *flags], REPO)
+    assert_one_line_error(result, words)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_outdir_that_cannot_hold_a_run_is_one_line(colour_zip, tmp_path):
+    (tmp_path / "a_file").write_text("not a folder")
+    for outdir, words in ((tmp_path / "a_file", "File exists"), ("/proc/cstylegan-test", "cannot make a run folder")):
+        result = run_in_process("train.py", ["--data", colour_zip, "--outdir", outdir, *TINY], REPO)
+        assert_one_line_error(result, f"--outdir {outdir}", words)
+
+
+@pytest.mark.parametrize("content, words", [
+    (None, "No such file or directory"),
+    ("key: [unclosed", "is not YAML"),
+    ("- a\n- list\n", "holds a list, not settings"),
+    ("data: x.zip\nkimg: lots\n", "--kimg takes a number"),
+    ("data: x.zip\ncond: maybe\n", "--cond is true or false, not 'maybe'"),
+    ("data: 5\n", "--data takes text, not 5"),
+    ("data: x.zip\nmetrics: fid\n", "--metrics takes a list"),
+])
+def test_bad_config_files_are_one_line(tmp_path, content, words):
+    path = tmp_path / "config.yaml"
+    if content is not None:
+        path.write_text(content)
+    result = run_in_process("train.py", ["--config", path, "--outdir", tmp_path / "runs"], REPO)
+    assert_one_line_error(result, words)
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("config, words", [
+    (["a", "list"], "must be a mapping of keys to values"),
+    ({"data": "x.zip", "make_data": "", "train": {}, "num_gen": 8, "seed": "zero", "conditional": [{"name": "c", "kimg": 4}]},
+     "seed must be int"),
+    ({"data": "x.zip", "make_data": "", "train": {"glr": -1}, "num_gen": 8, "conditional": [{"name": "c", "kimg": 4}]},
+     "train: --glr -1 is out of range"),
+])
+def test_bad_experiment_configs_are_one_line(tmp_path, config, words):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert_one_line_error(run_cli("experiments/run.py", path, "--plan"), words)
+
+
+@pytest.mark.slow  # the shared trained run
+def test_generate_refuses_nan_and_huge_seeds(snapshot_path, tmp_path):
+    base = ["generate.py", "--network", snapshot_path, "--class", "0", "--outdir", tmp_path / "out", "--device", "cpu"]
+    assert_one_line_error(run_cli(*base, "--trunc", "nan"), "--trunc", "not a finite number")
+    assert_one_line_error(run_cli(*base, "--seeds", str(2**32)), "seeds go up to 4294967295")
+    assert_one_line_error(run_cli(*base, "--seeds", "0-2000000"), "more than 1,000,000 images")
+    w = tmp_path / "nan.npz"
+    np.savez(w, w=np.full((1, 6, 512), np.nan, np.float32))  # the shape of the trained network's ws
+    G_ws = run_cli("generate.py", "--network", snapshot_path, "--projected-w", w, "--outdir", tmp_path / "p")
+    assert_one_line_error(G_ws, "NaN or infinite")
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").rglob("*.png"))
+
+
+@pytest.mark.slow
+def test_metrics_refuse_data_of_another_resolution(snapshot_path, tmp_path):
+    from cstylegan.data.writer import write_dataset_zip
+
+    other = write_dataset_zip(tmp_path / "big.zip", {f"c{i}_x": [np.zeros((32, 32, 3), np.uint8)] * 2 for i in range(4)})
+    result = run_cli("-m", "cstylegan.metrics", "--network", snapshot_path, "--data", other, "--cache-dir", tmp_path)
+    assert_one_line_error(result, "draws 16 px images but big.zip holds 32 px ones")
