@@ -90,29 +90,50 @@ def from_folders(src: Path) -> Found:
     return found
 
 
-def from_csv(table: Path) -> Found:
-    """Rows path,style,gender[,more]: the class is the attribute values joined by `_`."""
+def from_csv(table: Path, attribute_columns=None) -> Found:
+    """Rows path,style,gender[,more]: the class is the values of `attribute_columns` (default:
+    every column but path) joined by `_`."""
     found = Found()
-    with open(table, newline="", encoding="utf-8-sig") as file:
-        reader = csv.DictReader(file)
-        columns = [c.strip() for c in reader.fieldnames or []]
-        missing = [c for c in REQUIRED_COLUMNS if c not in columns]
-        if missing:
-            raise DatasetError(f"{table}: no column {', '.join(missing)}; the first line must name path,style,gender")
-        attribute_columns = [c for c in columns if c != "path"]
-        for line, row in enumerate(reader, start=2):
-            row = {k.strip(): (v or "") for k, v in row.items() if k}
-            path = Path(row["path"].strip())
-            path = path if path.is_absolute() else table.parent / path
-            attributes = {c: clean(row[c]) for c in attribute_columns}
-            blank = [c for c, v in attributes.items() if not v]
-            if blank:
-                found.skipped.append((path, f"line {line} has no {', '.join(blank)}"))
-            elif not path.is_file():
-                found.skipped.append((path, f"line {line}: no such file"))
-            else:
-                found.sources.append((path, attributes))
+    try:
+        with open(table, newline="", encoding="utf-8-sig") as file:
+            rows = list(csv.reader(file))
+    except UnicodeDecodeError as error:
+        raise DatasetError(f"{table} is not UTF-8 text (byte {error.start}); save it as UTF-8 (e.g. from a "
+                           "spreadsheet: CSV UTF-8)") from None
+    columns = [c.strip() for c in (rows[0] if rows else [])]
+    required = ("path", *attribute_columns) if attribute_columns else REQUIRED_COLUMNS
+    attribute_columns = list(attribute_columns or [c for c in columns if c != "path"])
+    missing = [c for c in required if c not in columns]
+    if missing:
+        raise DatasetError(f"{table}: no column {', '.join(missing)}; the first line must name {','.join(required)}")
+    for line, fields in enumerate(rows[1:], start=2):
+        if len(fields) != len(columns):
+            found.skipped.append((table, f"line {line} has {len(fields)} fields, the header {len(columns)}"))
+            continue
+        row = {name: value for name, value in zip(columns, fields)}
+        path = Path(row["path"].strip())
+        path = path if path.is_absolute() else table.parent / path
+        attributes = {c: clean(row[c]) for c in attribute_columns}
+        blank = [c for c, v in attributes.items() if not v]
+        if blank:
+            found.skipped.append((path, f"line {line} has no {', '.join(blank)}"))
+        elif not path.is_file():
+            found.skipped.append((path, f"line {line}: no such file"))
+        else:
+            found.sources.append((path, attributes))
+    check_not_one_class_per_image(table, found.sources, attribute_columns)
     return found
+
+
+def check_not_one_class_per_image(table: Path, sources: list, attribute_columns: list) -> None:
+    """A column such as an id or a URL would make every image a class of its own: refuse it."""
+    if len(sources) < 4:
+        return
+    for column in attribute_columns:
+        if len({attributes[column] for _, attributes in sources}) == len(sources):
+            others = [c for c in attribute_columns if c != column]
+            raise DatasetError(f"{table}: column {column!r} differs in every row, so each image would be a class of "
+                               f"its own; pass --attributes {','.join(others) or 'style,gender'} to leave it out")
 
 
 def interleave(sources: list) -> list:
@@ -163,7 +184,7 @@ def report(out: Path, counts: dict, found: Found, duplicates: list, upscaled: in
 
 
 def make_dataset(src: Path, out: Path, resolution: int, transform: str, background: str, max_images, source_note, force,
-                 channels: int = 3):
+                 channels: int = 3, attribute_columns=None):
     """Check every option, find the images, write the zip, print the summary."""
     check_resolution(resolution)
     check_output(out, force)
@@ -178,7 +199,7 @@ def make_dataset(src: Path, out: Path, resolution: int, transform: str, backgrou
     if src.is_dir():
         found = from_folders(src)
     elif src.suffix.lower() == ".csv":
-        found = from_csv(src)
+        found = from_csv(src, attribute_columns)
     else:
         raise DatasetError(f"{src} is neither a folder nor a .csv file; give the folder of class folders or a CSV")
     if not found.sources:
@@ -225,10 +246,13 @@ def make_dataset(src: Path, out: Path, resolution: int, transform: str, backgrou
 @click.option("--channels", type=click.Choice(["1", "3"]), default="3", show_default=True,
               help="3 = RGB; 1 = grey (ITU-R 601 luma), for grey data such as scans: train.py then trains a 1-channel "
                    "model. Transparency is flattened onto white first either way.")
+@click.option("--attributes", "attribute_columns", help="With a CSV: the columns that make the class, joined by _ "
+              "in this order (e.g. style,gender); other columns are left out.  [default: every column but path]")
 @bool_option("--force", default=False, help="Overwrite OUT if it exists.")
-def main(src, out, resolution, transform, background, max_images, source_note, channels, force):
+def main(src, out, resolution, transform, background, max_images, source_note, channels, attribute_columns, force):
     """Make OUT.zip (PNG images + dataset.json with class names) from the images in SRC."""
-    make_dataset(src, out, resolution, transform, background, max_images, source_note, force, int(channels))
+    columns = [c.strip() for c in attribute_columns.split(",") if c.strip()] if attribute_columns else None
+    make_dataset(src, out, resolution, transform, background, max_images, source_note, force, int(channels), columns)
 
 
 if __name__ == "__main__":

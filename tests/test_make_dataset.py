@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cstylegan.data.dataset import ImageDataset
+from cstylegan.data.dataset import DatasetError, ImageDataset
 from cstylegan.data.writer import DatasetWriter
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -244,3 +244,53 @@ def test_interrupted_write_leaves_nothing(tmp_path):
             writer.add(np.zeros((4, 4, 3), np.uint8), "a", {"class": "a"})
             raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []
+
+
+def write_csv_set(tmp_path, header: str, rows: list, encoding="utf-8") -> Path:
+    for i in range(len(rows)):
+        noise(100 + i).save(tmp_path / f"{i}.png")
+    table = tmp_path / "t.csv"
+    table.write_text("\n".join([header, *rows]) + "\n", encoding=encoding)
+    return table
+
+
+def test_a_csv_column_that_differs_in_every_row_is_refused_or_left_out(tmp_path):
+    rows = [f"{i}.png,s{i % 2},{'male' if i < 3 else 'female'},id{i}" for i in range(6)]
+    table = write_csv_set(tmp_path, "path,style,gender,id", rows)
+    assert_one_line_error(run(table, tmp_path / "o.zip", "--resolution", 8),
+                          "column 'id' differs in every row", "--attributes style,gender")
+    assert run(table, tmp_path / "o.zip", "--resolution", 8, "--attributes", "style,gender").returncode == 0
+    assert sorted(ImageDataset(tmp_path / "o.zip").class_names) == ["s0_female", "s0_male", "s1_female", "s1_male"]
+
+
+def test_csv_rows_with_extra_fields_are_skipped_and_named(tmp_path):
+    table = write_csv_set(tmp_path, "path,style,gender", ["0.png,a,male", "1.png,a,female,stray", "2.png,b,male"])
+    result = run(table, tmp_path / "o.zip", "--resolution", 8)
+    assert result.returncode == 0, result.stderr
+    assert "line 3 has 4 fields, the header 3" in result.stdout and len(ImageDataset(tmp_path / "o.zip")) == 2
+
+
+def test_a_latin1_csv_is_one_line(tmp_path):
+    table = write_csv_set(tmp_path, "path,style,gender", ["0.png,café,male"], encoding="latin-1")
+    assert_one_line_error(run(table, tmp_path / "o.zip", "--resolution", 8), "is not UTF-8", "save it as UTF-8")
+
+
+def test_resolution_has_an_upper_bound(tmp_path):
+    assert_one_line_error(run(tmp_path, tmp_path / "o.zip", "--resolution", 32768), "from 4 to 4096")
+
+
+@pytest.mark.parametrize("labels, class_names, words", [
+    ([0, 1000000], None, "'class1' (label 1) has no images, and 999998 more"),
+    ([0, 0], ["a", "b"], "class 'b' (label 1) has no images"),
+])
+def test_the_loader_refuses_classes_without_images(tmp_path, labels, class_names, words):
+    out = tmp_path / "d.zip"
+    with zipfile.ZipFile(out, "w") as archive:
+        for i in range(len(labels)):
+            buffer = io.BytesIO()
+            noise(i).save(buffer, "png")
+            archive.writestr(f"{i}.png", buffer.getvalue())
+        info = {"labels": [[f"{i}.png", label] for i, label in enumerate(labels)]}
+        archive.writestr("dataset.json", json.dumps({**info, **({"class_names": class_names} if class_names else {})}))
+    with pytest.raises(DatasetError, match=re.escape(words)):
+        ImageDataset(out)

@@ -161,15 +161,22 @@ class ImageDataset(torch.utils.data.Dataset):
         return LabelSpace.of_vectors([str(n) for n in names]), vectors
 
     def _class_names(self, info, label_of) -> list:
+        """The class names, one per label index; every class must have images (counted over the
+        whole label list, so a --subset that misses one is fine)."""
         names = info.get("class_names")
         count = max(label_of.values()) + 1
-        if names is None:
-            return [f"class{i}" for i in range(count)]
-        if not isinstance(names, list) or len(names) < count:
-            raise DatasetError(
-                f"{self.path}: {JSON_NAME} has labels up to {count - 1} but {len(names)} class names; {MAKE_HINT} again"
-            )
-        return check_class_names(names, f"{self.path} ({JSON_NAME})")
+        if names is not None and (not isinstance(names, list) or len(names) < count):
+            raise DatasetError(f"{self.path}: {JSON_NAME} has labels up to {count - 1} but "
+                               f"{len(names) if isinstance(names, list) else 'no list of'} class names; {MAKE_HINT} again")
+        names = check_class_names(names or [f"class{i}" for i in range(count)], f"{self.path} ({JSON_NAME})")
+        used = set(label_of.values())
+        empty = [k for k in range(len(names)) if k not in used]
+        if empty:
+            raise DatasetError(f"{self.path}: class {names[empty[0]]!r} (label {empty[0]}) has no images"
+                               + (f", and {len(empty) - 1} more" if len(empty) > 1 else "")
+                               + f"; labels must number the classes 0 to {len(used) - 1} that have images "
+                               f"({MAKE_HINT} again)")
+        return names
 
     def _label_space(self, labels: str) -> LabelSpace:
         if labels not in LABEL_KINDS:

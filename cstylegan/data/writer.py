@@ -29,10 +29,14 @@ class DatasetError(UserError):
     """A data set, or a path to write one, that cannot be used; the message names the fix."""
 
 
+MAX_RESOLUTION = 4096  # 48 MiB per RGB image; StyleGAN's largest published models are 1024 px
+
+
 def check_resolution(resolution: int) -> int:
     """StyleGAN grows from 4x4 by doubling, so only powers of two >= 4 can be trained."""
-    if resolution < 4 or resolution & (resolution - 1):
-        raise DatasetError(f"resolution {resolution} is not a power of two >= 4; use e.g. 64, 128, 256, 512 or 1024")
+    if resolution < 4 or resolution & (resolution - 1) or resolution > MAX_RESOLUTION:
+        raise DatasetError(f"resolution {resolution} is not a power of two from 4 to {MAX_RESOLUTION}; use e.g. 64, "
+                           "128, 256, 512 or 1024")
     return resolution
 
 
