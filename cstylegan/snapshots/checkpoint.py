@@ -24,6 +24,7 @@ comparison) opens a file with.
 
 import errno
 import os
+import pickle
 import re
 import tempfile
 from dataclasses import dataclass
@@ -79,6 +80,11 @@ def load_snapshot(path, map_location="cpu") -> dict:
     try:
         snapshot = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:
+        if isinstance(error, pickle.UnpicklingError) or "weights_only" in str(error):
+            # torch's own message advises weights_only=False, i.e. running the code in the file: never.
+            raise CheckpointError(f"{path} holds pickled objects beyond tensors (code could run if it were "
+                                  "loaded), so it was not loaded; pass a network-snapshot-*.pt written by train.py "
+                                  "or an NVlabs .pkl") from None
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(
             f"cannot read {path} as a cstylegan snapshot ({first_line}); "
