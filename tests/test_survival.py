@@ -64,7 +64,7 @@ def snapshots(outdir) -> list:
 def test_sigterm_to_the_whole_process_group_with_loader_workers_still_saves(colour_zip, tmp_path):
     """Slurm and systemd signal every process of a job: the data-loader worker must not die of it first."""
     args = ["--data", str(colour_zip), "--cond", "--outdir", str(tmp_path), "--kimg", "1000", "--tick", "0.016",
-            "--snap", "1000", *TINY[:-4], "--workers", "1", "--device", "cpu"]
+            "--snap", "1000", *TINY[:-4], "--workers", "2", "--device", "cpu"]
     process = subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], cwd=REPO, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
