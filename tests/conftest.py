@@ -48,16 +48,21 @@ def script_module(script: str):
 
 
 def run_in_process(script: str, args, cwd) -> subprocess.CompletedProcess:
-    """`script`'s click command run here, in `cwd`. A bug still surfaces: an exception the
-    command does not turn into an `Error:` line propagates and fails the test."""
+    """`script`'s click command run here, in `cwd`."""
+    return run_command(script_module(script).main, args, cwd, script)
+
+
+def run_command(command, args, cwd=REPO, name="command") -> subprocess.CompletedProcess:
+    """A click command run here as a user would run it, in `cwd`. A bug still surfaces: an
+    exception the command does not turn into an `Error:` line propagates and fails the test."""
     out, err = io.StringIO(), io.StringIO()
     code = 0
     with contextlib.chdir(cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            script_module(script).main.main(args=[str(arg) for arg in args], prog_name=script)
+            command.main(args=[str(arg) for arg in args], prog_name=name)
         except SystemExit as exit:
             code = exit.code if isinstance(exit.code, int) else 1
-    return subprocess.CompletedProcess([script, *args], code, out.getvalue(), err.getvalue())
+    return subprocess.CompletedProcess([name, *args], code, out.getvalue(), err.getvalue())
 
 
 def assert_one_line_error(result, *words):

@@ -1,8 +1,6 @@
 """NVlabs' train.py commands work unchanged: `--flag=1` booleans, --desc, --subset, --mbstd-group,
 --nobench, --allow-tf32, -n/--dry-run and --gpus."""
 
-import contextlib
-import io
 import json
 import os
 import subprocess
@@ -16,7 +14,7 @@ from PIL import Image
 from cstylegan.training.progress import read_stats
 from cstylegan.data.dataset import ImageDataset
 from cstylegan.snapshots import checkpoint
-from tests.conftest import REPO, assert_one_line_error, run_in_process
+from tests.conftest import REPO, assert_one_line_error, run_command, run_in_process
 
 TINY = ["--cfg", "small", "--cbase", "256", "--cmax", "16", "--batch", "8", "--workers", "0", "--device", "cpu"]
 
@@ -152,14 +150,8 @@ def test_run_folder_has_training_options_under_nvlabs_keys(colour_zip, tmp_path)
 def run_plot_stats(*args):
     from cstylegan.training.plot_stats import main as plot_main
 
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            plot_main.main(args=[str(a) for a in args], prog_name="plot_stats")
-            code = 0
-        except SystemExit as exit:
-            code = exit.code
-    return code, out.getvalue(), err.getvalue()
+    result = run_command(plot_main, args)
+    return result.returncode, result.stdout, result.stderr
 
 
 def test_plot_stats_draws_losses_augmentation_and_metrics(colour_zip, tmp_path):

@@ -1,8 +1,6 @@
 """NVlabs' metric names and their FID recipe: fid50k_full & co. with their sample counts, real
 images and Inception resize, their result keys and metric-*.jsonl fields, --metrics none."""
 
-import contextlib
-import io
 import json
 
 import numpy as np
@@ -23,6 +21,7 @@ from cstylegan.metrics.report import write_metric_jsonl
 from cstylegan.networks.discriminator import Discriminator
 from cstylegan.networks.stylegan2 import Generator
 from cstylegan.snapshots.checkpoint import save_snapshot
+from tests.conftest import run_command
 from tests.test_nvlabs_flags import dry_run
 from tests.test_metrics import ColourGenerator, MeanColourNet
 
@@ -139,14 +138,8 @@ def test_train_takes_nvlabs_metric_names(colour_zip, tmp_path, given, expected):
 
 
 def run_metrics(*args) -> tuple:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            metrics_main.main(args=[str(a) for a in args], prog_name="metrics")
-            code = 0
-        except SystemExit as exit:
-            code = exit.code
-    return code, out.getvalue(), err.getvalue()
+    result = run_command(metrics_main, args)
+    return result.returncode, result.stdout, result.stderr
 
 
 @pytest.fixture
