@@ -2,6 +2,7 @@
 
 import contextlib
 import functools
+import importlib
 import importlib.util
 import io
 import subprocess
@@ -28,13 +29,16 @@ COLOURS = {
 
 # Scripts whose click command the tests call in this process: the same arguments, exit status
 # and output as a subprocess, without importing torch again for every call.
-IN_PROCESS = ("generate.py",)
+IN_PROCESS = ("generate.py", "train.py", "datasets/make_dataset.py", "datasets/emoji.py")
+IN_PROCESS_MODULES = {"cstylegan.metrics": "cstylegan.metrics.__main__", "cstylegan.projection": "cstylegan.projection.cli"}
 
 
 def run_cli(*args, cwd=REPO):
     """Run one of the repo's scripts (or `-m module`) as a user would; returns a CompletedProcess."""
     if args[0] in IN_PROCESS:
         return run_in_process(args[0], args[1:], cwd)
+    if args[0] == "-m" and args[1] in IN_PROCESS_MODULES:
+        return run_command(importlib.import_module(IN_PROCESS_MODULES[args[1]]).main, args[2:], cwd, args[1])
     command = list(args) if args[0] == "-m" else [str(REPO / args[0]), *args[1:]]
     return subprocess.run([sys.executable, *command], capture_output=True, text=True, cwd=cwd)
 

@@ -3,8 +3,6 @@
 import io
 import json
 import re
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -14,14 +12,13 @@ from PIL import Image
 
 from cstylegan.data.dataset import DatasetError, ImageDataset
 from cstylegan.data.writer import DatasetWriter
+from tests.conftest import run_cli
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "datasets" / "make_dataset.py"
 RED = (255, 0, 0)
 
 
 def run(*args):
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True, cwd=ROOT)
+    return run_cli("datasets/make_dataset.py", *args)
 
 
 def assert_one_line_error(result, *words):
