@@ -174,3 +174,18 @@ def test_plot_stats_draws_losses_augmentation_and_metrics(colour_zip, tmp_path):
                                       "fid_per_class_mean": [(0.016, 305.0), (0.048, 255.0)]}
     code, _, err = run_plot_stats(tmp_path / "empty")
     assert code == 2 and err.startswith("Error: ") and "no stats.jsonl" in err and len(err.strip().splitlines()) == 1
+
+
+def test_without_tensorboard_one_line_says_so_and_training_goes_on(colour_zip, tmp_path, monkeypatch):
+    import sys
+
+    from cstylegan.config import TrainConfig
+    from cstylegan.training.loop import train
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if the package were not installed
+    lines = []
+    run_dir = train(TrainConfig(data=str(colour_zip), outdir=str(tmp_path), cfg="small", cbase=256, cmax=16, batch=8,
+                                kimg=0.016, tick=0.008, snap=1, workers=0, device="cpu"), log=lines.append)
+    assert [line for line in lines if line.startswith("TensorBoard:")] == [
+        "TensorBoard: not installed, so no event files (pip install tensorboard); stats.jsonl has the numbers"]
+    assert not list(run_dir.glob("events.out.tfevents.*")) and len(read_stats(run_dir / "stats.jsonl")) == 2
