@@ -72,8 +72,8 @@ def test_its_gradient_pushes_the_pair_apart(networks):
 
 
 @pytest.mark.parametrize("settings, message", [
-    (dict(ds_weight=-1), "--ds-weight must be >= 0"),
-    (dict(ds_pool=0), "--ds-pool >= 1"),
+    (dict(ds_weight=-1), "--ds-weight -1 is out of range; give a non-negative weight"),
+    (dict(ds_pool=0), "--ds-pool 0 is out of range; give a pooling factor of at least 1"),
     (dict(ds_pool=3), "--ds-pool 3 does not divide the 32 px images"),
 ])
 def test_bad_settings_are_refused(settings, message):

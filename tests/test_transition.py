@@ -85,9 +85,9 @@ def test_bad_transition_settings_are_refused_in_one_line(colour_zip, tmp_path):
              ([], "8,24", "add --cond"), (["--cond"], "24,8", "START < END")]
     for flags, value, message in cases:
         result = run_cli("train.py", *flags, "--data", str(colour_zip), "--outdir", str(tmp_path),
-                         "--device", "cpu", "--kimg", "0.01", "--transition-kimg", value)
+                         "--device", "cpu", "--kimg", "0.064", "--transition-kimg", value)
         assert_one_line_error(result, message)
 
     config = tmp_path / "scalar.yaml"
-    config.write_text(f"data: {colour_zip}\ncond: true\ntransition_kimg: 8\nkimg: 0.01\ndevice: cpu\n")
+    config.write_text(f"data: {colour_zip}\ncond: true\ntransition_kimg: 8\nkimg: 0.064\ndevice: cpu\n")
     assert_one_line_error(run_cli("train.py", "--config", str(config), "--outdir", str(tmp_path)), "START,END")

@@ -24,7 +24,6 @@ comparison) opens a file with.
 
 import errno
 import os
-import pickle
 import re
 import tempfile
 from dataclasses import dataclass
@@ -80,14 +79,17 @@ def load_snapshot(path, map_location="cpu") -> dict:
     try:
         snapshot = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:
-        if isinstance(error, pickle.UnpicklingError) or "weights_only" in str(error):
-            # torch's own message advises weights_only=False, i.e. running the code in the file: never.
+        # torch's message opens with advice to retry with weights_only=False, i.e. to run the
+        # file's code: never quote it. A blocked GLOBAL means the file holds code.
+        if "GLOBAL" in str(error):
             raise CheckpointError(f"{path} holds pickled objects beyond tensors (code could run if it were "
                                   "loaded), so it was not loaded; pass a network-snapshot-*.pt written by train.py "
                                   "or an NVlabs .pkl") from None
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        text = str(error).strip()
+        reason = ("not a torch file of plain tensors" if "Weights only load failed" in text
+                  else text.splitlines()[0] if text else type(error).__name__)
         raise CheckpointError(
-            f"cannot read {path} as a cstylegan snapshot ({first_line}); "
+            f"cannot read {path} as a cstylegan snapshot ({reason}); "
             "pass a network-snapshot-*.pt written by train.py or an NVlabs .pkl"
         ) from None
     if not isinstance(snapshot, dict) or snapshot.get("format") != FORMAT:
