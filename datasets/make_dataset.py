@@ -69,17 +69,14 @@ def from_folders(src: Path) -> Found:
         children = sorted(filter(visible, entry.iterdir()))
         genders = [c for c in children if c.is_dir()]
         if not genders:
-            classes = [(attributes_from_name(clean(entry.name)), children)]
+            classes = [(attributes_from_name(clean(entry.name)), entry, children)]
         else:
             found.skipped += [(c, f"not inside a <gender> folder of {entry.name}/") for c in children if c.is_file()]
-            classes = [
-                ({"style": clean(entry.name), "gender": clean(g.name)}, sorted(filter(visible_file, g.rglob("*"))))
-                for g in genders
-            ]
-        for attributes, files in classes:
-            folder = files[0].parent if files else entry
+            classes = [({"style": clean(entry.name), "gender": clean(g.name)}, g,
+                        sorted(filter(visible_file, g.rglob("*")))) for g in genders]
+        for attributes, folder, files in classes:
             twin = folder_of.setdefault(class_name(attributes), folder)
-            if twin != folder and twin.parent == folder.parent:
+            if twin != folder:
                 raise DatasetError(f"folders {twin.relative_to(src)} and {folder.relative_to(src)} both become class "
                                    f"{class_name(attributes)!r} (names are lower-cased, spaces become '-'); rename "
                                    "one, or move its images into the other")

@@ -101,3 +101,14 @@ def test_make_dataset_refuses_folders_that_become_one_class(tmp_path):
     assert_one_line_error(result, "folders Cat_female and cat_female both become class 'cat_female'")
     assert not (tmp_path / "out.zip").exists()
 
+
+
+def test_make_dataset_refuses_a_flat_and_a_nested_folder_of_one_class(tmp_path):
+    (tmp_path / "src" / "a_male").mkdir(parents=True)
+    (tmp_path / "src" / "b" / "male").mkdir(parents=True)
+    (tmp_path / "src" / "b_male").mkdir(parents=True)
+    for shade, folder in enumerate(("a_male", "b/male", "b_male")):
+        Image.new("RGB", (8, 8), (90 * shade, 0, 0)).save(tmp_path / "src" / folder / "x.png")
+    result = run_cli("datasets/make_dataset.py", tmp_path / "src", tmp_path / "out.zip", "--resolution", "8")
+    assert_one_line_error(result, "both become class 'b_male'")
+    assert not (tmp_path / "out.zip").exists()
