@@ -288,7 +288,6 @@ class TrainConfig:
                 raise ConfigError("--dbackbone-weights loads a ViT backbone; add --dbackbone vit")
             if not Path(self.dbackbone_weights).is_file():
                 raise ConfigError(f"--dbackbone-weights {self.dbackbone_weights}: no such file")
-
         self._validate_labels()
         if self.transition_kimg is not None:
             self._validate_transition()

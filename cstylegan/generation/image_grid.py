@@ -54,11 +54,13 @@ def make_grid(images: np.ndarray, columns: int, row_labels=None, column_labels=N
     return grid
 
 
-def save_grid(images: np.ndarray, path, columns: int, row_labels=None, column_labels=None) -> None:
-    """Write the grid as an image file; on a failed write no partial file is left, and the
-    error names the file (Pillow's does not)."""
+def save_grid(images: np.ndarray, path, columns: int, row_labels=None, column_labels=None) -> Image.Image:
+    """Write the grid as an image file and return it; on a failed write no partial file is
+    left, and the error names the file (Pillow's does not)."""
+    grid = make_grid(images, columns, row_labels, column_labels)
     try:
-        make_grid(images, columns, row_labels, column_labels).save(path)
+        grid.save(path)
     except OSError as error:
         Path(path).unlink(missing_ok=True)
         raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+    return grid

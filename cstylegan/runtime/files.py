@@ -5,6 +5,8 @@ import os
 import shutil
 from pathlib import Path
 
+from cstylegan.runtime.errors import UserError
+
 NEARLY_FULL_BYTES = 1 << 20  # less free space than this after a failed write: the disk is full
 
 
@@ -22,8 +24,6 @@ def disk_is_full(folder) -> bool:
 def refuse_overwriting_inputs(outputs: dict, inputs: dict) -> None:
     """A UserError if an output ({what: path}, e.g. {"--preview": "sheet.png"}) is one of the
     inputs ({"--target": "me.png"}): no command may write over what it reads."""
-    from cstylegan.runtime.errors import UserError
-
     given = {Path(path).resolve(): what for what, path in inputs.items() if path}
     for written, output in outputs.items():
         read = given.get(Path(output).resolve()) if output else None

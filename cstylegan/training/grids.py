@@ -42,8 +42,9 @@ def save_reals(dataset, path: Path, columns: int, seed: int) -> None:
 
 
 @torch.no_grad()
-def save_fakes(G_ema, grid_z, grid_c, row_labels, path: Path, batch: int) -> None:
+def save_fakes(G_ema, grid_z, grid_c, row_labels, path: Path, batch: int):
+    """Write the fakes grid to `path`; return it (a PIL image)."""
     images = torch.cat(
         [G_ema(z, c, noise_mode="const") for z, c in zip(grid_z.split(batch), grid_c.split(batch))]
     )
-    save_grid(to_uint8(images), path, GRID_COLUMNS, row_labels)
+    return save_grid(to_uint8(images), path, GRID_COLUMNS, row_labels)

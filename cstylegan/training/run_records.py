@@ -67,9 +67,8 @@ class RunRecords:
                 self.events.add_scalar(f"Metrics/{name}", value, int(kimg), walltime=time.time())
             self.events.flush()
 
-    def fakes(self, path: Path, kimg: float) -> None:
-        """The fakes grid just written to `path`, as an image at this kimg."""
+    def fakes(self, grid: Image.Image, kimg: float) -> None:
+        """The fakes grid just written (a PIL image), as an image at this kimg."""
         if self.events is not None:
-            with Image.open(path) as image:
-                self.events.add_image("Fakes", np.asarray(image.convert("RGB")), int(kimg), dataformats="HWC")
+            self.events.add_image("Fakes", np.asarray(grid.convert("RGB")), int(kimg), dataformats="HWC")
             self.events.flush()

@@ -30,7 +30,7 @@ class TrainingState:
 
 class SnapshotWriter:
     def __init__(self, run_dir, config, state: TrainingState, grid: tuple, metric_data, processes, device, say,
-                 records=None):
+                 records):
         self.run_dir, self.config, self.state, self.grid = run_dir, config, state, grid
         self.metric_data, self.processes, self.device, self.say = metric_data, processes, device, say
         self.records = records  # RunRecords of the main process (TensorBoard), None on the others
@@ -61,8 +61,8 @@ class SnapshotWriter:
     def save_fakes(self, cur_nimg: int) -> None:
         grid_z, grid_c, row_labels = self.grid
         path = self.run_dir / f"fakes{cur_nimg // 1000:06d}.png"
-        save_fakes(self.state.G_ema, grid_z, grid_c, row_labels, path, self.config.batch)
-        self.records.fakes(path, cur_nimg / 1000)
+        grid = save_fakes(self.state.G_ema, grid_z, grid_c, row_labels, path, self.config.batch)
+        self.records.fakes(grid, cur_nimg / 1000)
 
     def snapshot(self, cur_nimg: int) -> dict:
         """The snapshot's keys (see snapshots/checkpoint.py)."""
