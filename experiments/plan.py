@@ -6,6 +6,7 @@ img/s; metric speed by timing Inception (with its clean resize) on real-sized im
 are kept in <workdir>/speeds.json for the machine and settings they were measured with.
 """
 
+import datetime
 import platform
 import shutil
 import subprocess
@@ -105,9 +106,15 @@ def estimate(spec, unit: str, workspace, dataset, say) -> dict:
 
 def plan_lines(spec, workspace, dataset, results, say) -> list:
     """One line per unit: kimg, img/s measured here, expected hours, and whether it is done."""
-    lines = [f"{'unit':<18} {'kimg':>7} {'img/s':>7} {'training':>9} {'metrics':>8} {'total':>7}  status"]
+    lines = [f"{'unit':<18} {'kimg':>7} {'img/s':>7} {'training':>9} {'metrics':>9} {'total':>9}  status"]
     for unit in spec.units():
         e = estimate(spec, unit, workspace, dataset, say)
-        lines.append(f"{unit:<18} {e['kimg']:>7g} {e['img_per_s']:>7.1f} {e['train_h']:>8.2f}h {e['metric_h']:>7.2f}h "
-                     f"{e['hours']:>6.2f}h  {unit_status(spec, unit, results)}")
+        train, metrics, total = (hours_minutes_seconds(e[key]) for key in ("train_h", "metric_h", "hours"))
+        lines.append(f"{unit:<18} {e['kimg']:>7g} {e['img_per_s']:>7.1f} {train:>9} {metrics:>9} {total:>9}  "
+                     f"{unit_status(spec, unit, results)}")
     return lines
+
+
+def hours_minutes_seconds(hours: float) -> str:
+    """h:mm:ss, so that a unit of seconds does not read as 0.00 h."""
+    return str(datetime.timedelta(seconds=round(hours * 3600)))

@@ -150,7 +150,8 @@ def test_plan_measures_each_unit_before_anything_runs(comparison):
     lines = {line.split()[0]: line.split() for line in plan.stdout.splitlines() if line.strip()}
     for unit, kimg in (("transfer", "5"), ("cond_sg2", "2"), ("cond_sg3t", "1")):
         assert lines[unit][1] == kimg and float(lines[unit][2]) > 0 and lines[unit][-2:] == ["to", "run"]
-        assert float(lines[unit][5].rstrip("h")) > 0  # expected hours, training + metrics
+        hours, minutes, seconds = map(int, lines[unit][5].split(":"))  # expected time, training + metrics
+        assert 3600 * hours + 60 * minutes + seconds > 0
     assert "measuring its training speed" in plan.stdout
 
 
