@@ -23,13 +23,16 @@ from cstylegan.runtime.errors import UserError
 # from STYLEGAN2_DEFAULTS; dlr defaults to glr.
 STYLEGAN2_DEFAULTS = dict(
     arch="stylegan2", mbstd_group=4, ema_rampup=None, map_depth=8, cmax=512, style_mixing_prob=0.9, pl_weight=2.0,
-    G_reg_interval=4, blur_init_sigma=0, blur_fade_kimg=0,
+    G_reg_interval=4, blur_init_sigma=0, blur_fade_kimg=0, d_architecture="resnet",
 )
 PRESETS = {
     "stylegan2": dict(batch=32, cbase=32768, glr=0.002, gamma=10, ema_kimg=10),
     "paper256": dict(batch=64, mbstd_group=8, cbase=16384, glr=0.0025, gamma=1, ema_kimg=20),
     "paper512": dict(batch=64, mbstd_group=8, cbase=32768, glr=0.0025, gamma=0.5, ema_kimg=20),
     "paper1024": dict(batch=32, cbase=32768, glr=0.002, gamma=2, ema_kimg=10),
+    # CIFAR-10 at 32 px; NVlabs also switch off path length and style mixing, and D's residual skips.
+    "cifar": dict(batch=64, mbstd_group=32, cbase=32768, glr=0.0025, gamma=0.01, ema_kimg=500, ema_rampup=0.05,
+                  map_depth=2, pl_weight=0, style_mixing_prob=0, d_architecture="orig"),
 }
 CFG_NAMES = ["auto", *PRESETS, "small", "stylegan3-t", "stylegan3-r"]
 # --resume values that continue this outdir's newest snapshot rather than start from another network.
@@ -178,6 +181,7 @@ class TrainConfig:
     D_reg_interval: int = 16
     blur_init_sigma: Optional[float] = None
     blur_fade_kimg: Optional[float] = None
+    d_architecture: Optional[str] = None  # D's blocks: resnet (residual skips) or orig (NVlabs' cifar)
     transition_kimg: Optional[list] = None  # [start, end]: labels fade in over these kimg (transitional training)
     ds_weight: float = 0.0  # diversity-sensitive G term (0: off, NVlabs' loss); see StyleGAN2Loss.diversity_term
     ds_tau: float = 0.5  # its per-pair cap
@@ -354,6 +358,8 @@ class TrainConfig:
             block_kwargs=dict(freeze_layers=self.freezed, fp16_channels_last=self.channels_last),
             epilogue_kwargs=dict(mbstd_group_size=self.mbstd_group),
         )
+        if self.d_architecture != "resnet":  # written only when it differs, so older snapshots read the same
+            D_kwargs["architecture"] = self.d_architecture
         return G_kwargs, D_kwargs
 
     @property

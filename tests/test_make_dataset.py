@@ -213,6 +213,10 @@ def test_existing_output_needs_force(zoo, tmp_path):
     assert run(src, out, "--resolution", 4, "--force").returncode == 0
     assert run(src, out, "--resolution", 4, "--force=yes").returncode == 0
     assert zipfile.is_zipfile(out)
+    out.write_bytes(b"old")
+    before = run_cli("datasets/make_dataset.py", "--force", src, out, "--resolution", 4)  # a flag before the arguments
+    assert before.returncode == 0, before.stderr
+    assert zipfile.is_zipfile(out)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,9 @@ import yaml
 from PIL import Image
 
 from cstylegan.training.progress import read_stats
+from cstylegan.config import TrainConfig
 from cstylegan.data.dataset import ImageDataset
+from cstylegan.networks.discriminator import Discriminator
 from cstylegan.snapshots import checkpoint
 from tests.conftest import REPO, assert_one_line_error, run_command, run_in_process
 
@@ -189,3 +191,17 @@ def test_without_tensorboard_one_line_says_so_and_training_goes_on(colour_zip, t
     assert [line for line in lines if line.startswith("TensorBoard:")] == [
         "TensorBoard: not installed, so no event files (pip install tensorboard); stats.jsonl has the numbers"]
     assert not list(run_dir.glob("events.out.tfevents.*")) and len(read_stats(run_dir / "stats.jsonl")) == 2
+
+
+def test_cfg_cifar_is_their_cifar_config_and_its_discriminator_has_no_residual_skips(colour_zip, tmp_path):
+    settings, _ = dry_run(colour_zip, tmp_path, "--cfg=cifar", "--cond=1", "--batch=64")
+    assert {key: settings[key] for key in ("mbstd_group", "glr", "dlr", "gamma", "ema_kimg", "ema_rampup", "map_depth",
+                                           "pl_weight", "style_mixing_prob", "d_architecture")} == dict(
+        mbstd_group=32, glr=0.0025, dlr=0.0025, gamma=0.01, ema_kimg=500, ema_rampup=0.05, map_depth=2, pl_weight=0,
+        style_mixing_prob=0, d_architecture="orig")
+    config = TrainConfig(data=str(colour_zip), cfg="cifar", cbase=256, cmax=16, batch=4, mbstd_group=2).resolve(16)
+    _, D_kwargs = config.network_kwargs(c_dim=4)
+    D = Discriminator(**D_kwargs)
+    assert D_kwargs["architecture"] == "orig" and not any("skip" in name for name, _ in D.named_parameters())
+    assert D(torch.randn(4, 3, 16, 16), torch.eye(4)).shape == (4, 1)
+    assert "architecture" not in TrainConfig(data="x", cfg="auto").resolve(16).network_kwargs(c_dim=0)[1]

@@ -24,18 +24,28 @@ WRITE_ERRORS = {
 
 
 class BoolOption(click.Option):
-    """A boolean flag that may also take a value: `--x`, `--x=1|0|true|false|yes|no`, `--no-x`."""
+    """A boolean flag, `--x` / `--no-x`, that also takes NVlabs' `--x=1|0|true|false|yes|no`
+    (Command.parse_args spells that as one of the two). A real flag, so `--force SRC OUT` leaves
+    SRC to the arguments."""
 
     def __init__(self, param_decls, **kwargs):
-        super().__init__(param_decls, type=click.BOOL, is_flag=False, flag_value=True, **kwargs)
+        decls = [f"{decl}/--no-{decl[2:]}" if decl.startswith("--") else decl for decl in param_decls]
+        super().__init__(decls, is_flag=True, **kwargs)
 
     def get_help_record(self, ctx):
         names, help_text = super().get_help_record(ctx)
-        return f"{', '.join(self.opts)}[=1|0] / {self.negations[0]}", help_text
+        return f"{', '.join(self.opts)}[=1|0] / {', '.join(self.secondary_opts)}", help_text
 
-    @property
-    def negations(self) -> list:
-        return ["--no-" + name.removeprefix("--") for name in self.opts if name.startswith("--")]
+    def as_flag(self, name: str, value: str, ctx) -> str:
+        """`--x=VALUE` (or `--no-x=VALUE`) as the flag it means: `--x` or `--no-x`."""
+        try:
+            wanted = click.BOOL.convert(value, None, ctx)
+        except click.BadParameter:
+            raise click.UsageError(f"{name}={value}: {value!r} is not a valid boolean; write {name}, "
+                                   f"{name}=1 or {name}=0", ctx) from None
+        if name in self.secondary_opts:
+            wanted = not wanted
+        return [opt for opt in self.opts if opt.startswith("--")][0] if wanted else self.secondary_opts[0]
 
 
 class FiniteFloat(click.ParamType):
@@ -72,12 +82,16 @@ class Command(click.Command):
         super().__init__(*args, context_settings=settings, **kwargs)
 
     def parse_args(self, ctx, args):
-        """`--no-x` of a BoolOption becomes `--x=false` before click parses; the arguments as
-        given stay in ctx.meta["args"] (for a command that starts itself again)."""
+        """NVlabs' `--x=VALUE` of a BoolOption becomes `--x` or `--no-x` before click parses; the
+        arguments as given stay in ctx.meta["args"] (for a command that starts itself again)."""
         ctx.meta["args"] = list(args)
-        negations = {negation: option.opts[0] + "=false" for option in self.params if isinstance(option, BoolOption)
-                     for negation in option.negations}
-        return super().parse_args(ctx, [negations.get(arg, arg) for arg in args])
+        flags = {name: option for option in self.params if isinstance(option, BoolOption)
+                 for name in (*option.opts, *option.secondary_opts) if name.startswith("--")}
+        spelled = []
+        for arg in args:
+            name, equals, value = arg.partition("=")
+            spelled.append(flags[name].as_flag(name, value, ctx) if equals and name in flags else arg)
+        return super().parse_args(ctx, spelled)
 
     def main(self, args=None, prog_name=None, **extra):
         try:
