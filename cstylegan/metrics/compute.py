@@ -15,10 +15,12 @@ from functools import partial
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from cstylegan.generation.seeds import z_from_seeds
 from cstylegan.metrics.cache import StatsCache, cache_key
 from cstylegan.metrics.class_consistency import class_agreement, fit_probe
+from cstylegan.metrics.equivariance import EQUIVARIANCE_METRICS, equivariance
 from cstylegan.metrics.errors import MetricError
 from cstylegan.metrics.fid import feature_stats, frechet_distance
 from cstylegan.metrics.images import ImageSet, dataset_images, folder_images
@@ -187,11 +189,12 @@ def parse_metrics(metrics, folders: bool = False) -> list:
     names = [m.strip() for m in (metrics.split(",") if isinstance(metrics, str) else metrics) if m.strip()]
     if names == [NO_METRICS]:
         return []
-    unknown = [m for m in names if m not in METRICS and m not in NVLABS_METRICS]
+    known = (*METRICS, *EQUIVARIANCE_METRICS)
+    unknown = [m for m in names if m not in known and m not in NVLABS_METRICS]
     if unknown or not names:
-        raise MetricError(f"unknown metric {', '.join(unknown) or '(none)'}; known metrics: {', '.join(METRICS)}, "
+        raise MetricError(f"unknown metric {', '.join(unknown) or '(none)'}; known metrics: {', '.join(known)}, "
                           f"and NVlabs' {', '.join(NVLABS_METRICS)} or {NO_METRICS}")
-    per_class = [m for m in names if m in PER_CLASS_METRICS]
+    per_class = [m for m in names if m in PER_CLASS_METRICS or m in EQUIVARIANCE_METRICS]
     if folders and per_class:
         raise MetricError(
             f"{', '.join(per_class)} needs a network and labelled data; two folders compare with {', '.join(FOLDER_METRICS)}"
@@ -201,6 +204,12 @@ def parse_metrics(metrics, folders: bool = False) -> list:
         raise MetricError(f"{', '.join(nvlabs)} generates {NVLABS_METRICS[nvlabs[0]].num_gen:,} fakes from a network; "
                           f"two folders compare with {', '.join(FOLDER_METRICS)} and --features {NVLABS_RECIPE}")
     return list(dict.fromkeys(names))
+
+
+def equivariance_names(names) -> list:
+    """The names among `names` that measure equivariance, ours or NVlabs' (they need StyleGAN3)."""
+    return [m for m in names if m in EQUIVARIANCE_METRICS
+            or (m in NVLABS_METRICS and NVLABS_METRICS[m].metric in EQUIVARIANCE_METRICS)]
 
 
 class MetricResults(dict):
@@ -283,25 +292,54 @@ def fake_classes(images, c_dim: int, label_space=None) -> FakeClasses:
     return FakeClasses(names, vectors, label_space.attributes, values, num_classes)
 
 
-def compute_metrics(generator, dataset, metrics, num_gen: int, recipe: str = "clean", **options) -> MetricResults:
-    """Our metrics (see `_compute`) from `num_gen` fakes and features by `recipe`, and NVlabs'
-    names (nvlabs_names.py) each from its own fakes, real images and recipe, under their keys."""
+def compute_metrics(generator, dataset, metrics, num_gen: int, recipe: str = "clean", mirror: bool = False,
+                    **options) -> MetricResults:
+    """Our metrics (see `_compute`) from `num_gen` fakes and features by `recipe`, the
+    equivariance metrics (equivariance.py) from `num_gen` latents, and NVlabs' names
+    (nvlabs_names.py) each from its own samples, real images and recipe, under their keys.
+    `mirror`: the data set trains with x-flips, which NVlabs' fid50k and kid50k then compare with too."""
     metrics = parse_metrics(metrics)
-    ours = [m for m in metrics if m not in NVLABS_METRICS]
+    ours = [m for m in metrics if m in METRICS]
     results = _compute(generator, dataset, ours, num_gen, recipe=recipe, **options) if ours else MetricResults()
+    equivariance_results = _equivariance(generator, dataset, [m for m in metrics if m in EQUIVARIANCE_METRICS],
+                                         num_gen, **options)
+    results.update(equivariance_results)
+    results.seconds.update(equivariance_results.seconds)
     for name in [m for m in metrics if m in NVLABS_METRICS]:
         spec = NVLABS_METRICS[name]
-        theirs = _compute(generator, dataset, [spec.metric], spec.num_gen, recipe=NVLABS_RECIPE,
-                          max_reals=spec.max_reals, **options)
+        if spec.metric in EQUIVARIANCE_METRICS:
+            theirs = _equivariance(generator, dataset, [spec.metric], spec.num_gen, **options)
+        else:
+            theirs = _compute(generator, dataset, [spec.metric], spec.num_gen, recipe=NVLABS_RECIPE,
+                              max_reals=spec.max_reals, mirrored_reals=mirror and spec.mirrored, **options)
         results.update(with_nvlabs_keys(name, theirs))
         results.seconds[name] = theirs.seconds[spec.metric]
+    return results
+
+
+def _equivariance(generator, dataset, names, num_gen: int, device="cpu", seed: int = 0, progress: bool = True,
+                  processes: Processes = Processes(), label_space=None, **_inception_options) -> MetricResults:
+    """EQ-T / EQ-T frac / EQ-R of a StyleGAN3 module, with labels drawn from the data as for `fid`."""
+    results = MetricResults()
+    if not names:
+        return results
+    if not isinstance(generator, torch.nn.Module):
+        raise MetricError(f"{', '.join(names)} need the generator network itself, not a function that draws images")
+    images = dataset_images(dataset)
+    made = fake_classes(images, generator.c_dim, label_space)
+    classes = mixed_labels(images.labels, num_gen, seed) if generator.c_dim else np.zeros(num_gen, dtype=np.int64)
+    vectors = made.vectors if generator.c_dim else torch.zeros([1, 0])
+    start = time.time()
+    bar = partial(tqdm, desc=f"{','.join(names)} groups", leave=False) if progress and processes.main else None
+    results.update(equivariance(generator, names, num_gen, vectors, classes, seed, torch.device(device), processes, bar))
+    results.seconds.update({name: (time.time() - start) / len(names) for name in names})
     return results
 
 
 def _compute(generator, dataset, metrics, num_gen: int, device="cpu", batch: int = 64, cache_dir=None,
              inception_path=None, seed: int = 0, num_gen_per_class=None, z_dim=None,
              progress: bool = True, processes: Processes = Processes(), per_class_from_mixed: bool = False,
-             label_space=None, recipe: str = "clean", max_reals=None) -> MetricResults:
+             label_space=None, recipe: str = "clean", max_reals=None, mirrored_reals: bool = False) -> MetricResults:
     """{key: value} for the metrics named (see METRICS); keys such as fid, kid, kid_std,
     fid_per_class/<class>, fid_per_class_mean, kid_per_class/<class>, kid_per_class_std/<class>,
     kid_per_class_mean, precision, recall, class_acc/<class>, class_acc_mean, class_acc_real_heldout
@@ -315,7 +353,8 @@ def _compute(generator, dataset, metrics, num_gen: int, device="cpu", batch: int
     data; half the Inception work when both kinds of metric are asked for). Real-image
     features and statistics are cached in `cache_dir`. `label_space`: the network's, when
     it was trained with --labels attributes (default: one-hot classes). `recipe`: the
-    Inception resize (inception.py); `max_reals`: only the first this many real images.
+    Inception resize (inception.py); `max_reals`: only the first this many real images, of the
+    images and their x-flipped copies with `mirrored_reals`.
     With `processes` (torchrun), every process must call this: each generates and extracts
     its shard of every image set, and all get the same results.
     """
@@ -323,7 +362,8 @@ def _compute(generator, dataset, metrics, num_gen: int, device="cpu", batch: int
         raise MetricError("metrics of a network trained on vector labels are not supported yet (they draw fakes "
                           "per class)")
     generate, z_dim, c_dim = image_function(generator, z_dim)
-    images = dataset_images(dataset).first(max_reals)
+    images = dataset_images(dataset)
+    images = (images.mirrored() if mirrored_reals else images).first(max_reals)
     made = getattr(generator, "img_resolution", None)
     if made is not None and made != images.resolution:
         raise MetricError(f"the network draws {made} px images but {images.name} holds {images.resolution} px ones; "

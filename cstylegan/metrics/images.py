@@ -37,6 +37,17 @@ class ImageSet:
         fingerprint = hashlib.sha256(f"{self.fingerprint}\0first{count}".encode()).hexdigest()
         return ImageSet(self.name, count, self._read, labels, self.class_names, self.resolution, fingerprint)
 
+    def mirrored(self) -> "ImageSet":
+        """Every image, then every image flipped left to right, as a data set with --mirror."""
+        labels = None if self.labels is None else np.concatenate([self.labels, self.labels])
+        fingerprint = hashlib.sha256(f"{self.fingerprint}\0mirrored".encode()).hexdigest()
+
+        def read(index: int) -> np.ndarray:
+            image = self._read(index % self.count)
+            return image if index < self.count else np.ascontiguousarray(image[:, :, ::-1])
+
+        return ImageSet(self.name, 2 * self.count, read, labels, self.class_names, self.resolution, fingerprint)
+
     def batches(self, indices, batch: int):
         indices = list(indices)
         for start in range(0, len(indices), batch):

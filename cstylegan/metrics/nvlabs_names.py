@@ -3,10 +3,10 @@
 `fid50k_full` is our `fid` with 50,000 fakes against every real image, features made the way
 NVlabs' Inception file makes them (inception.py, recipe "nvlabs"), so that the number can be
 set beside a published one. Their result keys are kept too (`pr50k3_full_precision`, ...).
-Two differences remain, both stated in docs/metrics.md: precision/recall uses Inception
-features where NVlabs use VGG16 (whose weights no installable package ships), and the
-non-`_full` names use the data set without x-flips or --subset, where NVlabs use the
-training set's options.
+As theirs, the non-`_full` names take x-flipped reals when the data set is mirrored
+(`mirror=True`). Two differences remain, both stated in docs/metrics.md: precision/recall
+uses Inception features where NVlabs use VGG16 (whose weights no installable package
+ships), and the non-`_full` names ignore the training set's --subset.
 """
 
 from dataclasses import dataclass
@@ -17,22 +17,27 @@ NO_METRICS = "none"  # NVlabs' --metrics=none
 
 @dataclass(frozen=True)
 class NvlabsMetric:
-    metric: str  # ours: fid, kid or pr
+    metric: str  # ours: fid, kid, pr, eqt_int, eqt_frac or eqr
     num_gen: int  # fakes
     max_reals: Optional[int]  # the first this many real images of the data; None: all
+    mirrored: bool = False  # NVlabs take the training set's options: x-flipped reals with --mirror
 
 
 NVLABS_METRICS = {
     "fid50k_full": NvlabsMetric("fid", 50_000, None),
     "kid50k_full": NvlabsMetric("kid", 50_000, 1_000_000),
     "pr50k3_full": NvlabsMetric("pr", 50_000, 200_000),
-    "fid50k": NvlabsMetric("fid", 50_000, 50_000),
-    "kid50k": NvlabsMetric("kid", 50_000, 50_000),
+    "fid50k": NvlabsMetric("fid", 50_000, 50_000, mirrored=True),
+    "kid50k": NvlabsMetric("kid", 50_000, 50_000, mirrored=True),
+    "eqt50k_int": NvlabsMetric("eqt_int", 50_000, None),
+    "eqt50k_frac": NvlabsMetric("eqt_frac", 50_000, None),
+    "eqr50k": NvlabsMetric("eqr", 50_000, None),
 }
 NVLABS_RECIPE = "nvlabs"  # the Inception resize every NVlabs name uses
 
 # Our result keys -> the suffix NVlabs' key adds to the metric's name ("" = the name itself).
-KEY_SUFFIXES = {"fid": "", "kid": "", "kid_std": "_std", "precision": "_precision", "recall": "_recall"}
+KEY_SUFFIXES = {"fid": "", "kid": "", "kid_std": "_std", "precision": "_precision", "recall": "_recall", "eqt_int": "",
+                "eqt_frac": "", "eqr": ""}
 
 
 def with_nvlabs_keys(name: str, results: dict) -> dict:

@@ -59,12 +59,15 @@ class Processes:
         for param, piece in zip(params, flat.split([g.numel() for g in grads])):
             param.grad = piece.view_as(param)
 
-    def mean(self, value: torch.Tensor) -> torch.Tensor:
+    def sum(self, value: torch.Tensor) -> torch.Tensor:
+        """The sum of every process's `value`, on every process."""
         if self.world > 1:
             value = value.clone()
             dist.all_reduce(value)
-            value /= self.world
         return value
+
+    def mean(self, value: torch.Tensor) -> torch.Tensor:
+        return self.sum(value) / self.world if self.world > 1 else value
 
     def any(self, flag: bool, device) -> bool:
         """True on every process if it is True on any (e.g. a stop signal seen by one)."""

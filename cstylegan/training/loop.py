@@ -17,7 +17,7 @@ import torch
 
 from cstylegan.config import ConfigError, TrainConfig, save_yaml
 from cstylegan.data.dataset import ImageDataset
-from cstylegan.metrics.compute import PER_CLASS_METRICS, parse_metrics
+from cstylegan.metrics.compute import PER_CLASS_METRICS, equivariance_names, parse_metrics
 from cstylegan.metrics.errors import MetricError
 from cstylegan.runtime.distributed import Processes, start_processes, stop_processes
 from cstylegan.runtime.errors import UserError
@@ -191,6 +191,11 @@ def check_metrics(config: TrainConfig) -> None:
         per_class = [m for m in config.metrics if m in PER_CLASS_METRICS]
         if per_class and not config.cond:
             raise MetricError(f"--metrics {','.join(per_class)} needs --cond and labelled data")
+        equivariance = equivariance_names(config.metrics)
+        if equivariance and config.generator_family != "stylegan3":
+            raise MetricError(f"--metrics {','.join(equivariance)} measures how a StyleGAN3 picture follows its moved "
+                              f"input grid, which {config.arch} does not have; use --cfg stylegan3-t or stylegan3-r, "
+                              "or drop them")
         if config.label_names:
             raise MetricError("--metrics on vector labels is not supported yet (the metrics draw fakes per class); "
                               "drop --metrics")

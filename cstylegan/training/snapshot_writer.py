@@ -93,7 +93,7 @@ class SnapshotWriter:
         config, processes = self.config, self.processes
         results = compute_metrics(self.state.G_ema, self.metric_data, config.metrics, config.metrics_num_gen,
                                   device=self.device, batch=config.batch // processes.world, seed=config.seed,
-                                  progress=False, processes=processes,
+                                  progress=False, processes=processes, mirror=bool(config.mirror),
                                   label_space=self.metric_data.label_space if config.cond else None)
         if not processes.main:
             return
