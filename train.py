@@ -87,7 +87,7 @@ def kimg_pair(ctx, param, value):
               "CPU processes without one), as torchrun --standalone would.  [default: 1]")
 @bool_option("-n", "--dry-run", "dry_run", help="Print the resolved settings and the data set summary, then exit.")
 @click.option("--metrics", type=str, help="Comma list computed at every snapshot: fid, kid, fid_per_class, kid_per_class, pr, "
-              "class_acc; for StyleGAN3 eqt_int, eqt_frac, eqr; NVlabs' names too (see python -m cstylegan.metrics --help).  "
+              "class_acc, ppl_w_inception, ppl_z_inception; for StyleGAN3 eqt_int, eqt_frac, eqr; NVlabs' names too (see python -m cstylegan.metrics --help).  "
               "[default: none]")
 @click.option("--metrics-num-gen", "metrics_num_gen", type=int, help="Generated images per metric (and per class).  "
               "[default: 10000]")

@@ -78,7 +78,9 @@ def test_nvlabs_names_have_their_sample_counts():
         "fid50k_full": NvlabsMetric("fid", 50000, None), "kid50k_full": NvlabsMetric("kid", 50000, 1000000),
         "pr50k3_full": NvlabsMetric("pr", 50000, 200000), "fid50k": NvlabsMetric("fid", 50000, 50000, True),
         "kid50k": NvlabsMetric("kid", 50000, 50000, True), "eqt50k_int": NvlabsMetric("eqt_int", 50000, None),
-        "eqt50k_frac": NvlabsMetric("eqt_frac", 50000, None), "eqr50k": NvlabsMetric("eqr", 50000, None)}
+        "eqt50k_frac": NvlabsMetric("eqt_frac", 50000, None), "eqr50k": NvlabsMetric("eqr", 50000, None),
+        "ppl2_wend_inception": NvlabsMetric("ppl_w_inception", 50000, None),
+        "ppl_zend_inception": NvlabsMetric("ppl_z_inception", 50000, None)}
 
 
 @pytest.fixture

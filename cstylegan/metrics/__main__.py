@@ -8,8 +8,7 @@ from pathlib import Path
 import click
 
 from cstylegan.data.dataset import ImageDataset
-from cstylegan.metrics.compute import METRICS, compare_folders, compute_metrics, parse_metrics
-from cstylegan.metrics.equivariance import EQUIVARIANCE_METRICS
+from cstylegan.metrics.compute import GENERATOR_METRICS, METRICS, compare_folders, compute_metrics, parse_metrics
 from cstylegan.metrics.errors import MetricError
 from cstylegan.metrics.inception import RECIPES
 from cstylegan.metrics.nvlabs_names import NVLABS_METRICS
@@ -26,13 +25,14 @@ from cstylegan.snapshots.checkpoint import open_for_inference, snapshot_kimg
               "the snapshot's config, as NVlabs' calc_metrics.py does]")
 @click.option("--ref", type=str, help="Folder of reference images (instead of --network/--data).")
 @click.option("--gen", type=str, help="Folder of generated images, compared with --ref.")
-@click.option("--metrics", default="fid", show_default=True, help=f"Comma list of {', '.join((*METRICS, *EQUIVARIANCE_METRICS))}; or NVlabs' "
+@click.option("--metrics", default="fid", show_default=True, help=f"Comma list of {', '.join((*METRICS, *GENERATOR_METRICS))}; or NVlabs' "
               f"{', '.join(NVLABS_METRICS)} (their sample counts and Inception resize; docs/metrics.md).")
 @click.option("--features", "recipe", type=click.Choice(RECIPES), default="clean", show_default=True,
               help="How images are resized for Inception in our metrics: clean = clean-fid's antialiased bicubic; "
                    "nvlabs = NVlabs' bilinear (what their FIDs use; NVlabs' metric names always use it).")
 @click.option("--num-gen", type=click.IntRange(min=2), default=10000, show_default=True,
-              help="Fakes for fid, kid, pr, and latents for eqt_int, eqt_frac, eqr (labels drawn from the data).")
+              help="Fakes for fid, kid, pr; latents for eqt_int, eqt_frac, eqr; latent pairs for ppl_*_inception "
+              "(labels drawn from the data).")
 @click.option("--num-gen-per-class", type=click.IntRange(min=2), help="Fakes per class for fid_per_class, kid_per_class, class_acc.  [default: --num-gen]")
 @click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Fake i uses generate.py's seed SEED+i.")
@@ -48,8 +48,9 @@ from cstylegan.snapshots.checkpoint import open_for_inference, snapshot_kimg
 @bool_option("--verbose", help="NVlabs' spelling: --verbose=0 is --quiet.")
 def main(network_path, data, ref, gen, metrics, recipe, num_gen, num_gen_per_class, batch, seed, device, cache_dir,
          inception_path, out, mirror, gpus, quiet, verbose):
-    """FID, KID, per-class FID, precision/recall (k=3, Inception features), class consistency and,
-    for StyleGAN3, the equivariance EQ-T, EQ-T frac and EQ-R in dB.
+    """FID, KID, per-class FID, precision/recall (k=3, Inception features), class consistency,
+    path length (on Inception features, not NVlabs' VGG16 PPL) and, for StyleGAN3, the
+    equivariance EQ-T, EQ-T frac and EQ-R in dB.
 
     \b
     python -m cstylegan.metrics --network SNAP --data all_styles.zip --metrics fid,fid_per_class,kid,pr,class_acc

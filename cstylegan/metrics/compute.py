@@ -22,6 +22,7 @@ from cstylegan.metrics.cache import StatsCache, cache_key
 from cstylegan.metrics.class_consistency import class_agreement, fit_probe
 from cstylegan.metrics.equivariance import EQUIVARIANCE_METRICS, equivariance
 from cstylegan.metrics.errors import MetricError
+from cstylegan.metrics.path_length import PATH_LENGTH_METRICS, path_length
 from cstylegan.metrics.fid import feature_stats, frechet_distance
 from cstylegan.metrics.images import ImageSet, dataset_images, folder_images
 from cstylegan.metrics.inception import extract_features, load_inception
@@ -180,6 +181,7 @@ def _attribute_acc(reals: Reals, fakes: Fakes) -> dict:
 METRICS = {"fid": _fid, "kid": _kid, "fid_per_class": _fid_per_class, "kid_per_class": _kid_per_class, "pr": _pr,
            "class_acc": _class_acc}
 PER_CLASS_METRICS = ("fid_per_class", "kid_per_class", "class_acc")
+GENERATOR_METRICS = (*EQUIVARIANCE_METRICS, *PATH_LENGTH_METRICS)  # of the network alone: no real images
 FOLDER_METRICS = tuple(m for m in METRICS if m not in PER_CLASS_METRICS)
 
 
@@ -189,12 +191,12 @@ def parse_metrics(metrics, folders: bool = False) -> list:
     names = [m.strip() for m in (metrics.split(",") if isinstance(metrics, str) else metrics) if m.strip()]
     if names == [NO_METRICS]:
         return []
-    known = (*METRICS, *EQUIVARIANCE_METRICS)
+    known = (*METRICS, *GENERATOR_METRICS)
     unknown = [m for m in names if m not in known and m not in NVLABS_METRICS]
     if unknown or not names:
         raise MetricError(f"unknown metric {', '.join(unknown) or '(none)'}; known metrics: {', '.join(known)}, "
                           f"and NVlabs' {', '.join(NVLABS_METRICS)} or {NO_METRICS}")
-    per_class = [m for m in names if m in PER_CLASS_METRICS or m in EQUIVARIANCE_METRICS]
+    per_class = [m for m in names if m in PER_CLASS_METRICS or m in GENERATOR_METRICS]
     if folders and per_class:
         raise MetricError(
             f"{', '.join(per_class)} needs a network and labelled data; two folders compare with {', '.join(FOLDER_METRICS)}"
@@ -295,20 +297,20 @@ def fake_classes(images, c_dim: int, label_space=None) -> FakeClasses:
 def compute_metrics(generator, dataset, metrics, num_gen: int, recipe: str = "clean", mirror: bool = False,
                     **options) -> MetricResults:
     """Our metrics (see `_compute`) from `num_gen` fakes and features by `recipe`, the
-    equivariance metrics (equivariance.py) from `num_gen` latents, and NVlabs' names
+    generator's own (equivariance, path length) from `num_gen` latents, and NVlabs' names
     (nvlabs_names.py) each from its own samples, real images and recipe, under their keys.
     `mirror`: the data set trains with x-flips, which NVlabs' fid50k and kid50k then compare with too."""
     metrics = parse_metrics(metrics)
     ours = [m for m in metrics if m in METRICS]
     results = _compute(generator, dataset, ours, num_gen, recipe=recipe, **options) if ours else MetricResults()
-    equivariance_results = _equivariance(generator, dataset, [m for m in metrics if m in EQUIVARIANCE_METRICS],
-                                         num_gen, **options)
-    results.update(equivariance_results)
-    results.seconds.update(equivariance_results.seconds)
+    of_generator = _generator_metrics(generator, dataset, [m for m in metrics if m in GENERATOR_METRICS], num_gen,
+                                      **options)
+    results.update(of_generator)
+    results.seconds.update(of_generator.seconds)
     for name in [m for m in metrics if m in NVLABS_METRICS]:
         spec = NVLABS_METRICS[name]
-        if spec.metric in EQUIVARIANCE_METRICS:
-            theirs = _equivariance(generator, dataset, [spec.metric], spec.num_gen, **options)
+        if spec.metric in GENERATOR_METRICS:
+            theirs = _generator_metrics(generator, dataset, [spec.metric], spec.num_gen, **options)
         else:
             theirs = _compute(generator, dataset, [spec.metric], spec.num_gen, recipe=NVLABS_RECIPE,
                               max_reals=spec.max_reals, mirrored_reals=mirror and spec.mirrored, **options)
@@ -317,9 +319,12 @@ def compute_metrics(generator, dataset, metrics, num_gen: int, recipe: str = "cl
     return results
 
 
-def _equivariance(generator, dataset, names, num_gen: int, device="cpu", seed: int = 0, progress: bool = True,
-                  processes: Processes = Processes(), label_space=None, **_inception_options) -> MetricResults:
-    """EQ-T / EQ-T frac / EQ-R of a StyleGAN3 module, with labels drawn from the data as for `fid`."""
+def _generator_metrics(generator, dataset, names, num_gen: int, device="cpu", seed: int = 0, progress: bool = True,
+                       processes: Processes = Processes(), label_space=None, batch: int = 64,
+                       **_inception_options) -> MetricResults:
+    """The metrics of the generator alone: EQ-T / EQ-T frac / EQ-R (equivariance.py, in one
+    pass that shares each reference picture; each is given an equal share of its time) and the
+    path lengths (path_length.py), with labels drawn from the data as for `fid`."""
     results = MetricResults()
     if not names:
         return results
@@ -329,10 +334,16 @@ def _equivariance(generator, dataset, names, num_gen: int, device="cpu", seed: i
     made = fake_classes(images, generator.c_dim, label_space)
     classes = mixed_labels(images.labels, num_gen, seed) if generator.c_dim else np.zeros(num_gen, dtype=np.int64)
     vectors = made.vectors if generator.c_dim else torch.zeros([1, 0])
-    start = time.time()
-    bar = partial(tqdm, desc=f"{','.join(names)} groups", leave=False) if progress and processes.main else None
-    results.update(equivariance(generator, names, num_gen, vectors, classes, seed, torch.device(device), processes, bar))
-    results.seconds.update({name: (time.time() - start) / len(names) for name in names})
+    common = dict(seed=seed, device=torch.device(device), processes=processes)
+    groups = [[m for m in names if m in EQUIVARIANCE_METRICS], *[[m] for m in names if m in PATH_LENGTH_METRICS]]
+    for group in filter(None, groups):
+        start = time.time()
+        bar = partial(tqdm, desc=",".join(group), leave=False) if progress and processes.main else None
+        if group[0] in EQUIVARIANCE_METRICS:
+            results.update(equivariance(generator, group, num_gen, vectors, classes, progress=bar, **common))
+        else:
+            results.update(path_length(generator, group, num_gen, vectors, classes, progress=bar, batch=batch, **common))
+        results.seconds.update({name: (time.time() - start) / len(group) for name in group})
     return results
 
 

@@ -17,7 +17,7 @@ NO_METRICS = "none"  # NVlabs' --metrics=none
 
 @dataclass(frozen=True)
 class NvlabsMetric:
-    metric: str  # ours: fid, kid, pr, eqt_int, eqt_frac or eqr
+    metric: str  # ours: fid, kid, pr, eqt_int, eqt_frac, eqr, ppl_w_inception or ppl_z_inception
     num_gen: int  # fakes
     max_reals: Optional[int]  # the first this many real images of the data; None: all
     mirrored: bool = False  # NVlabs take the training set's options: x-flipped reals with --mirror
@@ -32,12 +32,14 @@ NVLABS_METRICS = {
     "eqt50k_int": NvlabsMetric("eqt_int", 50_000, None),
     "eqt50k_frac": NvlabsMetric("eqt_frac", 50_000, None),
     "eqr50k": NvlabsMetric("eqr", 50_000, None),
+    "ppl2_wend_inception": NvlabsMetric("ppl_w_inception", 50_000, None),  # not their ppl2_wend: path_length.py
+    "ppl_zend_inception": NvlabsMetric("ppl_z_inception", 50_000, None),
 }
 NVLABS_RECIPE = "nvlabs"  # the Inception resize every NVlabs name uses
 
 # Our result keys -> the suffix NVlabs' key adds to the metric's name ("" = the name itself).
 KEY_SUFFIXES = {"fid": "", "kid": "", "kid_std": "_std", "precision": "_precision", "recall": "_recall", "eqt_int": "",
-                "eqt_frac": "", "eqr": ""}
+                "eqt_frac": "", "eqr": "", "ppl_w_inception": "", "ppl_z_inception": ""}
 
 
 def with_nvlabs_keys(name: str, results: dict) -> dict:
