@@ -14,6 +14,7 @@ from cstylegan.projection.optimiser import learning_rate, load_target, noise_map
 from cstylegan.projection.perceptual import perceptual_distance
 from cstylegan.snapshots.checkpoint import discriminator_from, load_snapshot
 from tests.conftest import COLOURS, assert_one_line_error, run_cli
+from tests.test_equivariance import sg3_snapshot  # noqa: F401  (a fixture)
 
 RED, BLUE = list(COLOURS).index("red_male"), list(COLOURS).index("blue_male")
 
@@ -162,3 +163,22 @@ def test_the_projector_never_writes_over_its_target(snapshot_path, tmp_path, nam
                      "--outdir", str(photo.parent), "--steps", "1")
     assert_one_line_error(result, f"--outdir ({name}) {photo} is the same file as --target", "another path for --outdir")
     assert photo.read_bytes() == before and sorted(p.name for p in photo.parent.iterdir()) == [name]
+
+
+def test_a_stylegan3_network_projects_and_its_projected_w_renders_and_swaps(sg3_snapshot, tmp_path):
+    """StyleGAN3 has no noise maps to optimise: the projection is w alone, and generate.py draws
+    exactly proj.png from the written w, also with --class and a swap layer."""
+    Image.fromarray(np.full((24, 24, 3), COLOURS["red_male"], np.uint8)).save(tmp_path / "face.png")
+    result = run_cli("-m", "cstylegan.projection", "--network", sg3_snapshot, "--target", tmp_path / "face.png",
+                     "--steps", "5", "--perceptual", "pixel", "--outdir", tmp_path / "proj", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    rendered = run_cli("generate.py", "--network", sg3_snapshot, "--projected-w", tmp_path / "proj" / "projected_w.npz",
+                       "--outdir", tmp_path / "gen", "--device", "cpu")
+    assert rendered.returncode == 0, rendered.stderr
+    proj = np.asarray(Image.open(tmp_path / "proj" / "proj.png").convert("RGB"))
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "gen" / "proj00.png").convert("RGB")), proj)
+    swapped = run_cli("generate.py", "--network", sg3_snapshot, "--projected-w", tmp_path / "proj" / "projected_w.npz",
+                      "--class", "blue_male", "--swap-layer", "4", "--outdir", tmp_path / "swap", "--device", "cpu")
+    assert swapped.returncode == 0, swapped.stderr
+    [picture] = list((tmp_path / "swap" / "blue_male").glob("*.png"))
+    assert not np.array_equal(np.asarray(Image.open(picture).convert("RGB")), proj)  # the later ws changed
