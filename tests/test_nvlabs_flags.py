@@ -115,6 +115,8 @@ def test_gpus_starts_the_processes_torchrun_would(colour_zip, tmp_path):
     losses = [[record["Loss/G/loss"] for record in read_stats(d / "stats.jsonl")]
               for d in (ours, theirs)]
     assert losses[0] == losses[1] and len(losses[0]) == 2
+    # --aug noaug: NVlabs' Progress/augment is still written, as 0
+    assert [record["Progress/augment"] for record in read_stats(ours / "stats.jsonl")] == [0.0, 0.0]
 
 
 @pytest.mark.slow

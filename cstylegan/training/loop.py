@@ -356,9 +356,8 @@ class Run:
             self.last_snapshot = saved or self.last_snapshot
 
     def tick_readings(self) -> dict:
-        readings = {}
-        if self.state.augment is not None:
-            readings["Progress/augment"] = float(self.state.augment.p)
+        augment = self.state.augment
+        readings = {"Progress/augment": float(augment.p) if augment is not None else 0.0}  # NVlabs: always, 0 without
         if self.ada is not None:
             readings["Progress/ada_rt"] = float(self.ada.last_rt)
         if self.config.blur_fade_kimg:
