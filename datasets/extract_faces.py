@@ -3,7 +3,8 @@
     python datasets/extract_faces.py photos/ clip.mp4 --out faces/ghibli_female --resolution 256
     python datasets/make_dataset.py faces/ faces256.zip --resolution 256
 
-A face detector finds the faces; each becomes DIR/<source stem>_<frame>_<k>.png. Detectors come
+A face detector finds the faces; each becomes DIR/<source stem>_<frame>_<k>.png (files of those
+names already in DIR, from an earlier run, are an error unless --force). Detectors come
 with their models inside PyPI packages, so nothing is downloaded at run time: OpenCV's Haar
 cascade (photos), AnimeFace (drawn faces) and dlib with its 68-point landmarks, which turns
 and scales each face the way NVlabs cropped FFHQ.
@@ -13,6 +14,7 @@ import importlib
 import importlib.util
 import math
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cstylegan.data.image_prep import UnreadableImage, load_rgb  # noqa: E402
 from cstylegan.data.writer import DatasetError, check_resolution  # noqa: E402
-from cstylegan.runtime.cli import Command  # noqa: E402
+from cstylegan.runtime.cli import Command, FiniteFloat, bool_option  # noqa: E402
+from cstylegan.runtime.files import refuse_overwriting_inputs, require_image_suffix, same_file  # noqa: E402
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
@@ -39,6 +42,7 @@ DLIB_MESSAGE = (
 DLIB_WINDOW = 80  # dlib's HOG detector sees faces of about this side and larger, unless the image is doubled
 SHEET_TILE = 128  # largest side of a face on the contact sheet, so a sheet of hundreds still opens
 SHEET_LABEL = 14  # height of the white band under each face that names its file
+CROP_NAME = re.compile(r"(.+)_\d+_\d+\.png", re.IGNORECASE)  # <source stem>_<frame>_<k>.png
 
 # A video OpenCV cannot open gets our one-line warning; FFmpeg's own lines ("moov atom not found") only add noise.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
@@ -198,6 +202,22 @@ def unique_stems(sources: list) -> dict:
     return stems
 
 
+def check_outputs(out: Path, sheet: Path, stems: dict, force: bool) -> None:
+    """Before any work: the sheet is no input, and no crop would replace a file in DIR unasked.
+    A file in DIR named like a crop of these inputs (an earlier run's) needs --force; one that
+    is itself an input is refused even then."""
+    refuse_overwriting_inputs({"--sheet": sheet}, {f"the input {path}": path for path in stems})
+    taken = {stem.casefold() for stem in stems.values()}
+    existing = [file for file in sorted(out.iterdir()) if (match := CROP_NAME.fullmatch(file.name))
+                and match.group(1).casefold() in taken] if out.is_dir() else []
+    for file in existing:
+        if any(same_file(file, source) for source in stems):
+            raise DatasetError(f"{file} is an input and has the name of a crop this run may write; move it out of --out")
+    if existing and not force:
+        raise DatasetError(f"--out {out} already holds {len(existing)} crops of these inputs, e.g. {existing[0].name} "
+                           "(an earlier run?); add --force to replace them, or give another --out")
+
+
 def frames(path: Path, every: int):
     """(frame number, RGB array): an image is frame 0; a video gives every `every`th frame."""
     if path.suffix.lower() not in VIDEO_SUFFIXES:
@@ -242,16 +262,23 @@ def write_sheet(thumbnails: list, names: list, path: Path) -> None:
     sheet.save(path)
 
 
-def extract(inputs, out: Path, detect, resolution: int, min_size: int, every: int, sheet: Path) -> Tally:
-    """Detect, cut and save every face; write the contact sheet; return the counts."""
+def source_stems(inputs, out: Path, sheet: Path, force: bool) -> dict:
+    """{input file: the stem its crops are named by}, after checking what they would overwrite."""
     sources = find_inputs(inputs, out, sheet)
     if not sources:
         suffixes = ", ".join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)
         raise DatasetError(f"no image or video files in {', '.join(map(str, inputs))} (looked for {suffixes})")
+    stems = unique_stems(sources)
+    check_outputs(out, sheet, stems, force)
+    return stems
+
+
+def extract(stems: dict, out: Path, detect, resolution: int, min_size: int, every: int, sheet: Path) -> Tally:
+    """Detect, cut and save every face; write the contact sheet; return the counts."""
     out.mkdir(parents=True, exist_ok=True)
     tally, thumbnails, names = Tally(), [], []
     thumbnail_side = min(resolution, SHEET_TILE)
-    for path, stem in tqdm(unique_stems(sources).items(), unit="file", desc="files", disable=None):
+    for path, stem in tqdm(stems.items(), unit="file", desc="files", disable=None):
         try:
             for frame, image in frames(path, every):
                 tally.frames += 1
@@ -270,7 +297,7 @@ def extract(inputs, out: Path, detect, resolution: int, min_size: int, every: in
             continue
         tally.files += 1
     if not tally.files:
-        raise DatasetError(f"none of the {len(sources)} input files could be read as an image or a video")
+        raise DatasetError(f"none of the {len(stems)} input files could be read as an image or a video")
     tally.kept = len(names)
     if names:
         write_sheet(thumbnails, names, sheet)
@@ -295,14 +322,17 @@ def default_sheet(out: Path) -> Path:
 @click.option("--min-size", type=int, default=64, show_default=True,
               help="Leave out faces whose detected box is smaller than this, in source pixels.")
 @click.option("--every", type=int, default=30, show_default=True, help="Videos: look at every Nth frame.")
-@click.option("--margin", type=float, default=0.25, show_default=True,
+@click.option("--margin", type=FiniteFloat(min=0), default=0.25, show_default=True,
               help="Unaligned crops: grow the square face box by this fraction of its side on each side.")
 @click.option("--sheet", type=click.Path(dir_okay=False, path_type=Path),
               help="Contact sheet PNG of all crops, each named. [default: DIR_sheet.png beside DIR]")
 @click.option("--align/--no-align", default=None,
               help="Turn and scale each face by its landmarks as FFHQ does. [default: on for dlib; "
                    "haar and anime find no landmarks]")
-def main(inputs, out, detector, resolution, min_size, every, margin, sheet, align):
+@bool_option("--force", default=False,
+             help="Replace crops an earlier run left in DIR (files named like this run's crops); without it, "
+                  "such files are an error and nothing is written.")
+def main(inputs, out, detector, resolution, min_size, every, margin, sheet, align, force):
     """Crop the faces in INPUT (images, videos, folders of either) into DIR as square RGB PNGs.
 
     DIR is then one class folder for datasets/make_dataset.py: extract into faces/<style>_<gender>,
@@ -312,8 +342,6 @@ def main(inputs, out, detector, resolution, min_size, every, margin, sheet, alig
     for name, value in (("--min-size", min_size), ("--every", every)):
         if value < 1:
             raise DatasetError(f"{name} {value}: give a whole number >= 1")
-    if margin < 0:
-        raise DatasetError(f"--margin {margin}: give a fraction >= 0, e.g. 0.25")
     if align and detector != "dlib":
         raise DatasetError(f"--align needs face landmarks, which --detector {detector} does not find; "
                            "use --detector dlib")
@@ -324,7 +352,9 @@ def main(inputs, out, detector, resolution, min_size, every, margin, sheet, alig
     else:
         detect = dlib_detector(margin, align is not False, min_size)
     sheet = sheet or default_sheet(out)
-    tally = extract(inputs, out, detect, resolution, min_size, every, sheet)
+    require_image_suffix("--sheet", sheet)
+    stems = source_stems(inputs, out, sheet, force)
+    tally = extract(stems, out, detect, resolution, min_size, every, sheet)
     where = f"; crops in {out}, contact sheet {sheet}" if tally.kept else ""
     click.echo(
         f"Files read: {tally.files}, frames: {tally.frames}, faces found: {tally.found}, kept: {tally.kept}, "

@@ -2,6 +2,8 @@
 (generate.py --style-class / --swap-grid)."""
 
 import math
+import os
+import shutil
 import subprocess
 import sys
 
@@ -15,8 +17,9 @@ from cstylegan.generation.class_swap import class_swap_ws
 from cstylegan.generation.image_grid import make_grid
 from cstylegan.networks import GENERATORS
 from cstylegan.snapshots.blend import BlendError, blend_generators, layer_position
+from cstylegan.snapshots.blend import main as blend_main
 from cstylegan.snapshots.checkpoint import load_snapshot, open_for_inference, save_snapshot
-from tests.conftest import COLOURS, REPO, run_cli
+from tests.conftest import COLOURS, REPO, assert_one_line_error, run_cli, run_command
 
 SG2_KWARGS = dict(z_dim=8, c_dim=0, w_dim=8, img_resolution=16, img_channels=3, channel_base=64, channel_max=8,
                   mapping_kwargs=dict(num_layers=2))
@@ -219,3 +222,23 @@ def test_swap_on_an_unconditional_network_is_refused_on_the_command_line(files, 
                      "--outdir", str(tmp_path))
     assert result.returncode == 2 and "needs a conditional network; this one is unconditional" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("outputs, words", [
+    (["--out", "LOWER"], ["--out", "is the same file as --lower"]),
+    (["--out", "LINK"], ["--out", "is the same file as --lower"]),  # a hard link to --lower
+    (["--out", "NEW", "--preview", "HIGHER"], ["--preview", "is the same file as --higher"]),
+    (["--out", "NEW", "--preview", "NEW"], ["--preview", "is the same file as --out"]),
+    (["--out", "NEW", "--preview", "TMP/preview"], ["--preview", "no suffix is not an image format", ".png"]),
+])
+def test_outputs_never_overwrite_an_input_and_the_preview_is_an_image(files, tmp_path, outputs, words):
+    lower, higher = tmp_path / "lower.pt", tmp_path / "higher.pt"
+    shutil.copy(files["a"], lower)
+    shutil.copy(files["a"], higher)
+    os.link(lower, tmp_path / "link.pt")
+    names = {"LOWER": lower, "HIGHER": higher, "LINK": tmp_path / "link.pt", "NEW": tmp_path / "new.pt"}
+    args = [names.get(arg, arg.replace("TMP", str(tmp_path))) for arg in outputs]
+    before = {path: path.read_bytes() for path in tmp_path.iterdir()}
+    result = run_command(blend_main, ["--lower", lower, "--higher", higher, "--split-res", "8", *args])
+    assert_one_line_error(result, *words)
+    assert {path: path.read_bytes() for path in tmp_path.iterdir()} == before  # nothing changed, nothing new

@@ -133,8 +133,8 @@ def test_folder_skips_unreadable_files_and_its_own_output(astronaut, tmp_path):
     (photos / "notes.txt").write_text("not looked at")
     out = photos / "faces"
 
-    for _ in range(2):  # the second run must not crop the first run's crops
-        result = extract(photos, "--out", out, "--resolution", 64)
+    for _ in range(2):  # the second run replaces the first run's crops (--force) and must not crop them
+        result = extract(photos, "--out", out, "--resolution", 64, "--force")
         assert "Files read: 2, frames: 2, faces found: 2, kept: 2" in result.stdout
         warnings = result.stderr.strip().splitlines()
         assert len(warnings) == 2 and all(w.startswith("Warning: ") for w in warnings), result.stderr
@@ -159,6 +159,9 @@ def test_output_folder_is_a_class_folder_for_make_dataset(astronaut, tmp_path):
     (["PHOTO", "--every", "0"], ["--every 0"]),
     (["PHOTO", "--resolution", "100"], ["power of two"]),
     (["PHOTO", "--margin", "-0.1"], ["--margin"]),
+    (["PHOTO", "--margin", "nan"], ["--margin", "not a finite number"]),
+    (["PHOTO", "--sheet", "PHOTO"], ["--sheet", "is the same file as the input"]),
+    (["PHOTO", "--sheet", "sheet.txt"], ["--sheet", ".txt is not an image format"]),
     (["PHOTO", "--align"], ["--align", "--detector dlib"]),
     (["PHOTO", "--detector", "retina"], ["retina"]),
     (["NOWHERE"], ["does not exist"]),
@@ -168,6 +171,27 @@ def test_bad_input_is_a_one_line_error(astronaut, tmp_path, args, words):
     names = {"EMPTY": tmp_path / "empty", "PHOTO": astronaut, "NOWHERE": tmp_path / "nowhere.png"}
     result = run_cli(SCRIPT, *[str(names.get(a, a)) for a in args], "--out", str(tmp_path / "faces"))
     assert_one_line_error(result, *words)
+
+
+def test_a_hard_link_to_a_photo_is_no_sheet(astronaut, tmp_path):
+    os.link(astronaut, tmp_path / "link.png")
+    result = run_cli(SCRIPT, str(astronaut), "--out", str(tmp_path / "faces"), "--sheet", str(tmp_path / "link.png"))
+    assert_one_line_error(result, "is the same file as the input")
+    assert Image.open(tmp_path / "link.png").size == (512, 512) and not (tmp_path / "faces").exists()
+
+
+def test_crops_already_in_the_folder_need_force_and_an_input_is_never_replaced(astronaut, tmp_path):
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    (faces / "astronaut_0_0.png").write_bytes(b"the user's own file")
+    result = run_cli(SCRIPT, str(astronaut), "--out", str(faces))
+    assert_one_line_error(result, "already holds 1 crops", "astronaut_0_0.png", "--force")
+    assert (faces / "astronaut_0_0.png").read_bytes() == b"the user's own file"
+    assert sorted(tmp_path.iterdir()) == [astronaut, faces]  # no sheet either
+    shutil.copy(astronaut, faces / "astronaut_0_0.png")  # now an input that a crop of astronaut.png would replace
+    result = run_cli(SCRIPT, str(astronaut), str(faces / "astronaut_0_0.png"), "--out", str(faces), "--force")
+    assert_one_line_error(result, "is an input", "move it out of --out")
+    assert Image.open(faces / "astronaut_0_0.png").size == (512, 512)
 
 
 def test_nothing_readable_is_an_error_after_the_warnings(tmp_path):

@@ -1,7 +1,11 @@
 """No command writes over one of its own inputs (issue 25, item 6; the projector's case is in
 test_projector.py), and a file's code is never run, nor its loading advised."""
 
-from tests.conftest import assert_one_line_error, run_cli
+import os
+
+from PIL import Image
+
+from tests.conftest import assert_one_line_error, run_cli, run_command
 from tests.test_class_names import snapshot_with_classes
 
 
@@ -30,3 +34,33 @@ def test_a_pt_file_with_code_is_refused_without_torchs_unsafe_advice(tmp_path):
     result = run_cli("generate.py", "--network", tmp_path / "network-snapshot-000000.pt", "--outdir", tmp_path / "o")
     assert_one_line_error(result, "holds pickled objects beyond tensors", "so it was not loaded")
     assert "weights_only" not in result.stderr and not (tmp_path / "ran").exists()
+
+
+def test_plot_stats_never_writes_over_what_it_reads(tmp_path):
+    from cstylegan.training.plot_stats import main as plot_main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "stats.jsonl").write_text('{"Progress/kimg": 1}\n')
+    (run / "metric-fid.jsonl").write_text("{}\n")
+    os.link(run / "stats.jsonl", tmp_path / "linked.png")  # a hard link: another name, the same file
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    for out, words in ((run / "stats.jsonl", "is the same file as"), (run / "metric-fid.jsonl", "is the same file as"),
+                       (tmp_path / "linked.png", "is the same file as"), (run / "stats.txt", "not a format matplotlib")):
+        assert_one_line_error(run_command(plot_main, [run, "--out", out]), f"--out {out}", words)
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
+
+
+def test_augment_preview_never_writes_into_its_data_and_errors_are_exit_2(colour_zip, tmp_path):
+    from cstylegan.training.augment_preview import main as preview_main
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.new("RGB", (8, 8)).save(folder / "a.png")
+    for data, out, words in ((colour_zip, colour_zip, "is the same file as --data"),
+                             (folder, folder / "a.png", "inside the data folder"),
+                             (folder, folder / "new.png", "inside the data folder"),
+                             (colour_zip, tmp_path / "preview", "not an image format"),
+                             (tmp_path / "missing.zip", tmp_path / "p.png", "missing.zip")):
+        assert_one_line_error(run_command(preview_main, ["--data", data, "--out", out]), words)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a.png", "images"]

@@ -20,6 +20,10 @@ WRITE_ERRORS = {
     errno.EDQUOT: "free some of your quota, or give an output folder elsewhere",
     errno.EROFS: "that filesystem is read-only; give an output folder elsewhere",
     errno.EACCES: "check its permissions, or give another path",
+    errno.ENOENT: "no folder can be made there (a path under /proc, a missing drive); give an output path you can "
+                  "write to",
+    errno.ENOTDIR: "part of that path is a file, not a folder; give another path",
+    errno.EISDIR: "that is a folder; give a file name",
 }
 
 
@@ -48,8 +52,10 @@ class BoolOption(click.Option):
         return [opt for opt in self.opts if opt.startswith("--")][0] if wanted else self.secondary_opts[0]
 
 
-class FiniteFloat(click.ParamType):
-    """A float that is a number: click's FLOAT takes nan and inf, which then draw black images."""
+class FiniteFloat(click.FloatRange):
+    """A float that is a number, optionally within click.FloatRange's bounds
+    (`FiniteFloat(min=0, min_open=True)`): click's FLOAT and FloatRange take nan (every comparison
+    with it is false) and inf, which then draw black images or never end."""
 
     name = "float"
 
@@ -60,7 +66,7 @@ class FiniteFloat(click.ParamType):
             self.fail(f"{value!r} is not a number", param, ctx)
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number", param, ctx)
-        return number
+        return super().convert(number, param, ctx)
 
 
 FINITE = FiniteFloat()

@@ -21,12 +21,35 @@ def disk_is_full(folder) -> bool:
     return shutil.disk_usage(Path(folder)).free < NEARLY_FULL_BYTES
 
 
+def same_file(a, b) -> bool:
+    """Whether two paths name one file: the same resolved path, or (both existing) one inode,
+    so a hard link or a bind mount counts too."""
+    a, b = Path(a), Path(b)
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): only the resolved paths could match
+        return False
+
+
 def refuse_overwriting_inputs(outputs: dict, inputs: dict) -> None:
     """A UserError if an output ({what: path}, e.g. {"--preview": "sheet.png"}) is one of the
     inputs ({"--target": "me.png"}): no command may write over what it reads."""
-    given = {Path(path).resolve(): what for what, path in inputs.items() if path}
     for written, output in outputs.items():
-        read = given.get(Path(output).resolve()) if output else None
+        read = next((what for what, path in inputs.items() if path and output and same_file(output, path)), None)
         if read is not None:
             raise UserError(f"{written} {output} is the same file as {read}, which it would overwrite; give another "
                             f"path for {written.split()[0]}")
+
+
+def require_image_suffix(what: str, path) -> None:
+    """A UserError unless `path` ends in an image format Pillow writes (.png, .jpg, ...): checked
+    before the work, since Pillow's ValueError would come only when the image is saved."""
+    from PIL import Image
+
+    Image.init()
+    suffix = Path(path).suffix.lower()
+    if suffix not in Image.registered_extensions() or Image.registered_extensions()[suffix] not in Image.SAVE:
+        raise UserError(f"{what} {path}: {suffix or 'no suffix'} is not an image format; end the name in .png "
+                        "(or .jpg, .webp)")

@@ -28,9 +28,10 @@ from cstylegan.data.classes import UnknownClassError
 from cstylegan.generation.drawer import Drawer
 from cstylegan.generation.image_grid import save_grid
 from cstylegan.generation.seeds import parse_seeds
-from cstylegan.runtime.cli import Command
+from cstylegan.runtime.cli import FINITE, Command
 from cstylegan.runtime.devices import pick_device
 from cstylegan.runtime.errors import UserError
+from cstylegan.runtime.files import refuse_overwriting_inputs, require_image_suffix
 from cstylegan.snapshots.checkpoint import drawing_labels, generator_from, load_snapshot, save_snapshot
 
 SG2_BLOCK = re.compile(r"synthesis\.b(\d+)\.")
@@ -155,6 +156,16 @@ def save_preview(path, rows: list, seeds: list, device) -> None:
     save_grid(np.concatenate(tiles), path, columns=len(seeds), row_labels=[label for label, _, _ in rows])
 
 
+def check_outputs(lower_path, higher_path, out_path, preview_path) -> None:
+    """Before any work: neither output may be an input (nor the preview the blended snapshot),
+    and the preview must be an image file."""
+    inputs = {"--lower": lower_path, "--higher": higher_path}
+    refuse_overwriting_inputs({"--out": out_path}, inputs)
+    if preview_path:
+        refuse_overwriting_inputs({"--preview": preview_path}, {**inputs, "--out": out_path})
+        require_image_suffix("--preview", preview_path)
+
+
 @click.command(cls=Command)
 @click.option("--lower", "lower_path", required=True,
               help="Network whose coarse layers (pose, shape) and mapping are kept.")
@@ -162,7 +173,7 @@ def save_preview(path, rows: list, seeds: list, device) -> None:
               help="Network fine-tuned from --lower whose fine layers (texture, colour) are taken.")
 @click.option("--split-res", type=int, help="StyleGAN2: blocks at or below this resolution come from --lower.")
 @click.option("--split-layer", type=int, help="StyleGAN3: layers L0 ... L<K> come from --lower.")
-@click.option("--blend-width", type=float,
+@click.option("--blend-width", type=FINITE,
               help="Soft blend: t = sigmoid((position - split) / W) instead of a hard split.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Snapshot to write.")
 @click.option("--preview", "preview_path", type=click.Path(dir_okay=False),
@@ -173,6 +184,7 @@ def save_preview(path, rows: list, seeds: list, device) -> None:
 def main(lower_path, higher_path, split_res, split_layer, blend_width, out_path, preview_path, seeds, class_spec,
          device):
     """Blend two generators by layer: coarse layers from --lower, fine ones from --higher."""
+    check_outputs(lower_path, higher_path, out_path, preview_path)
     lower, higher = load_snapshot(lower_path), load_snapshot(higher_path)
     blended = blend_generators(lower, higher, split_res, split_layer, blend_width,
                                lower_name=str(lower_path), higher_name=str(higher_path))

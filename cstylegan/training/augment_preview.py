@@ -12,9 +12,11 @@ import click
 import numpy as np
 import torch
 
-from cstylegan.data.dataset import DatasetError, ImageDataset
-from cstylegan.generation.image_grid import make_grid, to_uint8
+from cstylegan.data.dataset import ImageDataset
+from cstylegan.generation.image_grid import save_grid, to_uint8
 from cstylegan.runtime.cli import Command
+from cstylegan.runtime.errors import UserError
+from cstylegan.runtime.files import refuse_overwriting_inputs, require_image_suffix
 from cstylegan.training.augment import OP_NAMES, AugmentPipe, augment_pipe
 
 OPS = list(OP_NAMES)
@@ -44,21 +46,28 @@ def preview_rows(images: torch.Tensor, draws: int = 7, seed: int = 0):
     return to_uint8(torch.cat(tiles)), labels
 
 
+def check_out(out: Path, data: Path) -> None:
+    """--out must be an image file that is not the data set nor inside a data folder (it would
+    overwrite one of its images, or become one)."""
+    refuse_overwriting_inputs({"--out": out}, {"--data": data})
+    if data.is_dir() and data.resolve() in out.resolve().parents:
+        raise UserError(f"--out {out} is inside the data folder --data {data}; write the preview elsewhere")
+    require_image_suffix("--out", out)
+
+
 @click.command(cls=Command)
 @click.option("--data", type=click.Path(path_type=Path), required=True, help="Dataset zip or folder.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="PNG to write.")
-@click.option("--images", "count", type=int, default=4, show_default=True,
+@click.option("--images", "count", type=click.IntRange(min=1), default=4, show_default=True,
               help="How many different images the rows cycle through.")
-@click.option("--draws", type=int, default=7, show_default=True, help="Augmented copies per row.")
+@click.option("--draws", type=click.IntRange(min=1), default=7, show_default=True, help="Augmented copies per row.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the augmentations.")
 def main(data, out, count, draws, seed):
     """Draw one row per ADA op: the original image, then random augmentations with only that op on."""
-    try:
-        images = load_images(data, count)
-    except DatasetError as error:
-        raise click.ClickException(str(error)) from None
+    check_out(out, data)
+    images = load_images(data, count)
     tiles, labels = preview_rows(images, draws, seed)
-    make_grid(tiles, draws + 1, labels).save(out)
+    save_grid(tiles, out, draws + 1, labels)
     click.echo(f"Wrote {out}: {len(labels)} rows of {draws + 1} images")
 
 

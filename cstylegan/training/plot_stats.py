@@ -9,6 +9,7 @@ import click
 from cstylegan.metrics.report import read_metric_jsonl
 from cstylegan.runtime.cli import Command
 from cstylegan.runtime.errors import UserError
+from cstylegan.runtime.files import refuse_overwriting_inputs
 from cstylegan.training.progress import read_stats
 
 PANELS = [
@@ -32,8 +33,21 @@ def metric_curves(run_dir: Path) -> dict:
     return {key: sorted(points) for key, points in curves.items()}
 
 
+def check_out(run_dir: Path, out: Path) -> None:
+    """Before reading: --out is none of the files it reads, and a format matplotlib writes."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    inputs = {str(path): path for path in [run_dir / "stats.jsonl", *sorted(run_dir.glob("metric-*.jsonl"))]}
+    refuse_overwriting_inputs({"--out": out}, inputs)
+    if out.suffix.lower().lstrip(".") not in FigureCanvasBase.get_supported_filetypes():
+        raise UserError(f"--out {out}: {out.suffix or 'no suffix'} is not a format matplotlib writes; end the name "
+                        "in .png (or .pdf, .svg, .jpg)")
+
+
 def plot_stats(run_dir, out=None) -> Path:
     run_dir = Path(run_dir)
+    path = Path(out) if out else run_dir / "stats.png"
+    check_out(run_dir, path)
     records = read_stats(run_dir / "stats.jsonl")
     if not records:
         raise UserError(f"{run_dir} has no stats.jsonl with a finished tick; give a run folder of train.py")
@@ -58,7 +72,6 @@ def plot_stats(run_dir, out=None) -> Path:
         ax.legend(fontsize=7)
     axes[-1].set_xlabel("kimg")
     figure.tight_layout()
-    path = Path(out) if out else run_dir / "stats.png"
     figure.savefig(path, dpi=100)
     return path
 
