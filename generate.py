@@ -15,9 +15,10 @@ from cstylegan.generation.seeds import parse_seeds
 from cstylegan.generation.style_mix import parse_styles, style_mix_grid
 from cstylegan.generation.video import FORMATS, check_format, loop_ws, write_video
 from cstylegan.networks.stylegan3 import set_input_transform
-from cstylegan.runtime.cli import FINITE, Command, bool_option
+from cstylegan.runtime.cli import FINITE, Command, FiniteFloat, bool_option
 from cstylegan.runtime.devices import pick_device
 from cstylegan.runtime.errors import UserError
+from cstylegan.runtime.files import check_can_write
 from cstylegan.snapshots.checkpoint import newest_snapshot, open_for_inference
 
 DEFAULT_RUNS = "training-runs"
@@ -64,7 +65,7 @@ DEFAULT_RUNS = "training-runs"
                    "or through the --class list (one seed), and back to the first.")
 @click.option("--frames", type=click.IntRange(min=1), default=30, show_default=True,
               help="Video: frames per transition.")
-@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=30, show_default=True,
+@click.option("--fps", type=FiniteFloat(min=0, min_open=True), default=30, show_default=True,
               help="Video: frames per second.")
 @click.option("--video-format", type=click.Choice(FORMATS), default="mp4", show_default=True,
               help="Video: mp4 (H.264 through the imageio-ffmpeg package), or an animated gif or webp (Pillow).")
@@ -90,6 +91,7 @@ def main(network_path, class_spec, label_text, seeds, truncation_psi, trunc_cent
     check_modes(style_mix, video, projected_w, style_spec, swap_grid, row_seeds, col_seeds)
     check_swap_flags(style_spec, swap_layer, swap_grid, projected_w)
     seed_list = parse_seeds(seeds)
+    check_can_write("--outdir", outdir)
     if video:
         check_format(video_format)
     if network_path is None:

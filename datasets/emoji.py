@@ -19,7 +19,7 @@ import click  # noqa: E402
 from cstylegan.data.emoji_set import DEFAULT_FONT, KIND_NAMES, build  # noqa: E402
 from cstylegan.data.writer import DatasetError  # noqa: E402
 from cstylegan.runtime.cli import Command, bool_option  # noqa: E402
-from cstylegan.runtime.files import refuse_overwriting_inputs  # noqa: E402
+from cstylegan.runtime.files import refuse_overwriting_inputs, require_image_suffix  # noqa: E402
 
 
 @click.command(cls=Command)
@@ -40,6 +40,8 @@ def main(out, resolution, styles, kind, font_path, limit, preview, force):
         raise DatasetError(f"--limit {limit}: give a number >= 1")
     styles = [s.strip() for s in styles.split(",") if s.strip()]
     refuse_overwriting_inputs({"--preview": preview}, {"--out": out, "--font": font_path})
+    if preview:
+        require_image_suffix("--preview", preview)
     counts = build(out, resolution, styles, font_path, limit, preview, force, kind)
     click.echo(f"Wrote {out}: {sum(counts.values())} images ({kind}) at {resolution}px in {time.perf_counter() - start:.0f} s")
     for name, n in counts.items():

@@ -8,7 +8,7 @@ import click
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cstylegan.runtime.cli import Command, bool_option  # noqa: E402
+from cstylegan.runtime.cli import Command, FiniteFloat, bool_option  # noqa: E402
 from cstylegan.runtime.devices import pick_device  # noqa: E402
 from experiments.matrix import conditional_config, final_fakes_per_class, open_data, run_unit  # noqa: E402
 from experiments.plan import estimate, plan_lines  # noqa: E402
@@ -30,7 +30,7 @@ def swap_source(spec) -> str:
               "transfer (with its layer swaps) and/or conditional method names.  [default: every unit not done]")
 @bool_option("--plan", default=False, help="Print each unit's kimg, the img/s measured on this machine, the expected "
               "hours and whether it is done; train nothing.")
-@click.option("--max-hours", type=click.FloatRange(min=0, min_open=True),
+@click.option("--max-hours", type=FiniteFloat(min=0, min_open=True),
               help="Refuse to start a unit that would run past this many hours from now (from the measured speeds).")
 @click.option("--workdir", type=click.Path(file_okay=False),
               help="Run folders, per-class data, runs.json, evaluations.json.  [default: training-runs/experiments/NAME]")

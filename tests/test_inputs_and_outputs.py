@@ -64,3 +64,29 @@ def test_augment_preview_never_writes_into_its_data_and_errors_are_exit_2(colour
                              (tmp_path / "missing.zip", tmp_path / "p.png", "missing.zip")):
         assert_one_line_error(run_command(preview_main, ["--data", data, "--out", out]), words)
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["a.png", "images"]
+
+
+def test_outputs_under_proc_or_below_a_file_are_one_line_before_any_work(tmp_path):
+    """WRITE_ERRORS' ENOENT and ENOTDIR for real (plot_stats writes where it is told), and the
+    commands that work for minutes check their output folder first."""
+    from cstylegan.training.plot_stats import main as plot_main
+
+    network = snapshot_with_classes(tmp_path / "network-snapshot-000000.pt", ["a", "b"])
+    Image.new("RGB", (8, 8)).save(tmp_path / "target.png")
+    (tmp_path / "stats.jsonl").write_text('{"Progress/kimg": 1, "Loss/G/loss": 1.0}\n')
+    before = sorted(tmp_path.iterdir())
+    for args, words in [
+        (["generate.py", "--network", network, "--class", "a", "--outdir", "/proc/x"], "no file can be written there"),
+        (["generate.py", "--network", network, "--class", "a", "--outdir", network / "x"], "is a file, not a folder"),
+        (["-m", "cstylegan.projection", "--network", network, "--target", tmp_path / "target.png", "--outdir",
+          "/proc/x"], "--outdir /proc/x: no file can be written there"),
+        (["-m", "cstylegan.metrics", "--network", network, "--data", "d.zip", "--out", "/proc/x/m.jsonl"],
+         "--out /proc/x: no file can be written there"),
+        (["-m", "cstylegan.metrics", "--network", network, "--data", "d.zip", "--out", tmp_path], "is a folder"),
+        (["datasets/emoji.py", "--out", tmp_path / "e.zip", "--preview", tmp_path / "sheet"], "not an image format"),
+    ]:
+        assert_one_line_error(run_cli(*args), words)
+    for out, words in (("/proc/x.png", "No such file or directory; no folder can be made there"),
+                       (tmp_path / "stats.jsonl" / "x.png", "Not a directory; part of that path is a file")):
+        assert_one_line_error(run_command(plot_main, [tmp_path, "--out", out]), words)
+    assert sorted(tmp_path.iterdir()) == before

@@ -91,3 +91,36 @@ def test_metrics_refuse_data_of_another_resolution(snapshot_path, tmp_path):
     other = write_dataset_zip(tmp_path / "big.zip", {f"c{i}_x": [np.zeros((32, 32, 3), np.uint8)] * 2 for i in range(4)})
     result = run_cli("-m", "cstylegan.metrics", "--network", snapshot_path, "--data", other, "--cache-dir", tmp_path)
     assert_one_line_error(result, "draws 16 px images but big.zip holds 32 px ones")
+
+
+@pytest.mark.parametrize("w, words", [
+    (np.full([1, 4, 4], "x"), "holds <U1 values, not real numbers"),
+    (np.array([[None]], dtype=object), "holds Python objects, not numbers, so it was not loaded"),
+])
+def test_a_projected_w_of_a_wrong_dtype_is_one_line(tmp_path, w, words):
+    from tests.test_class_names import snapshot_with_classes
+
+    network = snapshot_with_classes(tmp_path / "network-snapshot-000000.pt", ["a", "b"])
+    np.savez(tmp_path / "w.npz", w=w)
+    result = run_cli("generate.py", "--network", network, "--projected-w", tmp_path / "w.npz", "--outdir",
+                     tmp_path / "out")
+    assert_one_line_error(result, f"--projected-w {tmp_path / 'w.npz'}", words)
+    assert not (tmp_path / "out").exists()
+
+
+def test_nan_and_infinity_are_refused_by_every_float_flag(tmp_path):
+    """click's FloatRange lets NaN through (every comparison with it is false); FiniteFloat does not."""
+    from tests.test_class_names import snapshot_with_classes
+
+    network = snapshot_with_classes(tmp_path / "network-snapshot-000000.pt", ["a", "b"])
+    (tmp_path / "photo.png").write_bytes(b"")
+    for args in (["generate.py", "--network", network, "--class", "a", "--video", "--fps", "{}", "--outdir",
+                  tmp_path / "out"],
+                 ["experiments/run.py", REPO / "experiments/configs/emoji32_cpu.yaml", "--max-hours", "{}"],
+                 ["datasets/extract_faces.py", tmp_path / "photo.png", "--out", tmp_path / "f", "--margin", "{}"],
+                 ["-m", "cstylegan.snapshots.blend", "--lower", network, "--higher", network, "--split-res", "4",
+                  "--out", tmp_path / "b.pt", "--blend-width", "{}"]):
+        for value in ("nan", "inf"):
+            result = run_cli(*[str(arg).replace("{}", value) for arg in args])
+            assert_one_line_error(result, f"'{value}' is not a finite number")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["network-snapshot-000000.pt", "photo.png"]

@@ -30,7 +30,14 @@ def load_projected_w(path, num_ws: int, w_dim: int) -> torch.Tensor:
         if "w" not in data.files:
             raise UserError(f"--projected-w {path}: no 'w' array (it has: {', '.join(data.files) or 'none'}); "
                              "expected the projector's projected_w.npz")
-        w = data["w"]
+        try:
+            w = data["w"]
+        except ValueError:  # an object array: numpy would have to unpickle it, which could run code
+            raise UserError(f"--projected-w {path}: its w holds Python objects, not numbers, so it was not loaded; "
+                            "expected the projector's projected_w.npz") from None
+    if w.dtype.kind not in "fiu":  # strings, booleans, complex numbers: no point in W
+        raise UserError(f"--projected-w {path}: its w holds {w.dtype} values, not real numbers; expected the "
+                        "projector's projected_w.npz (float32)")
     if w.ndim == 2:
         w = w[np.newaxis]
     if w.ndim != 3 or w.shape[1:] != (num_ws, w_dim):

@@ -15,7 +15,7 @@ from cstylegan.metrics.nvlabs_names import NVLABS_METRICS
 from cstylegan.metrics.report import format_table, write_metric_jsonl
 from cstylegan.runtime.cli import Command, bool_option
 from cstylegan.runtime.distributed import in_started_processes, start_on_this_machine, start_processes, stop_processes
-from cstylegan.runtime.files import refuse_overwriting_inputs
+from cstylegan.runtime.files import check_can_write, refuse_overwriting_inputs
 from cstylegan.snapshots.checkpoint import open_for_inference, snapshot_kimg
 
 
@@ -59,6 +59,7 @@ def main(network_path, data, ref, gen, metrics, recipe, num_gen, num_gen_per_cla
     start = time.time()
     folders = _check_mode(network_path, data, ref, gen)
     refuse_overwriting_inputs({"--out": out}, {"--network": network_path, "--data": data})
+    check_out(out, network_path)
     names = parse_metrics(metrics, folders=folders)
     if not names:
         click.echo("--metrics none: nothing to compute")
@@ -96,6 +97,16 @@ def main(network_path, data, ref, gen, metrics, recipe, num_gen, num_gen_per_cla
                     "features": recipe, "mirror": mirror}
     for path in write_metric_jsonl(run_dir, results, kimg, snapshot, out=out, settings=settings, num_gpus=gpus):
         click.echo(f"Appended to {path}")
+
+
+def check_out(out, network_path) -> None:
+    """Before the metrics are computed: the lines can be appended where they go (--out, else
+    beside the network)."""
+    if out is not None and Path(out).is_dir():
+        raise MetricError(f"--out {out} is a folder; give a file name, e.g. {Path(out) / 'metrics.jsonl'}")
+    if out is not None or network_path:
+        check_can_write("--out" if out is not None else "--out (default: beside --network)",
+                        Path(out).parent if out is not None else Path(network_path).parent)
 
 
 def _check_mode(network_path, data, ref, gen) -> bool:

@@ -22,7 +22,7 @@ from cstylegan.projection.perceptual import PERCEPTUAL_KINDS, perceptual_distanc
 from cstylegan.runtime.cli import Command, bool_option
 from cstylegan.runtime.devices import pick_device
 from cstylegan.runtime.errors import UserError
-from cstylegan.runtime.files import refuse_overwriting_inputs
+from cstylegan.runtime.files import check_can_write, refuse_overwriting_inputs
 from cstylegan.snapshots.checkpoint import open_for_inference
 
 PROGRESS_COLUMNS = 8
@@ -56,6 +56,7 @@ def main(network_path, target_path, class_spec, steps, perceptual, w_plus, optim
         raise UserError(f"--target {target_path}: file not found")
     refuse_overwriting_inputs({f"--outdir ({name})": Path(outdir) / name for name in OUTPUT_NAMES},
                               {"--target": target_path, "--network": network_path})
+    check_can_write("--outdir", outdir)
     device = pick_device(device)
     opened = open_for_inference(network_path, device, with_D=True)
     G = opened.G

@@ -3,6 +3,7 @@ file the user writes, and a full disk is reported as one."""
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 from cstylegan.runtime.errors import UserError
@@ -31,6 +32,23 @@ def same_file(a, b) -> bool:
         return os.path.samefile(a, b)
     except OSError:  # one of them does not exist (yet): only the resolved paths could match
         return False
+
+
+def check_can_write(what: str, folder) -> None:
+    """A UserError before the work, not after it, if no file can be made in `folder` (or, while it
+    does not exist, in the nearest folder above it): a path under /proc, a read-only disk, a file
+    in the way. Nothing is left behind."""
+    probe = Path(folder).absolute()
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"{what} {folder}: {probe} is a file, not a folder; give another path")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as error:
+        raise UserError(f"{what} {folder}: no file can be written there ({error.strerror}); give a folder you can "
+                        "write to") from None
 
 
 def refuse_overwriting_inputs(outputs: dict, inputs: dict) -> None:
