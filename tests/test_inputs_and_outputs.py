@@ -3,6 +3,7 @@ test_projector.py), and a file's code is never run, nor its loading advised."""
 
 import os
 
+import pytest
 from PIL import Image
 
 from tests.conftest import assert_one_line_error, run_cli, run_command
@@ -90,3 +91,26 @@ def test_outputs_under_proc_or_below_a_file_are_one_line_before_any_work(tmp_pat
                        (tmp_path / "stats.jsonl" / "x.png", "Not a directory; part of that path is a file")):
         assert_one_line_error(run_command(plot_main, [tmp_path, "--out", out]), words)
     assert sorted(tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda s: s.pop("G_kwargs"), "has no G_kwargs"),
+    (lambda s: s.pop("G_ema"), "has no G_ema"),
+    (lambda s: s.update(G_kwargs=[1, 2]), "its G_kwargs is a list, not a dict"),
+    (lambda s: s.update(class_names="ab"), "its class_names is a str, not a list"),
+    (lambda s: s.update(attributes=["style"]), "its attributes is a list, not a dict"),
+    (lambda s: s["G_kwargs"].update(c_dim="2"), "its G_kwargs c_dim is '2', not a whole number"),
+    (lambda s: s["G_kwargs"].update(bogus=1), "unexpected keyword argument 'bogus'"),
+    (lambda s: s.update(G_ema={}), "do not make a generator (Error(s) in loading state_dict for Generator: Missing"),
+    (lambda s: s.update(G_ema={"x": 1}), "its G_ema holds other things than tensors"),
+])
+def test_a_snapshot_looking_file_with_missing_or_wrong_fields_is_one_line(tmp_path, change, words):
+    import torch
+
+    path = snapshot_with_classes(tmp_path / "network-snapshot-000000.pt", ["a", "b"])
+    snapshot = torch.load(path, weights_only=True)
+    change(snapshot)
+    torch.save(snapshot, path)
+    result = run_cli("generate.py", "--network", path, "--class", "a", "--seeds", "0", "--outdir", tmp_path / "out")
+    assert_one_line_error(result, str(path), words)
+    assert not (tmp_path / "out").exists()

@@ -94,7 +94,35 @@ def load_snapshot(path, map_location="cpu") -> dict:
         ) from None
     if not isinstance(snapshot, dict) or snapshot.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a cstylegan snapshot; pass a network-snapshot-*.pt written by train.py")
-    return check_label_names(with_defaults(snapshot), path)
+    return check_label_names(check_fields(with_defaults(snapshot), path), path)
+
+
+# What drawing reads from a snapshot, with its type; and the whole numbers G_kwargs must hold.
+DRAWING_FIELDS = {"G_kwargs": dict, "G_ema": dict, "class_names": list}
+OPTIONAL_FIELDS = {"attributes": dict, "label_names": list, "config": dict}
+G_SIZES = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels")
+WHOLE_SNAPSHOT = "pass a network-snapshot-*.pt written by train.py"
+
+
+def check_fields(snapshot: dict, path) -> dict:
+    """The snapshot, if what drawing reads is there with the right types; else a one-line
+    error naming the field (a hand-made or damaged file carries our format marker too)."""
+    for key, kind in {**DRAWING_FIELDS, **OPTIONAL_FIELDS}.items():
+        if key not in snapshot and key in DRAWING_FIELDS:
+            raise CheckpointError(f"{path} has no {key}, so it is no whole snapshot; {WHOLE_SNAPSHOT}")
+        if key in snapshot and snapshot[key] is not None and not isinstance(snapshot[key], kind):
+            raise CheckpointError(f"{path}: its {key} is a {type(snapshot[key]).__name__}, not a {kind.__name__}; "
+                                  f"{WHOLE_SNAPSHOT}")
+    if snapshot["G_family"] not in GENERATORS:
+        raise CheckpointError(f"{path}: unknown G_family {snapshot['G_family']!r} (known: {', '.join(GENERATORS)}); "
+                              f"{WHOLE_SNAPSHOT}")
+    for key in G_SIZES:
+        value = snapshot["G_kwargs"].get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise CheckpointError(f"{path}: its G_kwargs {key} is {value!r}, not a whole number; {WHOLE_SNAPSHOT}")
+    if not all(isinstance(value, torch.Tensor) for value in snapshot["G_ema"].values()):
+        raise CheckpointError(f"{path}: its G_ema holds other things than tensors; {WHOLE_SNAPSHOT}")
+    return snapshot
 
 
 def check_label_names(snapshot: dict, path) -> dict:
@@ -111,10 +139,17 @@ def with_defaults(snapshot: dict) -> dict:
     return {"G_family": "stylegan2", "D_backbone": "resnet", "class_names": [], **snapshot}
 
 
-def generator_from(snapshot: dict, device="cpu"):
-    """A loaded snapshot's G_ema, ready to draw images with."""
-    G = GENERATORS[snapshot["G_family"]](**snapshot["G_kwargs"])
-    G.load_state_dict(snapshot["G_ema"])
+def generator_from(snapshot: dict, device="cpu", source="the snapshot"):
+    """A loaded snapshot's G_ema, ready to draw images with. G_kwargs that build no generator
+    (an unknown argument, a bad value) or weights that do not fit it are the file's fault, so
+    a one-line error naming `source`, not a traceback."""
+    try:
+        G = GENERATORS[snapshot["G_family"]](**snapshot["G_kwargs"])
+        G.load_state_dict(snapshot["G_ema"])
+    except (TypeError, ValueError, RuntimeError) as error:
+        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        raise CheckpointError(f"{source}: its G_kwargs and G_ema do not make a generator ({reason}); "
+                              f"{WHOLE_SNAPSHOT}") from None
     return G.to(device).eval().requires_grad_(False)
 
 
@@ -146,7 +181,7 @@ class Opened:
 def open_for_inference(path, device="cpu", with_D: bool = False) -> Opened:
     """Open a snapshot or NVlabs .pkl to draw from: G_ema, its label space and, if asked, D."""
     snapshot = load_snapshot(path)
-    G = generator_from(snapshot, device)
+    G = generator_from(snapshot, device, path)
     D = discriminator_from(snapshot, device) if with_D else None
     return Opened(G, drawing_labels(snapshot), D, snapshot.get("cur_nimg"), snapshot.get("config"))
 
