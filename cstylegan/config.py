@@ -98,21 +98,23 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-# Every number a run takes, with what it may be (a value left as None takes the preset's).
+# Every number a run takes, with what it may be (a value left as None takes the preset's). The
+# upper bounds catch typos that would exhaust memory (a cmax of 51200 wants terabytes) or the
+# process table, far above any real run.
 RANGES = {
     "kimg": (lambda v: v > 0, "a positive number of kimg"),
     "tick": (lambda v: v > 0, "a positive number of kimg"),
     "snap": (lambda v: v >= 1 and v == int(v), "a whole number of ticks, at least 1"),
-    "batch": (lambda v: v >= 1, "at least 1 image"),
-    "batch_gpu": (lambda v: v >= 1, "at least 1 image"),
+    "batch": (lambda v: 1 <= v <= 2**16, "at least 1 image, at most 65536"),
+    "batch_gpu": (lambda v: 1 <= v <= 2**16, "at least 1 image, at most 65536"),
     "gamma": (lambda v: v >= 0, "a non-negative R1 weight"),
     "glr": (lambda v: v > 0, "a positive learning rate"),
     "dlr": (lambda v: v > 0, "a positive learning rate"),
-    "cbase": (lambda v: v >= 1, "a positive channel count, e.g. 16384"),
-    "cmax": (lambda v: v >= 1, "a positive channel count, e.g. 512"),
-    "map_depth": (lambda v: v >= 1, "at least 1 mapping layer"),
-    "z_dim": (lambda v: v >= 1, "at least 1"),
-    "w_dim": (lambda v: v >= 1, "at least 1"),
+    "cbase": (lambda v: 1 <= v <= 2**20, "a positive channel count, e.g. 16384, at most 1048576"),
+    "cmax": (lambda v: 1 <= v <= 4096, "a positive channel count, e.g. 512, at most 4096"),
+    "map_depth": (lambda v: 1 <= v <= 64, "1 to 64 mapping layers"),
+    "z_dim": (lambda v: 1 <= v <= 8192, "1 to 8192, e.g. 512"),
+    "w_dim": (lambda v: 1 <= v <= 8192, "1 to 8192, e.g. 512"),
     "mbstd_group": (lambda v: v >= 1, "at least 1"),
     "ema_kimg": (lambda v: v >= 0, "a non-negative number of kimg"),
     "ema_rampup": (lambda v: v >= 0, "a non-negative ratio"),
@@ -129,7 +131,7 @@ RANGES = {
     "ds_pool": (lambda v: v >= 1, "a pooling factor of at least 1"),
     "seed": (lambda v: 0 <= v < 2**32, "a whole number from 0 to 2^32 - 1"),
     "subset": (lambda v: v >= 1, "a number of images of at least 1, or leave it out"),
-    "workers": (lambda v: v >= 0, "0 or more data loader processes"),
+    "workers": (lambda v: 0 <= v <= 256, "0 to 256 data loader processes"),
     "nkimg": (lambda v: v >= 0, "a non-negative kimg count"),
     "freezed": (lambda v: v >= 0, "0 or more (the number of D layers to freeze)"),
     "p": (lambda v: 0 <= v <= 1, "a probability in [0, 1]"),
@@ -252,6 +254,7 @@ class TrainConfig:
                 raise ConfigError(f"{flag(field_.name)} takes text, not {value!r}")
             if field_.type is list and not isinstance(value, list):
                 raise ConfigError(f"{flag(field_.name)} takes a list, not {value!r}")
+        whole = {f.name for f in dataclasses.fields(self) if f.type in (int, Optional[int])}
         for name, (allowed, meaning) in RANGES.items():
             value = getattr(self, name)
             if value is None:
@@ -260,6 +263,10 @@ class TrainConfig:
                 raise ConfigError(f"{flag(name)} takes a number ({meaning}), not {value!r}")
             if not math.isfinite(value) or not allowed(value):
                 raise ConfigError(f"{flag(name)} {value!r} is out of range; give {meaning}")
+            if name in whole and value != int(value):
+                raise ConfigError(f"{flag(name)} {value!r} is not a whole number; give {meaning}")
+            if name in whole:
+                setattr(self, name, int(value))  # 8.0 from a YAML file: range() and tensor shapes need an int
         if self.desc is not None and not DESC_PATTERN.fullmatch(self.desc):
             raise ConfigError(f"--desc {self.desc!r} becomes part of a folder name; use letters, digits, '.', '_' "
                               "and '-' only")

@@ -26,6 +26,11 @@ TINY = ["--cfg", "small", "--cbase", "256", "--cmax", "16", "--batch", "8", "--k
     (["--gamma", "nan"], "--gamma nan is out of range"),
     (["--target", "1.5"], "--target 1.5 is out of range"),
     (["--metrics-num-gen", "1"], "--metrics-num-gen 1 is out of range"),
+    (["--cbase", str(2**21)], "at most 1048576"),  # upper bounds: typos that would exhaust memory
+    (["--cmax", "51200"], "--cmax 51200 is out of range"),
+    (["--batch", "320000"], "at most 65536"),
+    (["--workers", "1000"], "0 to 256 data loader processes"),
+    (["--map-depth", "800"], "1 to 64 mapping layers"),
 ])
 def test_out_of_range_settings_are_one_line_and_leave_no_run_folder(colour_zip, tmp_path, flags, words):
     result = run_in_process("train.py", ["--data", colour_zip, "--outdir", tmp_path / "runs", *TINY, *flags], REPO)
@@ -48,6 +53,10 @@ def test_outdir_that_cannot_hold_a_run_is_one_line(colour_zip, tmp_path):
     ("data: x.zip\ncond: maybe\n", "--cond is true or false, not 'maybe'"),
     ("data: 5\n", "--data takes text, not 5"),
     ("data: x.zip\nmetrics: fid\n", "--metrics takes a list"),
+    ("data: x.zip\nbatch: 8.5\n", "--batch 8.5 is not a whole number"),
+    ("data: x.zip\nworkers: 1.5\n", "--workers 1.5 is not a whole number"),
+    ("data: x.zip\nmap_depth: 2.5\n", "--map-depth 2.5 is not a whole number"),
+    ("data: x.zip\nz_dim: 100000\n", "--z-dim 100000 is out of range; give 1 to 8192"),
 ])
 def test_bad_config_files_are_one_line(tmp_path, content, words):
     path = tmp_path / "config.yaml"
@@ -124,3 +133,17 @@ def test_nan_and_infinity_are_refused_by_every_float_flag(tmp_path):
             result = run_cli(*[str(arg).replace("{}", value) for arg in args])
             assert_one_line_error(result, f"'{value}' is not a finite number")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["network-snapshot-000000.pt", "photo.png"]
+
+
+def test_more_cpu_processes_than_cores_are_refused_before_any_start(colour_zip, tmp_path):
+    import os
+
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("with a GPU, --gpus counts GPUs (test_distributed.py)")
+    cores = os.cpu_count()
+    result = run_in_process("train.py", ["--data", colour_zip, "--outdir", tmp_path / "runs", *TINY, "--gpus",
+                                         cores + 1, "--device", "cpu"], REPO)
+    assert_one_line_error(result, f"--gpus {cores + 1} starts {cores + 1} CPU processes", f"give --gpus {cores}")
+    assert not (tmp_path / "runs").exists()

@@ -135,6 +135,10 @@ def start_on_this_machine(processes: int, argv: list) -> int:
     if torch.cuda.is_available() and processes > torch.cuda.device_count():
         raise UserError(f"--gpus {processes}, but this machine has {torch.cuda.device_count()} GPUs; "
                         f"give --gpus {torch.cuda.device_count()} or fewer")
+    cpus = os.cpu_count() or 1
+    if not torch.cuda.is_available() and processes > cpus:
+        raise UserError(f"--gpus {processes} starts {processes} CPU processes, but this machine has {cpus} CPU "
+                        f"cores and no GPU; give --gpus {cpus} or fewer")
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # the children speak for themselves
     try:
         run(get_args_parser().parse_args(["--standalone", "--nproc_per_node", str(processes), *argv]))
