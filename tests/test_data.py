@@ -160,3 +160,23 @@ def test_write_dataset_zip_keeps_duplicates_and_order(tmp_path):
     data = ImageDataset(path)
     assert data.class_names == ["zeta", "alpha"] and data.class_counts == {"zeta": 2, "alpha": 1}
     assert data.attributes[-1] == {"class": "zeta"}
+
+
+@pytest.mark.parametrize("info, words", [
+    (["not", "an", "object"], "dataset.json holds a list, not an object"),
+    ({"labels": {"x/0.png": 0}}, '"labels" is a dict, not a list of [image name, label]'),
+    ({"labels": [[0, 0], [1, 0]]}, "label [0, 0] in dataset.json is not [name, class index]"),
+    ({"labels": [["x/0.png", 0], ["x/1.png", 0]], "attributes": ["style"]}, '"attributes" is a list, not an object'),
+    ({"labels": [["x/0.png", 0], ["x/1.png", 0]], "attributes": {"x/0.png": "emoji"}}, "are 'emoji', not an object"),
+    ({"labels": [["x/0.png", 0], ["x/1.png", 0]], "class_names": "ab"}, '"class_names" is a str, not a list'),
+])
+def test_odd_dataset_json_shapes_are_one_line(tmp_path, info, words):
+    from tests.conftest import REPO, assert_one_line_error, run_in_process
+
+    path = bad_zip(tmp_path / "d.zip", [solid(0, 8), solid(1, 8)])
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("dataset.json", json.dumps(info))
+    result = run_in_process("train.py", ["--data", path, "--cond", "--outdir", tmp_path / "runs", "--cfg", "small",
+                                         "--batch", "8", "--workers", "0"], REPO)
+    assert_one_line_error(result, str(path), words)
+    assert not (tmp_path / "runs").exists()

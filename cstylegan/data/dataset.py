@@ -127,9 +127,30 @@ class ImageDataset(torch.utils.data.Dataset):
         except (KeyError, FileNotFoundError):
             return None
         try:
-            return json.loads(raw)
+            info = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise DatasetError(f"{self.path}: {JSON_NAME} is not valid JSON ({error}); {MAKE_HINT} again") from error
+        return self._check_json_shape(info)
+
+    def _check_json_shape(self, info):
+        """`info` if it has the shape make_dataset.py writes (an object whose labels, names and
+        attributes are lists and objects as below), else one line naming what differs."""
+        if info is None:
+            return None
+        where = f"{self.path}: {JSON_NAME}"
+        if not isinstance(info, dict):
+            raise DatasetError(f"{where} holds a {type(info).__name__}, not an object with \"labels\"; {MAKE_HINT} again")
+        shapes = {"labels": (list, "a list of [image name, label]"), "class_names": (list, "a list of names"),
+                  "label_names": (list, "a list of names"), "attributes": (dict, "an object {image name: {...}}")}
+        for key, (kind, meaning) in shapes.items():
+            if info.get(key) is not None and not isinstance(info[key], kind):
+                raise DatasetError(f"{where}: \"{key}\" is a {type(info[key]).__name__}, not {meaning}; "
+                                   f"{MAKE_HINT} again")
+        odd = next((v for v in (info.get("attributes") or {}).values() if not isinstance(v, dict)), None)
+        if odd is not None:
+            raise DatasetError(f"{where}: an image's \"attributes\" are {odd!r}, not an object like "
+                               f"{{\"style\": \"emoji\"}}; {MAKE_HINT} again")
+        return info
 
     def _labels_by_name(self, info):
         """{image name: class index} or {image name: [float, ...]} (NVlabs' vector labels), or
@@ -141,7 +162,7 @@ class ImageDataset(torch.utils.data.Dataset):
         length = len(first) if isinstance(first, list) else None  # vector labels: every one this long
         label_of = {}
         for entry in labels:
-            label = entry[1] if isinstance(entry, list) and len(entry) == 2 else None
+            label = entry[1] if isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str) else None
             if not (is_vector_label(label, length) if length else is_class_index(label)):
                 shape = f"[name, [{length} finite numbers]] like the first label" if length else "[name, class index]"
                 raise DatasetError(f"{self.path}: label {entry!r} in {JSON_NAME} is not {shape}; {MAKE_HINT} again")
