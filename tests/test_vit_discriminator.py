@@ -128,8 +128,11 @@ def test_position_embedding_is_resized_to_a_new_grid(tmp_path):
 
 @pytest.mark.slow
 def test_a_short_run_with_the_vit_learns_which_class_is_which_colour(colour_zip, tmp_path):
-    """The residual D's learning test (tests/test_training.py), with only the backbone changed."""
-    run_dir = train_colours(colour_zip, tmp_path, dbackbone="vit", snap=100)
+    """The residual D's learning test (tests/test_training.py), with only the backbone changed.
+    6 kimg where the residual D's test has 4: at 4 one class's distance ratio (own colour over
+    the nearest other, 0.5 asked) was 0.51 on a CI machine and 0.56 on a 2-core AMD EPYC (the
+    numerics depend on the CPU); at 6 the worst class measured 0.04 (seed 0) and 0.044 (seed 1)."""
+    run_dir = train_colours(colour_zip, tmp_path, dbackbone="vit", snap=100, kimg=6)
     assert_class_k_has_colour_k(open_for_inference(sorted(run_dir.glob("network-snapshot-*.pt"))[-1]).G)
 
 
