@@ -3,7 +3,8 @@
     python datasets/make_dataset.py faces/ faces256.zip --resolution 256
 
 SRC is laid out as SRC/<style>_<gender>/*, SRC/<style>/<gender>/*, or is a CSV file with the
-columns path,style,gender (more attribute columns allowed; paths relative to the CSV).
+columns path,style,gender (more columns with --attributes naming those that make the class;
+paths relative to the CSV).
 NVlabs' dataset_tool writes integer labels only; this zip also names its classes
 (`ghibli_male`) and records each image's attributes and where the images came from.
 """
@@ -89,7 +90,8 @@ def from_folders(src: Path) -> Found:
 
 def from_csv(table: Path, attribute_columns=None) -> Found:
     """Rows path,style,gender[,more]: the class is the values of `attribute_columns` (default:
-    every column but path) joined by `_`."""
+    style,gender) joined by `_`. Other columns without --attributes are refused, naming them:
+    silently joined, a column such as a caption or a date would split every class."""
     found = Found()
     try:
         with open(table, newline="", encoding="utf-8-sig") as file:
@@ -99,10 +101,15 @@ def from_csv(table: Path, attribute_columns=None) -> Found:
                            "spreadsheet: CSV UTF-8)") from None
     columns = [c.strip() for c in (rows[0] if rows else [])]
     required = ("path", *attribute_columns) if attribute_columns else REQUIRED_COLUMNS
-    attribute_columns = list(attribute_columns or [c for c in columns if c != "path"])
     missing = [c for c in required if c not in columns]
     if missing:
         raise DatasetError(f"{table}: no column {', '.join(missing)}; the first line must name {','.join(required)}")
+    extra = [c for c in columns if c not in REQUIRED_COLUMNS]
+    if extra and not attribute_columns:
+        raise DatasetError(f"{table}: columns {', '.join(extra)} beside path,style,gender; pick the columns that make "
+                           f"the class with --attributes, e.g. --attributes style,gender (the others left out) or "
+                           f"--attributes style,gender,{extra[0]}")
+    attribute_columns = list(attribute_columns or REQUIRED_COLUMNS[1:])
     for line, fields in enumerate(rows[1:], start=2):
         if len(fields) != len(columns):
             found.skipped.append((table, f"line {line} has {len(fields)} fields, the header {len(columns)}"))
@@ -244,7 +251,8 @@ def make_dataset(src: Path, out: Path, resolution: int, transform: str, backgrou
               help="3 = RGB; 1 = grey (ITU-R 601 luma), for grey data such as scans: train.py then trains a 1-channel "
                    "model. Transparency is flattened onto white first either way.")
 @click.option("--attributes", "attribute_columns", help="With a CSV: the columns that make the class, joined by _ "
-              "in this order (e.g. style,gender); other columns are left out.  [default: every column but path]")
+              "in this order (e.g. style,gender); other columns are left out. Needed when the CSV has columns beyond "
+              "path,style,gender.  [default: style,gender]")
 @bool_option("--force", default=False, help="Overwrite OUT if it exists.")
 def main(src, out, resolution, transform, background, max_images, source_note, channels, attribute_columns, force):
     """Make OUT.zip (PNG images + dataset.json with class names) from the images in SRC."""

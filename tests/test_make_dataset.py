@@ -172,7 +172,10 @@ def test_csv_layout_with_extra_columns(tmp_path):
         "img/a.png,ghibli,,young\n"
     )
     out = tmp_path / "csv.zip"
-    result = run(table, out, "--resolution", 4)
+    assert_one_line_error(run(table, out, "--resolution", 4), "columns age beside path,style,gender",
+                          "--attributes style,gender,age")
+    assert not out.exists()
+    result = run(table, out, "--resolution", 4, "--attributes", "style,gender,age")
     assert result.returncode == 0, result.stderr
     assert "missing.png: line 5: no such file" in result.stdout
     assert "line 6 has no gender" in result.stdout
@@ -258,7 +261,7 @@ def write_csv_set(tmp_path, header: str, rows: list, encoding="utf-8") -> Path:
 def test_a_csv_column_that_differs_in_every_row_is_refused_or_left_out(tmp_path):
     rows = [f"{i}.png,s{i % 2},{'male' if i < 3 else 'female'},id{i}" for i in range(6)]
     table = write_csv_set(tmp_path, "path,style,gender,id", rows)
-    assert_one_line_error(run(table, tmp_path / "o.zip", "--resolution", 8),
+    assert_one_line_error(run(table, tmp_path / "o.zip", "--resolution", 8, "--attributes", "style,gender,id"),
                           "column 'id' differs in every row", "--attributes style,gender")
     assert run(table, tmp_path / "o.zip", "--resolution", 8, "--attributes", "style,gender").returncode == 0
     assert sorted(ImageDataset(tmp_path / "o.zip").class_names) == ["s0_female", "s0_male", "s1_female", "s1_male"]
