@@ -2,6 +2,7 @@
 clean resize against clean-fid's own code, the real-statistics cache, the emoji classes' FID
 ordering and class probe, compute_metrics wiring (with a cheap stand-in network) and the CLI."""
 
+import os
 import json
 import socket
 import subprocess
@@ -503,3 +504,15 @@ def test_cli_errors(tmp_path, colour_zip, capsys, args, message):
     code, err = run_in_process(capsys, *(a.format(tmp=tmp_path, data=colour_zip) for a in args))
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], err
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_the_stats_cache_is_written_with_the_umask_not_private(tmp_path, umask):
+    """A cache shared by a group (or a lab's $CSTYLEGAN_CACHE) must be readable by others, as
+    any file the user writes: mkstemp alone makes it 0600."""
+    old = os.umask(umask)
+    try:
+        StatsCache(tmp_path / "cache").save("key", mu=np.zeros(2))
+    finally:
+        os.umask(old)
+    assert oct((tmp_path / "cache" / "key.npz").stat().st_mode & 0o777) == oct(0o666 & ~umask)

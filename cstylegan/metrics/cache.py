@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from cstylegan.metrics.errors import MetricError
+from cstylegan.runtime.files import user_file_mode
 
 CACHE_ENV = "CSTYLEGAN_CACHE"
 
@@ -57,6 +58,7 @@ class StatsCache:
         try:
             with os.fdopen(fd, "wb") as file:
                 np.savez(file, **arrays)
+            os.chmod(tmp_name, user_file_mode())  # mkstemp makes it private; others sharing the cache read it
             os.replace(tmp_name, self.path(key))
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
