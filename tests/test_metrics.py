@@ -2,8 +2,8 @@
 clean resize against clean-fid's own code, the real-statistics cache, the emoji classes' FID
 ordering and class probe, compute_metrics wiring (with a cheap stand-in network) and the CLI."""
 
-import os
 import json
+import os
 import socket
 import subprocess
 import sys

@@ -96,3 +96,18 @@ def test_optimiser_states_load_only_into_the_same_networks_and_classes(snapshot_
     another = LabelSpace.of_classes(["another"] * len(snapshot["class_names"]))
     assert not resume.restore_optimisers(G_opt, D_opt, snapshot["G_kwargs"], another)
     assert G_opt.state_dict()["state"] == {}
+
+
+def test_the_log_of_a_continued_noaug_run_claims_no_ada_p(colour_zip, tmp_path):
+    """Every restore line is true: with --aug noaug (or fixed) there is no ADA p to continue."""
+    from tests.conftest import REPO, run_in_process
+
+    args = ["--data", colour_zip, "--outdir", tmp_path / "runs", "--cfg", "small", "--cbase", "256", "--cmax", "16",
+            "--batch", "8", "--workers", "0", "--device", "cpu", "--aug", "noaug", "--snap", "1", "--tick", "0.008"]
+    assert run_in_process("train.py", [*args, "--kimg", "0.008"], REPO).returncode == 0
+    result = run_in_process("train.py", [*args, "--kimg", "0.016", "--resume", "auto"], REPO)
+    assert result.returncode == 0, result.stderr
+    log = sorted((tmp_path / "runs").glob("*/log.txt"))[-1].read_text()
+    line = next(line for line in log.splitlines() if line.startswith("Continuing "))
+    assert line.endswith(": weights and random state restored (--aug noaug: no ADA p to continue)"), line
+    assert "ADA p restored" not in log and "ADA p and" not in log

@@ -168,9 +168,12 @@ def open_sampling(config: TrainConfig, dataset, resume: Optional[Resume], cur_ni
     latents = torch.Generator(device=device).manual_seed(config.seed)
     generators = {"fake_labels": fake_labels.generator, "latents": latents}
     if resume and resume.continuing:
-        restored = resume.restore_random_state(generators)
-        say(f"Continuing {resume.path} at kimg {cur_nimg / 1000:g}: weights and ADA p"
-            + (" and random state restored" if restored else " restored (no random state in that file)"))
+        restored = ["weights"] + (["ADA p"] if config.aug == "ada" else [])
+        if resume.restore_random_state(generators):
+            restored.append("random state")
+        say(f"Continuing {resume.path} at kimg {cur_nimg / 1000:g}: {' and '.join(restored)} restored"
+            + ("" if "random state" in restored else " (no random state in that file)")
+            + ("" if config.aug == "ada" else f" (--aug {config.aug}: no ADA p to continue)"))
     return batches, fake_labels, latents, generators
 
 
