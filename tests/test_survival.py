@@ -325,3 +325,44 @@ def test_skipped_steps_count_streaks_between_reads():
     counts.record(torch.tensor(1.0))
     assert counts.read() == (1, 4)
     assert counts.read() == (0, 0)
+
+
+def fill(folder: Path) -> None:
+    """Write into `folder` until its filesystem is really full."""
+    with open(folder / "filler", "wb", buffering=0) as file:
+        try:
+            while True:
+                file.write(b"\0" * 4096)  # tmpfs pages: not a byte left after the last one
+        except OSError as error:
+            assert error.errno == errno.ENOSPC
+
+
+def test_a_real_full_disk_costs_metric_files_events_and_the_cache_only_a_warning(small_filesystem, capsys):
+    """What a snapshot's --metrics write (metric-fid.jsonl, fid.png, the stats cache), stats.jsonl
+    and the TensorBoard events, on a real full 1 MiB tmpfs: a warning each, no exception, no
+    temporary file left."""
+    import contextlib
+
+    from cstylegan.metrics.cache import StatsCache
+    from cstylegan.training.run_records import RunRecords
+    from cstylegan.training.snapshot_writer import record_metrics
+
+    run_dir = small_filesystem / "run"
+    run_dir.mkdir()
+    said = []
+    with contextlib.ExitStack() as files:
+        records = RunRecords(run_dir, said.append, files)
+        fill(small_filesystem)
+        record = {"Progress/kimg": {"mean": 1.0}, "Loss/G/loss": {"mean": 0.5}, "timestamp": time.time()}
+        for kimg in range(3):
+            records.tick({**record, "Progress/kimg": {"mean": float(kimg)}})
+            records.metrics({"fid": 1.0 + kimg}, kimg)
+        record_metrics(run_dir, {"fid": 1.0}, 1, "network-snapshot-000001.pt", {}, 1, True, said.append)
+        StatsCache(small_filesystem / "cache").save("key", mu=np.zeros(300000))
+    assert sum("could not append to" in line and "stats.jsonl" in line for line in said) == 1
+    # tensorboard 2.21 drops events on a full disk without raising; should its flush raise, one warning at most.
+    assert sum("could not write TensorBoard events" in line for line in said) <= 1, said
+    assert any("could not write the metrics of network-snapshot-000001.pt (No space left on device)" in line
+               for line in said)
+    assert "the statistics cache" in capsys.readouterr().err
+    assert not list(small_filesystem.rglob("*.tmp")) and not list(small_filesystem.rglob(".key.*"))

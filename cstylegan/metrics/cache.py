@@ -6,7 +6,9 @@ resolution, the class (or all images), the resize mode and what they hold, e.g.
 `real-3f9a...-64px-clean-class2-stats.npz`. They are written to a temporary file and renamed.
 """
 
+import errno
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -60,6 +62,13 @@ class StatsCache:
                 np.savez(file, **arrays)
             os.chmod(tmp_name, user_file_mode())  # mkstemp makes it private; others sharing the cache read it
             os.replace(tmp_name, self.path(key))
+        except OSError as error:
+            Path(tmp_name).unlink(missing_ok=True)
+            if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            # Only a cache: the metrics are computed all the same, the next run computes it again.
+            print(f"Warning: the statistics cache {self.path(key)} could not be written ({error.strerror}); "
+                  "going on without it", file=sys.stderr)
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
             raise

@@ -46,29 +46,41 @@ class RunRecords:
     """Opened in the main process only; `files` (an ExitStack) closes them whatever happens."""
 
     def __init__(self, run_dir: Path, say, files: contextlib.ExitStack):
+        self.run_dir, self.say, self.events_failing = run_dir, say, False
         self.stats_file = LineFile(run_dir / "stats.jsonl", say)
         self.events = open_event_writer(run_dir, say)
         if self.events is not None:
-            files.callback(self.events.close)
+            files.callback(self.write_events, lambda events: events.close(), flush=False)
 
     def tick(self, record: dict) -> None:
         """One stats.jsonl line (progress.py's record) and its scalars."""
         self.stats_file.append(json.dumps(record))
-        if self.events is not None:
-            step = int(record["Progress/kimg"]["mean"])
-            for name, value in record.items():
-                if name != "timestamp":
-                    self.events.add_scalar(name, value["mean"], step, walltime=record["timestamp"])
-            self.events.flush()
+        step = int(record["Progress/kimg"]["mean"])
+        self.write_events(lambda events: [events.add_scalar(name, value["mean"], step, walltime=record["timestamp"])
+                                          for name, value in record.items() if name != "timestamp"])
 
     def metrics(self, results: dict, kimg: float) -> None:
-        if self.events is not None:
-            for name, value in results.items():
-                self.events.add_scalar(f"Metrics/{name}", value, int(kimg), walltime=time.time())
-            self.events.flush()
+        self.write_events(lambda events: [events.add_scalar(f"Metrics/{name}", value, int(kimg), walltime=time.time())
+                                          for name, value in results.items()])
 
     def fakes(self, grid: Image.Image, kimg: float) -> None:
         """The fakes grid just written (a PIL image), as an image at this kimg."""
-        if self.events is not None:
-            self.events.add_image("Fakes", np.asarray(grid.convert("RGB")), int(kimg), dataformats="HWC")
-            self.events.flush()
+        self.write_events(lambda events: events.add_image("Fakes", np.asarray(grid.convert("RGB")), int(kimg),
+                                                          dataformats="HWC"))
+
+    def write_events(self, write, flush: bool = True) -> None:
+        """write(events), then flush them to the event file. A full disk costs those records
+        (stats.jsonl keeps the numbers) and one warning until there is room again, not the run."""
+        if self.events is None:
+            return
+        try:
+            write(self.events)
+            if flush:
+                self.events.flush()
+        except OSError as error:
+            if not self.events_failing:
+                self.say(f"Warning: could not write TensorBoard events in {self.run_dir} ({error.strerror or error}); "
+                         "stats.jsonl keeps the numbers, training goes on")
+            self.events_failing = True
+        else:
+            self.events_failing = False

@@ -97,9 +97,20 @@ class SnapshotWriter:
                                   label_space=self.metric_data.label_space if config.cond else None)
         if not processes.main:
             return
-        write_metric_jsonl(self.run_dir, results, kimg, snapshot_name,
-                           settings=dict(num_gen=config.metrics_num_gen, seed=config.seed), num_gpus=processes.world)
-        self.records.metrics(results, kimg)
-        if any(name.startswith("fid") for name in config.metrics):
-            plot_fid(self.run_dir)
         self.say("Metrics: " + "  ".join(f"{key} {value:.4g}" for key, value in results.items()))
+        record_metrics(self.run_dir, results, kimg, snapshot_name, dict(num_gen=config.metrics_num_gen, seed=config.seed),
+                       processes.world, any(name.startswith("fid") for name in config.metrics), self.say)
+        self.records.metrics(results, kimg)
+
+
+def record_metrics(run_dir, results, kimg, snapshot_name: str, settings: dict, num_gpus: int, fid_plot: bool,
+                   say) -> None:
+    """metric-<name>.jsonl lines and fid.png; a full disk costs them and a warning, not the
+    run (the numbers are in the log line said before)."""
+    try:
+        write_metric_jsonl(run_dir, results, kimg, snapshot_name, settings=settings, num_gpus=num_gpus)
+        if fid_plot:
+            plot_fid(run_dir)
+    except OSError as error:
+        say(f"Warning: could not write the metrics of {snapshot_name} ({error.strerror or error}); they are in "
+            f"log.txt. Free space in {run_dir}; training goes on")
