@@ -365,7 +365,8 @@ def test_compute_metrics_refuses_what_cannot_be_measured(colour_zip, tmp_path, c
     with pytest.raises(MetricError, match="fid_per_class needs a conditional network"):
         compute_metrics(unconditional, data, "fid_per_class", num_gen=4, cache_dir=tmp_path)
     with pytest.raises(MetricError, match="unknown metric fid10k; known metrics: fid, kid, fid_per_class, kid_per_class, "
-                                          "pr, class_acc, and NVlabs' fid50k_full, .* or none"):
+                                          "pr, class_acc, eqt_int, eqt_frac, eqr, ppl_w_inception, ppl_z_inception, "
+                                          "and NVlabs' fid50k_full, .* or none"):
         compute_metrics(ColourGenerator(), data, "fid,fid10k", num_gen=4, cache_dir=tmp_path, z_dim=4)
     with pytest.raises(MetricError, match="needs z_dim"):
         compute_metrics(ColourGenerator(), data, "fid", num_gen=4, cache_dir=tmp_path)

@@ -56,12 +56,20 @@ class RunRecords:
         """One stats.jsonl line (progress.py's record) and its scalars."""
         self.stats_file.append(json.dumps(record))
         step = int(record["Progress/kimg"]["mean"])
-        self.write_events(lambda events: [events.add_scalar(name, value["mean"], step, walltime=record["timestamp"])
-                                          for name, value in record.items() if name != "timestamp"])
+
+        def write(events):
+            for name, value in record.items():
+                if name != "timestamp":
+                    events.add_scalar(name, value["mean"], step, walltime=record["timestamp"])
+
+        self.write_events(write)
 
     def metrics(self, results: dict, kimg: float) -> None:
-        self.write_events(lambda events: [events.add_scalar(f"Metrics/{name}", value, int(kimg), walltime=time.time())
-                                          for name, value in results.items()])
+        def write(events):
+            for name, value in results.items():
+                events.add_scalar(f"Metrics/{name}", value, int(kimg), walltime=time.time())
+
+        self.write_events(write)
 
     def fakes(self, grid: Image.Image, kimg: float) -> None:
         """The fakes grid just written (a PIL image), as an image at this kimg."""
