@@ -25,6 +25,8 @@ from experiments.spec import Spec, SpecError
 from experiments.trainings import Workspace
 
 FINAL_METRICS = ["fid", "kid", "fid_per_class", "kid_per_class", "class_acc"]
+PATH_LENGTH = ["ppl_w_inception"]
+EQUIVARIANCE = ["eqt_int", "eqt_frac", "eqr"]
 CURVE_METRICS = ["fid_per_class", "class_acc"]
 ONLY_FINAL_SNAPSHOT = 10**6  # ticks between snapshots: the base model needs only its last one
 
@@ -153,6 +155,33 @@ def evaluate(spec: Spec, workspace: Workspace, method: Method, dataset: ImageDat
                 done["curve"][key] = have
             workspace.write_json("evaluations.json", stored)
     method.curve, method.final = done["curve"], done["final"]
+    if spec.generator_num_gen and method.models_trained == 1:
+        method.final = {**method.final, **evaluate_generator(spec, workspace, method, dataset, say)}
+
+
+def generator_metrics(arch: str) -> list:
+    """The metrics of a conditional generator alone: path length, and for StyleGAN3 its equivariance."""
+    return PATH_LENGTH + (EQUIVARIANCE if arch.startswith("stylegan3") else [])
+
+
+def evaluate_generator(spec: Spec, workspace: Workspace, method: Method, dataset: ImageDataset, say) -> dict:
+    """generator_metrics of the final model from spec.generator_num_gen latents (pairs for the
+    path length), kept in evaluations.json beside the method's other results."""
+    stored = workspace.read_json("evaluations.json", {})
+    done = stored.setdefault(f"{method.name}/generator", {})
+    names = generator_metrics(method.arch)
+    if done.get("num_gen") != spec.generator_num_gen or set(done.get("results", {})) != set(names):
+        say(f"{method.name}: {', '.join(names)} of the final model, {spec.generator_num_gen} latents")
+        start = time.time()
+        device = pick_device(spec.device)
+        model = method.points[-1].build(device)
+        results = compute_metrics(model.G, dataset, names, spec.generator_num_gen, device=device, seed=spec.seed,
+                                  progress=False, label_space=model.labels)
+        done.update(num_gen=spec.generator_num_gen, results=dict(results))
+        say(f"{method.name}: " + "  ".join(f"{name} {value:.4g}" for name, value in results.items())
+            + f"  ({time.time() - start:.0f} s)")
+        workspace.write_json("evaluations.json", stored)
+    return done["results"]
 
 
 def final_fakes_per_class(spec: Spec, dataset: ImageDataset) -> list:

@@ -3,9 +3,10 @@
 Each finished method writes its own files: methods/<method>.json (its table row, its curve,
 its final metrics, what it cost, the config it was run with and the machine) and
 samples_<method>.png; the conditional StyleGAN2 model also writes swap_grid.png and
-<method>_G_ema.pt, its final generator alone in float16. The
-summary (table.md / table.csv, fid_curves.png, sg2_vs_sg3.md, environment.txt and a copy
-of the config) is then drawn again from every methods/*.json present, so units run in
+<method>_G_ema.pt, its final generator alone in float16; each conditional StyleGAN3 model
+motion_<method>.png (motion.py). The summary (table.md / table.csv, fid_curves.png,
+sg2_vs_sg3.md / .csv / .png, environment.txt and a copy of the config) is then drawn
+again from every methods/*.json present, so units run in
 separate sittings, on separate machines, merge into one table.
 """
 
@@ -22,11 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from PIL import Image
 
 from cstylegan.generation.drawer import Drawer
 from cstylegan.generation.image_grid import save_grid
 from cstylegan.generation.seeds import parse_seeds, z_from_seeds
 from cstylegan.snapshots.checkpoint import export_generator, load_snapshot
+from experiments.motion import motion_strip
 from experiments.spec import SpecError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,6 +106,7 @@ def method_record(spec, method, class_names: list, fakes_per_class: list, device
         "train_img_per_s": method.kimg * 1000 / method.wall_s, "parameters": method.parameters,
         "peak_mem_gb": method.peak_mem_gb, "models": method.models_trained, "notes": method.notes,
         "unit_seconds": unit_seconds, "environment": environment(device),
+        "generator_num_gen": spec.generator_num_gen if "ppl_w_inception" in method.final else None,
     })
 
 
@@ -253,31 +257,84 @@ def save_swap_grid(method, class_names: list, seed: int, swap_layer: int, device
               column_labels=[f"style {name}" for name in class_names])
 
 
-def write_sg2_vs_sg3(records: list, path: Path) -> None:
-    """The conditional models side by side: cost, speed and quality, and the FID at equal kimg."""
+SG2_VS_SG3_COLUMNS = ["method", "cfg", "kimg", "training_h", "sec_per_kimg", "train_img_per_s", "G_params",
+                      "peak_mem_gb", "fid", "fid_per_class_mean", "kid", "class_acc", "eqt_int", "eqt_frac", "eqr",
+                      "ppl_w_inception", "fid_per_class_mean_at_shared_kimg", "notes"]
+
+
+def sg2_vs_sg3_row(record: dict, shared_kimg: float) -> dict:
+    """One conditional model: cost, speed, quality, equivariance and path length (None where not measured)."""
+    final = record["final"]
+    nearest = min(record["curve"], key=lambda point: abs(point["kimg"] - shared_kimg))
+    return {"method": record["method"], "cfg": record["arch"], "kimg": record["kimg"],
+            "training_h": record["wall_s"] / 3600, "sec_per_kimg": record["wall_s"] / record["kimg"],
+            "train_img_per_s": record["train_img_per_s"], "G_params": record["parameters"],
+            "peak_mem_gb": record["peak_mem_gb"], "fid": final["fid"], "fid_per_class_mean": final["fid_per_class_mean"],
+            "kid": final["kid"], "class_acc": final["class_acc_mean"],
+            **{name: final.get(name) for name in ("eqt_int", "eqt_frac", "eqr", "ppl_w_inception")},
+            "fid_per_class_mean_at_shared_kimg": nearest["fid_per_class_mean"], "notes": record["notes"]}
+
+
+def _sg2_vs_sg3_cell(column: str, value) -> str:
+    if value is None:
+        return "—"
+    if column == "training_h":
+        return _duration(value * 3600)
+    if column == "G_params":
+        return f"{value / 1e6:.2f} M"
+    if column in ("eqt_int", "eqt_frac", "eqr"):
+        return f"{value:.1f}"
+    if column == "kid":
+        return f"{value:.4f}"
+    if column == "class_acc":
+        return f"{value:.3f}"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def write_sg2_vs_sg3(records: list, out: Path) -> None:
+    """The conditional models side by side (sg2_vs_sg3.md and .csv): cost, speed, quality,
+    equivariance (dB, StyleGAN3 only) and path length, and the FID at equal kimg; with
+    sg2_vs_sg3.png, every StyleGAN3 model's motion strip (motion.py) one under the other."""
     conditional = [r for r in records if r["models"] == 1]
-    lines = [f"# Conditional StyleGAN2 vs StyleGAN3 ({path.parent.name})", ""]
+    path = out / "sg2_vs_sg3.md"
+    lines = [f"# Conditional StyleGAN2 vs StyleGAN3 ({out.name})", ""]
     if not any(r["arch"].startswith("stylegan3") for r in conditional):
         path.write_text("\n".join(lines + ["No StyleGAN3 model of this config has results yet.", ""]))
         return
     shared_kimg = min(r["curve"][-1]["kimg"] for r in conditional)
-    lines += ["| method | cfg | kimg | training time | train img/s | G params | peak mem GB | FID | mean per-class FID "
-              f"| KID | class consistency | mean per-class FID at {shared_kimg:g} kimg (curve) | notes |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in conditional:
-        final = r["final"]
-        nearest = min(r["curve"], key=lambda point: abs(point["kimg"] - shared_kimg))
-        lines.append(f"| {r['method']} | {r['arch']} | {r['kimg']:g} | {_duration(r['wall_s'])} "
-                     f"| {r['train_img_per_s']:.1f} | {r['parameters'] / 1e6:.2f} M | {r['peak_mem_gb']:.1f} "
-                     f"| {final['fid']:.1f} | {final['fid_per_class_mean']:.1f} | {final['kid']:.4f} ± {final['kid_std']:.4f} "
-                     f"| {final['class_acc_mean']:.3f} | {nearest['fid_per_class_mean']:.1f} (at {nearest['kimg']:g}) "
-                     f"| {r['notes']} |")
-    best = min(conditional, key=lambda r: r["final"]["fid_per_class_mean"])
-    fastest = max(conditional, key=lambda r: r["train_img_per_s"])
+    rows = [sg2_vs_sg3_row(r, shared_kimg) for r in conditional]
+    header = [c if c != "fid_per_class_mean_at_shared_kimg" else f"fid_per_class_mean at {shared_kimg:g} kimg (curve)"
+              for c in SG2_VS_SG3_COLUMNS]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_sg2_vs_sg3_cell(c, row[c]) for c in SG2_VS_SG3_COLUMNS) + " |" for row in rows]
+    counts = sorted({r.get("generator_num_gen") for r in conditional if r.get("generator_num_gen")})
+    best = min(rows, key=lambda row: row["fid_per_class_mean"])
+    fastest = max(rows, key=lambda row: row["train_img_per_s"])
     lines += ["", f"Lowest final mean per-class FID: {best['method']}. Fastest to train: {fastest['method']}. "
               "Training time is the trainings' own (ticks, snapshots, grids), without the metrics; FID at equal kimg "
-              "compares the curves where both have a point.", ""]
+              "compares the curves where both have a point. EQ-T int, EQ-T frac and EQ-R are in dB (higher is more "
+              "equivariant); StyleGAN2 has no input grid to move (—). ppl_w_inception is the path length in w on "
+              "Inception features, not NVlabs' VGG16 PPL (docs/metrics.md)"
+              + (f"; both from {', '.join(map(str, counts))} latents of the final model." if counts else ".")
+              + " — : not measured.", ""]
     path.write_text("\n".join(lines))
+    with open(out / "sg2_vs_sg3.csv", "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=SG2_VS_SG3_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    strips = [out / f"motion_{r['method']}.png" for r in conditional if (out / f"motion_{r['method']}.png").is_file()]
+    if strips:
+        stack_pictures([Image.open(strip) for strip in strips], out / "sg2_vs_sg3.png")
+
+
+def stack_pictures(pictures: list, path: Path) -> None:
+    """The pictures one under the other, on white, left-aligned."""
+    stacked = Image.new("RGB", (max(p.width for p in pictures), sum(p.height for p in pictures)), "white")
+    top = 0
+    for picture in pictures:
+        stacked.paste(picture.convert("RGB"), (0, top))
+        top += picture.height
+    stacked.save(path)
 
 
 def write_environment(spec_path: Path, records: list, path: Path) -> None:
@@ -301,6 +358,10 @@ def write_unit_outputs(spec, methods: list, class_names: list, fakes_per_class: 
     seeds = parse_seeds(spec.sample_seeds)
     for method in methods:
         save_samples(method, class_names, seeds, device, out / f"samples_{method.name}.png")
+        if method.models_trained == 1 and method.arch.startswith("stylegan3"):
+            model = method.points[-1].build(device)
+            motion_strip(model.G, method.name, seeds[0], sample_rows(model, class_names)[1][0], device).save(
+                out / f"motion_{method.name}.png")
         if method.name == swap_source:
             save_swap_grid(method, class_names, seeds[0], spec.swap_layer, device, out / "swap_grid.png")
             export_generator(load_snapshot(method.runs[0]["snapshots"][-1][1]), out / f"{method.name}_G_ema.pt")
@@ -318,8 +379,8 @@ def write_summary(spec, spec_path: Path, out: Path, say) -> list:
     footer = [*sample_sizes(records), *first_match(records)] + ([f"Not run yet: {', '.join(missing)}."] if missing else [])
     write_tables([r["row"] for r in records], out, footer)
     plot_curves(records, out / "fid_curves.png")
-    write_sg2_vs_sg3(records, out / "sg2_vs_sg3.md")
+    write_sg2_vs_sg3(records, out)
     write_environment(spec_path, records, out / "environment.txt")
-    say(f"Wrote {out}/: table.md, table.csv, fid_curves.png, sg2_vs_sg3.md, environment.txt from "
+    say(f"Wrote {out}/: table.md, table.csv, fid_curves.png, sg2_vs_sg3.md/.csv/.png, environment.txt from "
         f"{len(records)} of {len(spec.method_names())} methods" + (f" (not run yet: {', '.join(missing)})" if missing else ""))
     return records

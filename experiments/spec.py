@@ -66,6 +66,9 @@ class Spec:
     curve_num_gen_per_class: Optional[int] = None  # fakes per class at each curve point; default num_gen_per_class
     sample_seeds: str = "0-7"
     swap_layer: int = 4  # class swap inside the conditional StyleGAN2 model (swap_grid.png)
+    # Latents (pairs for the path length) for the conditional models' generator metrics:
+    # path length, and for StyleGAN3 EQ-T, EQ-T frac and EQ-R (sg2_vs_sg3.md). None: not measured.
+    generator_num_gen: Optional[int] = None
     device: str = "auto"
     seed: int = 0
     transfer: Optional[Transfer] = None
@@ -195,6 +198,8 @@ def parse_spec(values: dict, name: str) -> Spec:
         spec.curve_num_gen_per_class = spec.num_gen_per_class
     if spec.curve_num_gen_per_class is None:
         raise SpecError(f"{name}: give curve_num_gen_per_class (fakes per class at each curve point)")
+    if spec.generator_num_gen is not None and spec.generator_num_gen < 2:
+        raise SpecError(f"{name}: generator_num_gen must be at least 2 (the path length trims percentiles)")
     if min(spec.num_gen, spec.num_gen_per_class or 2, spec.curve_num_gen_per_class) < 2:
         raise SpecError(f"{name}: num_gen, num_gen_per_class and curve_num_gen_per_class must be at least 2 "
                         "(FID needs a covariance)")

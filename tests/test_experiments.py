@@ -35,6 +35,7 @@ def tiny_config(data) -> dict:
         "curve_num_gen_per_class": 4,
         "sample_seeds": "0-2",
         "swap_layer": 2,
+        "generator_num_gen": 4,
         "transfer": {"base_kimg": 1, "finetune_kimg": 2, "snap_kimg": 1, "swap_split_res": [8]},
         "conditional": [
             {"name": "cond_sg2", "kimg": 2, "snap_kimg": 1},
@@ -93,7 +94,8 @@ def comparison(tmp_path_factory):
 def test_runner_writes_every_output(comparison):
     root, _, runs, _ = comparison
     results = root / "results"
-    expected = {"table.md", "table.csv", "fid_curves.png", "swap_grid.png", "sg2_vs_sg3.md", "environment.txt",
+    expected = {"table.md", "table.csv", "fid_curves.png", "swap_grid.png", "sg2_vs_sg3.md", "sg2_vs_sg3.csv",
+                "sg2_vs_sg3.png", "motion_cond_sg3t.png", "environment.txt",
                 "config.yaml", *(f"samples_{m}.png" for m in METHODS)}
     assert expected <= {p.name for p in results.iterdir()}
     assert {p.name for p in (results / "methods").iterdir()} == {f"{m}.json" for m in METHODS}
@@ -140,8 +142,30 @@ def test_runner_writes_every_output(comparison):
     assert samples.height >= 2 * 16 and samples.width >= 3 * 16
     environment = (results / "environment.txt").read_text()
     assert all(f"{m} (unit " in environment for m in METHODS) and "commit" in environment
-    assert "cond_sg3t" in (results / "sg2_vs_sg3.md").read_text()
     assert "transfer_base: training" in runs["rest"].stdout
+
+
+@pytest.mark.slow
+def test_sg2_vs_sg3_has_equivariance_for_stylegan3_path_length_for_both_and_the_motion_figure(comparison):
+    root, _, _, _ = comparison
+    results = root / "results"
+    with open(results / "sg2_vs_sg3.csv") as file:
+        rows = {row["method"]: row for row in csv.DictReader(file)}
+    assert list(rows) == ["cond_sg2", "cond_sg3t"]
+    sg2, sg3 = rows["cond_sg2"], rows["cond_sg3t"]
+    assert all(sg2[name] == "" for name in ("eqt_int", "eqt_frac", "eqr"))  # no input grid to move
+    assert all(0 < float(sg3[name]) < 200 for name in ("eqt_int", "eqt_frac", "eqr"))
+    assert all(float(row["ppl_w_inception"]) > 0 for row in rows.values())
+    for row in rows.values():
+        assert float(row["sec_per_kimg"]) == pytest.approx(3600 * float(row["training_h"]) / float(row["kimg"]))
+    record = json.loads((results / "methods" / "cond_sg3t.json").read_text())
+    assert record["generator_num_gen"] == 4 and record["final"]["eqr"] == pytest.approx(float(sg3["eqr"]))
+    markdown = (results / "sg2_vs_sg3.md").read_text()
+    assert markdown.count("\n| cond_") == 2 and "| — |" in markdown and "not NVlabs' VGG16 PPL" in markdown
+    strip = Image.open(results / "motion_cond_sg3t.png")
+    assert not (results / "motion_cond_sg2.png").exists()
+    figure = Image.open(results / "sg2_vs_sg3.png")
+    assert figure.size == strip.size and strip.width > 8 * 16 * 4  # 8 frames of 16 px shown 4x, and row labels
 
 
 @pytest.mark.slow

@@ -139,7 +139,7 @@ def _translation(rng: np.random.Generator) -> tuple:
     return tuple(rng.uniform(-MAX_TRANSLATION, MAX_TRANSLATION, size=2))
 
 
-def _move_grid(G, translate=(0.0, 0.0), rotate_deg: float = 0.0) -> torch.Tensor:
+def move_grid(G, translate=(0.0, 0.0), rotate_deg: float = 0.0) -> torch.Tensor:
     """Set G's input transform so that its picture moves by `translate` (image widths) and turns
     by `rotate_deg`; returns that transform (the inverse of the picture's motion, 3x3 float64)."""
     matrix = torch.from_numpy(np.linalg.inv(make_transform(translate, rotate_deg)))
@@ -150,20 +150,20 @@ def _move_grid(G, translate=(0.0, 0.0), rotate_deg: float = 0.0) -> torch.Tensor
 def _compare_integer_shift(G, ws, picture, rng) -> tuple:
     size = picture.shape[-1]
     tx, ty = (round(t * size) / size for t in _translation(rng))
-    _move_grid(G, translate=(tx, ty))
+    move_grid(G, translate=(tx, ty))
     moved, mask = shift_whole_pixels(picture, round(tx * size), round(ty * size))
     return G.synthesis(ws, noise_mode="const"), moved, mask
 
 
 def _compare_fractional_shift(G, ws, picture, rng) -> tuple:
     tx, ty = _translation(rng)
-    _move_grid(G, translate=(tx, ty))
+    move_grid(G, translate=(tx, ty))
     moved, mask = shift_fractional(picture, tx * picture.shape[-1], ty * picture.shape[-2])
     return G.synthesis(ws, noise_mode="const"), moved, mask
 
 
 def _compare_rotation(G, ws, picture, rng) -> tuple:
-    matrix = _move_grid(G, rotate_deg=math.degrees(rng.uniform(-math.pi, math.pi)))
+    matrix = move_grid(G, rotate_deg=math.degrees(rng.uniform(-math.pi, math.pi)))
     rotated, rotated_mask = rotate_bandlimited(picture, matrix)
     rendered, rendered_mask = pseudo_rotate(G.synthesis(ws, noise_mode="const"), matrix)
     return rendered, rotated, rotated_mask * rendered_mask
@@ -203,7 +203,7 @@ def equivariance(G, names, num_gen: int, class_vectors: torch.Tensor, classes: n
             numbers = range(group * LATENTS_PER_TRANSFORM, min(num_gen, (group + 1) * LATENTS_PER_TRANSFORM))
             c = class_vectors[torch.as_tensor(classes[numbers.start : numbers.stop])].to(device)
             ws = G.mapping(z_from_seeds([seed + i for i in numbers], G.z_dim, device), c)
-            _move_grid(G)
+            move_grid(G)
             picture = G.synthesis(ws, noise_mode="const")
             rng = np.random.default_rng([seed, group])
             for row, name in enumerate(names):
@@ -211,7 +211,7 @@ def equivariance(G, names, num_gen: int, class_vectors: torch.Tensor, classes: n
                 sums[row, 0] += ((rendered - reference).square() * mask).double().sum()
                 sums[row, 1] += mask.double().sum()
     finally:
-        _move_grid(G)
+        move_grid(G)
     if processes is not None:
         sums = processes.sum(sums)
     return {name: psnr(float(error), float(count)) for name, (error, count) in zip(names, sums.cpu())}
