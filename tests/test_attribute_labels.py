@@ -221,6 +221,24 @@ def test_class_acc_judges_each_attribute_of_seen_and_unseen_pairs(attribute_zip,
     assert no_gender["attr_acc_mean/gender"] == pytest.approx(2 / 3)  # warm_male and cool_male right, warm_female not
 
 
+def test_class_acc_of_a_class_model_says_which_attribute_its_fakes_get_wrong(attribute_zip, tmp_path,
+                                                                           cheap_inception):
+    data = ImageDataset(attribute_zip)  # class labels: warm_male, warm_female, cool_male
+
+    def female_drawn_male(z, c):
+        colours = torch.tensor([COLOURS["warm_male"], COLOURS["warm_male"], COLOURS["cool_male"]], dtype=torch.float32)
+        colour = c @ colours
+        noise = torch.from_numpy(np.random.default_rng(len(z)).normal(0, 8, (len(z), 3, 16, 16)))
+        return (colour[:, :, None, None] + noise).clamp(0, 255).to(torch.uint8)
+
+    results = compute_metrics(female_drawn_male, data, "class_acc", num_gen=8, num_gen_per_class=6, z_dim=4,
+                              batch=8, cache_dir=tmp_path, progress=False)
+    assert results["class_acc/warm_female"] == 0.0 and results["class_acc_mean"] == pytest.approx(2 / 3)
+    assert results["attr_acc/style/warm_female"] == 1.0 == results["attr_acc_mean/style"]
+    assert results["attr_acc/gender/warm_female"] == 0.0 and results["attr_acc_mean/gender"] == pytest.approx(2 / 3)
+    assert not any(key.startswith("attr_acc_unseen") for key in results)  # a class model has no unseen pairs
+
+
 @pytest.mark.slow
 def test_the_page_draws_every_combination_and_marks_the_unseen(attribute_run, tmp_path):
     from tests.test_app import free_port, get, start_app

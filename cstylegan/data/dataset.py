@@ -18,7 +18,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from cstylegan.data.classes import check_class_names, resolve_classes
-from cstylegan.data.labels import LABEL_KINDS, LabelSpace, attribute_values
+from cstylegan.data.labels import LABEL_KINDS, LabelError, LabelSpace, attribute_values
 from cstylegan.data.writer import JSON_NAME, DatasetError
 
 __all__ = ["DatasetError", "ImageDataset", "class_index", "data_size"]
@@ -198,6 +198,14 @@ class ImageDataset(torch.utils.data.Dataset):
                                + f"; labels must number the classes 0 to {len(used) - 1} that have images "
                                f"({MAKE_HINT} again)")
         return names
+
+    def attribute_space(self):
+        """The attribute space of the data (style x gender for the emoji), whatever labels the
+        model trains on; None when the images carry no attributes that fit their classes."""
+        try:
+            return self._label_space("attributes") if self.has_labels else None
+        except LabelError:
+            return None
 
     def _label_space(self, labels: str) -> LabelSpace:
         if labels not in LABEL_KINDS:

@@ -9,6 +9,7 @@ distribution (as NVlabs does); for the per-class metrics each class gets its own
 exactly `num_gen_per_class` images.
 """
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -155,7 +156,8 @@ def _class_acc(reals: Reals, fakes: Fakes) -> dict:
 
 
 def _attribute_acc(reals: Reals, fakes: Fakes) -> dict:
-    """For a network trained on attributes: per attribute, a probe trained on the real images'
+    """For a network trained on attributes, or on the classes of data with attributes
+    (with_data_attributes): per attribute, a probe trained on the real images'
     values of it judges the fakes of every combination, seen and unseen (does an unseen
     openmoji_female look OpenMoji? does it look female?): attr_acc/<attribute>/<class>,
     attr_acc_mean/<attribute> over the data's classes, attr_acc_unseen_mean/<attribute>
@@ -270,7 +272,7 @@ class FakeClasses:
     network trained on attributes, the combinations the data lacks; with each one's label."""
     names: list
     vectors: torch.Tensor  # [len(names), c_dim]
-    attributes: dict  # {} for class labels; else {attribute: values} ...
+    attributes: dict  # {} when neither the labels nor the data have attributes; else {attribute: values} ...
     values: list  # ... and each class's {attribute: value}
     num_data_classes: int
 
@@ -292,6 +294,18 @@ def fake_classes(images, c_dim: int, label_space=None) -> FakeClasses:
                           f"{vectors.shape[1]}; give the data it was trained on")
     values = [label_space.values_of(label_space.class_names.index(name)) for name in names]
     return FakeClasses(names, vectors, label_space.attributes, values, num_classes)
+
+
+def with_data_attributes(made: FakeClasses, dataset) -> FakeClasses:
+    """A class-label network's classes with the attributes its data gives them (the emoji:
+    style and gender), so that class_acc also says which attribute its fakes get wrong."""
+    if made.attributes or not made.names or not hasattr(dataset, "attribute_space"):
+        return made
+    space = dataset.attribute_space()
+    if space is None:
+        return made
+    values = [space.values_of(space.class_names.index(name)) for name in made.names]
+    return dataclasses.replace(made, attributes=space.attributes, values=values)
 
 
 def compute_metrics(generator, dataset, metrics, num_gen: int, recipe: str = "clean", mirror: bool = False,
@@ -387,7 +401,7 @@ def _compute(generator, dataset, metrics, num_gen: int, device="cpu", batch: int
         raise MetricError(f"{', '.join(per_class)} needs a conditional network; this one is unconditional")
     if c_dim and images.labels is None:
         raise MetricError(f"{images.name} has no class labels, and a conditional network needs them; give the labelled training data")
-    classes_made = fake_classes(images, c_dim, label_space)
+    classes_made = with_data_attributes(fake_classes(images, c_dim, label_space), dataset)
     num_gen_per_class = num_gen if num_gen_per_class is None else num_gen_per_class
     device = torch.device(device)
     extract = partial(extract_features, load_inception(inception_path, device), device=device,
