@@ -74,7 +74,25 @@ def table_row(method, class_names: list) -> dict:
                kid_std=final["kid_std"], class_acc=final["class_acc_mean"], kimg=method.kimg,
                wall_time_s=round(method.wall_s), models=method.models_trained, G_params=method.parameters,
                peak_mem_gb=method.peak_mem_gb, notes=method.notes)
-    return row
+    return _after(row, "class_acc", {f"{key.split('/')[1]}_acc": value for key, value in final.items()
+                                     if key.startswith("attr_acc_mean/")})
+
+
+def _after(row: dict, key: str, entries: dict) -> dict:
+    """`row` with `entries` inserted after `key`: style_acc and gender_acc beside class_acc."""
+    items = list(row.items())
+    at = [name for name, _ in items].index(key) + 1
+    return dict(items[:at] + list(entries.items()) + items[at:])
+
+
+def _columns(rows: list) -> list:
+    """Every row's columns in order; a column only newer records have goes after its neighbour."""
+    columns = []
+    for row in rows:
+        for previous, column in zip([None, *row], row):
+            if column not in columns:
+                columns.insert(columns.index(previous) + 1 if previous in columns else len(columns), column)
+    return columns
 
 
 def environment(device) -> dict:
@@ -120,12 +138,14 @@ def write_record(record: dict, out: Path) -> None:
 
 
 def _format(column: str, value, row: dict) -> str:
+    if value is None:
+        return "—"
     if column == "wall_time_s":
         return _duration(value)
     if column.startswith("kid"):
         spread = row.get(f"{column}_std") if column != "kid_per_class_mean" else None
         return f"{value:.4f}" + (f" ± {spread:.4f}" if spread is not None else "")
-    if column == "class_acc":
+    if column.endswith("_acc"):
         return f"{value:.3f}"
     if column == "G_params":
         return f"{value / 1e6:.2f} M"
@@ -146,7 +166,8 @@ def _duration(seconds: float) -> str:
 def write_tables(rows: list, out: Path, footer: list = ()) -> None:
     """table.csv (raw numbers) and table.md (rounded, KID ± its spread over subsets, the
     best value of each metric in bold, then the footer lines)."""
-    columns = list(rows[0])
+    columns = _columns(rows)
+    rows = [{column: row.get(column) for column in columns} for row in rows]
     with open(out / "table.csv", "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=columns)
         writer.writeheader()
@@ -154,13 +175,14 @@ def write_tables(rows: list, out: Path, footer: list = ()) -> None:
     shown = [c for c in columns if not c.endswith("_std")]
     best = {}
     for column in shown:
-        if column.startswith(LOWER_IS_BETTER):
-            best[column] = min(row[column] for row in rows)
-        elif column == "class_acc":
-            best[column] = max(row[column] for row in rows)
+        measured = [row[column] for row in rows if row[column] is not None]
+        if len(measured) > 1 and column.startswith(LOWER_IS_BETTER):
+            best[column] = min(measured)
+        elif len(measured) > 1 and column.endswith("_acc"):
+            best[column] = max(measured)
     lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
     for row in rows:
-        cells = [f"**{_format(c, row[c], row)}**" if c in best and row[c] == best[c] and len(rows) > 1
+        cells = [f"**{_format(c, row[c], row)}**" if c in best and row[c] == best[c]
                  else _format(c, row[c], row) for c in shown]
         lines.append("| " + " | ".join(cells) + " |")
     (out / "table.md").write_text("\n".join([*lines, "", *footer]).rstrip() + "\n")
@@ -173,7 +195,18 @@ def sample_sizes(records: list) -> list:
     per_class = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
     return [f"FID and KID from {record['num_gen']} fakes (classes drawn as in the data); per-class FID, per-class KID "
             f"(± its spread over subsets) and class consistency from {per_class} fakes a class against all of that "
-            f"class's real images; curves (fid_curves.png) from {record['curve_num_gen_per_class']} fakes a class.", ""]
+            f"class's real images; curves (fid_curves.png) from {record['curve_num_gen_per_class']} fakes a class.",
+            *_attribute_note(records), ""]
+
+
+def _attribute_note(records: list) -> list:
+    """What the <attribute>_acc columns are, where a record has them."""
+    columns = [c for c in _columns([r["row"] for r in records]) if c.endswith("_acc") and c != "class_acc"]
+    if not columns:
+        return []
+    return [f"{', '.join(columns)}: class consistency of one attribute alone (a classifier of that attribute on the "
+            "real images' features; does a twemoji_female fake look Twemoji, does it look female?); — where a "
+            "record predates it."]
 
 
 def first_match(records: list) -> list:

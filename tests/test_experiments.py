@@ -15,7 +15,7 @@ from cstylegan.data.writer import write_dataset_zip
 from cstylegan.networks.stylegan2 import Generator
 from experiments.matrix import conditional_config
 from experiments.methods import PerClassModels
-from experiments.report import unit_status
+from experiments.report import unit_status, write_tables
 from experiments.spec import SpecError, load_spec, parse_spec
 from tests.conftest import COLOURS, REPO as ROOT, run_cli
 
@@ -103,7 +103,7 @@ def test_runner_writes_every_output(comparison):
     rows = read_table(results)
     per_class = [f"fid_{c}" for c in CLASSES] + ["fid_per_class_mean"]
     kids = [column for c in CLASSES for column in (f"kid_{c}", f"kid_{c}_std")] + ["kid_per_class_mean"]
-    assert list(rows[0]) == ["method", "cfg", *per_class, *kids, "fid", "kid", "kid_std", "class_acc", "kimg",
+    assert list(rows[0]) == ["method", "cfg", *per_class, *kids, "fid", "kid", "kid_std", "class_acc", "style_acc", "kimg",
                              "wall_time_s", "models", "G_params", "peak_mem_gb", "notes"]
     by_method = {row["method"]: row for row in rows}
     assert list(by_method) == METHODS
@@ -115,6 +115,7 @@ def test_runner_writes_every_output(comparison):
         # Every KID subset holds all 6 reals and 6 fakes of a class, so only the overall KID varies over subsets.
         assert all(float(row[f"kid_{c}_std"]) >= 0 for c in CLASSES) and float(row["kid_std"]) > 0
         assert 0 <= float(row["class_acc"]) <= 1 and float(row["wall_time_s"]) > 0
+        assert 0 <= float(row["style_acc"]) <= 1  # the data's classes are style_gender; gender has one value
     # Transfer: a 1 kimg base and two 2 kimg fine-tunes, 3 models; the swap reuses them.
     assert float(by_method["transfer"]["kimg"]) == pytest.approx(5, abs=0.05)
     assert by_method["transfer"]["models"] == by_method["transfer_swap8"]["models"] == "3"
@@ -143,6 +144,17 @@ def test_runner_writes_every_output(comparison):
     environment = (results / "environment.txt").read_text()
     assert all(f"{m} (unit " in environment for m in METHODS) and "commit" in environment
     assert "transfer_base: training" in runs["rest"].stdout
+
+
+def test_a_table_of_old_and_new_records_shows_a_newer_column_beside_its_neighbour(tmp_path):
+    old = {"method": "transfer", "fid": 200.0, "class_acc": 0.4, "kimg": 84}
+    new = {"method": "cond_sg2", "fid": 150.0, "class_acc": 0.5, "style_acc": 0.9, "gender_acc": 0.55, "kimg": 160}
+    write_tables([old, new], tmp_path)
+    lines = (tmp_path / "table.md").read_text().splitlines()
+    assert lines[0] == "| method | fid | class_acc | style_acc | gender_acc | kimg |"
+    assert lines[2] == "| transfer | 200.0 | 0.400 | — | — | 84 |"
+    assert lines[3] == "| cond_sg2 | **150.0** | **0.500** | 0.900 | 0.550 | 160 |"  # best of two only
+    assert read_table(tmp_path)[0]["style_acc"] == ""
 
 
 @pytest.mark.slow
