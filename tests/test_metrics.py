@@ -315,7 +315,10 @@ def test_compute_metrics_with_a_generator_callable(colour_zip, tmp_path, cheap_i
     assert set(results) == {"fid", "kid", "kid_std", "precision", "recall", "fid_per_class_mean", "kid_per_class_mean",
                             "class_acc_mean", "class_acc_real_heldout", *(f"fid_per_class/{n}" for n in names),
                             *(f"kid_per_class/{n}" for n in names), *(f"kid_per_class_std/{n}" for n in names),
-                            *(f"class_acc/{n}" for n in names)}
+                            *(f"class_acc/{n}" for n in names),
+                            *(f"attr_acc{kind}/{a}" for a in ("style", "gender") for kind in ("_mean", "_real_heldout")),
+                            *(f"attr_acc/{a}/{n}" for a in ("style", "gender") for n in names)}
+    assert all(results[f"attr_acc/{a}/{n}"] == 1.0 for a in ("style", "gender") for n in names)  # the data's style_gender
     assert results["kid_per_class_mean"] == pytest.approx(np.mean([results[f"kid_per_class/{n}"] for n in names]))
     assert all(results[f"kid_per_class_std/{n}"] > 0 for n in names) and results["kid_std"] > 0
     assert results["class_acc_mean"] == 1.0 and results["class_acc_real_heldout"] == 1.0
