@@ -100,7 +100,8 @@ def environment(device) -> dict:
     def git(*args):
         return subprocess.run(["git", *args], capture_output=True, text=True, cwd=REPO).stdout.strip()
 
-    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    # The results folder is left out: the unit has written its own pictures there by now.
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)experiments/results"))
     if device.type == "cuda":
         hardware = torch.cuda.get_device_name(device)
     else:
