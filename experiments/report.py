@@ -71,18 +71,11 @@ def table_row(method, class_names: list) -> dict:
         row[f"kid_{name}"] = final[f"kid_per_class/{name}"]
         row[f"kid_{name}_std"] = final[f"kid_per_class_std/{name}"]
     row.update(kid_per_class_mean=final["kid_per_class_mean"], fid=final["fid"], kid=final["kid"],
-               kid_std=final["kid_std"], class_acc=final["class_acc_mean"], kimg=method.kimg,
-               wall_time_s=round(method.wall_s), models=method.models_trained, G_params=method.parameters,
-               peak_mem_gb=method.peak_mem_gb, notes=method.notes)
-    return _after(row, "class_acc", {f"{key.split('/')[1]}_acc": value for key, value in final.items()
-                                     if key.startswith("attr_acc_mean/")})
-
-
-def _after(row: dict, key: str, entries: dict) -> dict:
-    """`row` with `entries` inserted after `key`: style_acc and gender_acc beside class_acc."""
-    items = list(row.items())
-    at = [name for name, _ in items].index(key) + 1
-    return dict(items[:at] + list(entries.items()) + items[at:])
+               kid_std=final["kid_std"], class_acc=final["class_acc_mean"])
+    row.update({f"{key.split('/')[1]}_acc": value for key, value in final.items() if key.startswith("attr_acc_mean/")})
+    row.update(kimg=method.kimg, wall_time_s=round(method.wall_s), models=method.models_trained,
+               G_params=method.parameters, peak_mem_gb=method.peak_mem_gb, notes=method.notes)
+    return row
 
 
 def _columns(rows: list) -> list:

@@ -136,6 +136,10 @@ class LabelSpace:
                              f"({', '.join(self.class_names)}); give the data it was trained on")
         return self.vectors([self.class_names.index(name) for name in names])
 
+    def values_named(self, names) -> list:
+        """{attribute: value} of each class named, of an attribute space."""
+        return [self.values_of(self.class_names.index(name)) for name in names]
+
     def resolve(self, spec: str) -> list:
         """Class indices for what a user typed: a name, an index, a comma list of them, `all`,
         or for an attribute space one combination spelt out, `style=twemoji,gender=female`."""

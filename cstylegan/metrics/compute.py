@@ -292,20 +292,16 @@ def fake_classes(images, c_dim: int, label_space=None) -> FakeClasses:
     if vectors.shape[1] != c_dim:
         raise MetricError(f"the network takes labels of {c_dim} entries but {images.name}'s classes make "
                           f"{vectors.shape[1]}; give the data it was trained on")
-    values = [label_space.values_of(label_space.class_names.index(name)) for name in names]
-    return FakeClasses(names, vectors, label_space.attributes, values, num_classes)
+    return FakeClasses(names, vectors, label_space.attributes, label_space.values_named(names), num_classes)
 
 
 def with_data_attributes(made: FakeClasses, dataset) -> FakeClasses:
     """A class-label network's classes with the attributes its data gives them (the emoji:
     style and gender), so that class_acc also says which attribute its fakes get wrong."""
-    if made.attributes or not made.names or not hasattr(dataset, "attribute_space"):
-        return made
-    space = dataset.attribute_space()
+    space = None if made.attributes or not made.names else dataset.attribute_space()
     if space is None:
         return made
-    values = [space.values_of(space.class_names.index(name)) for name in made.names]
-    return dataclasses.replace(made, attributes=space.attributes, values=values)
+    return dataclasses.replace(made, attributes=space.attributes, values=space.values_named(made.names))
 
 
 def compute_metrics(generator, dataset, metrics, num_gen: int, recipe: str = "clean", mirror: bool = False,
