@@ -320,11 +320,13 @@ def test_skipped_steps_count_streaks_between_reads():
     counts = SkippedSteps("cpu")
     for stepped in [1, 0, 0, 1, 0, 0, 0]:
         counts.record(torch.tensor(float(stepped)))
-    assert counts.read() == (5, 3)
+    assert counts.read() == (5, 3, True)  # skipping starts: the loop warns
     counts.record(torch.tensor(0.0))  # the streak of 3 goes on to 4
     counts.record(torch.tensor(1.0))
-    assert counts.read() == (1, 4)
-    assert counts.read() == (0, 0)
+    assert counts.read() == (1, 4, False)  # still skipping since the last read: no second warning
+    assert counts.read() == (0, 0, False)
+    counts.record(torch.tensor(0.0))
+    assert counts.read() == (1, 1, True)  # after a clean read, a new warning
 
 
 def fill(folder: Path) -> None:

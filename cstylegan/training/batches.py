@@ -1,4 +1,4 @@
-"""What a run trains on: this process's share of shuffled minibatches, and labels for the fakes."""
+"""What a run trains on: this process's share of shuffled minibatches, and labels and latents for the fakes."""
 
 import signal
 
@@ -59,3 +59,29 @@ class FakeLabels:
         blocks = [F.one_hot(torch.randint(size, [n], device=device, generator=self.generator), size)
                   for size in self.block_sizes]
         return torch.cat(blocks, dim=1).to(torch.float32)
+
+
+class Minibatches:
+    """What one minibatch step draws, cut into this process's passes of `batch_gpu` images:
+    the next reals, and, for each phase that generates, a new global batch of latents and
+    fake labels of which this process keeps its share."""
+
+    def __init__(self, loader, fake_labels: FakeLabels, latents: torch.Generator, batch: int, batch_gpu: int,
+                 z_dim: int, device, processes: Processes):
+        self.loader, self.fake_labels, self.latents = loader, fake_labels, latents
+        self.batch, self.batch_gpu, self.z_dim, self.device, self.processes = batch, batch_gpu, z_dim, device, processes
+        self.num_chunks = batch // processes.world // batch_gpu
+
+    def reals(self) -> list:
+        """[(images in [-1, 1], labels) per pass]."""
+        img, c = next(self.loader)
+        img = img.to(self.device, non_blocking=True).to(torch.float32) / 127.5 - 1
+        c = c.to(self.device, non_blocking=True)
+        return list(zip(img.split(self.batch_gpu), c.split(self.batch_gpu)))
+
+    def fakes(self) -> list:
+        """[(z, c) per pass]: every process draws the same global batch and keeps its share."""
+        z = torch.randn([self.batch, self.z_dim], device=self.device, generator=self.latents)
+        c = self.fake_labels.sample(self.batch)
+        share = self.processes.share
+        return list(zip(share(z).split(self.batch_gpu), share(c).split(self.batch_gpu)))

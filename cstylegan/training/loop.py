@@ -27,7 +27,7 @@ from cstylegan.runtime.errors import UserError
 from cstylegan.snapshots import checkpoint
 from cstylegan.training.ada import AdaptiveP
 from cstylegan.training.augment import augment_pipe
-from cstylegan.training.batches import FakeLabels, infinite_batches
+from cstylegan.training.batches import FakeLabels, Minibatches, infinite_batches
 from cstylegan.training.build import build_networks
 from cstylegan.training.grids import GRID_COLUMNS, grid_labels, save_reals
 from cstylegan.training.loss import StyleGAN2Loss
@@ -92,8 +92,8 @@ def open_run(config: TrainConfig, log, processes: Processes, device, files: cont
                          transition_kimg=config.transition_kimg, ds_weight=config.ds_weight, ds_tau=config.ds_tau,
                          ds_pool=config.ds_pool)
     phases = build_phases(config, loss, G_params, D_params, G_opt, D_opt)
-    batches, fake_labels, latents, generators = open_sampling(config, dataset, resume, cur_nimg, processes, device,
-                                                              say)
+    minibatches, generators = open_sampling(config, dataset, resume, cur_nimg, processes, device, batch_gpu, G.z_dim,
+                                            say)
     state = TrainingState(G, G_ema, D, G_opt, D_opt, G_kwargs, D_kwargs, augment, generators)
 
     grid_c, row_labels = grid_labels(dataset.label_space, GRID_COLUMNS, device, dataset.labels, config.seed)
@@ -101,13 +101,12 @@ def open_run(config: TrainConfig, log, processes: Processes, device, files: cont
     metric_data = ImageDataset(config.data, use_labels=config.cond, labels=config.labels) if config.metrics else None
     records = RunRecords(run_dir, say, files) if processes.main else None
     writer = SnapshotWriter(run_dir, config, state, (grid_z, grid_c, row_labels), metric_data, processes, device, say,
-                            records)
+                            records, newest=resume.path if resume else None)
     if processes.main:
         save_reals(dataset, run_dir / "reals.png", GRID_COLUMNS, config.seed)
         writer.save_fakes(cur_nimg)
-    return Run(config, processes, device, run_dir, say, records, state, loss, phases, ada, batches, fake_labels,
-               latents, batch_gpu, num_chunks, writer, Progress(cur_nimg, int(config.kimg * 1000), config.tick),
-               resume.path if resume else None)
+    return Run(config, processes, device, run_dir, say, records, state, loss, phases, ada, minibatches, writer,
+               Progress(cur_nimg, int(config.kimg * 1000), config.tick))
 
 
 def open_data(config: TrainConfig, processes: Processes, log) -> tuple:
@@ -158,9 +157,9 @@ def open_optimisers(config: TrainConfig, G, D, resume: Optional[Resume], G_kwarg
 
 
 def open_sampling(config: TrainConfig, dataset, resume: Optional[Resume], cur_nimg: int, processes: Processes,
-                  device, say) -> tuple:
-    """(the real minibatches, the fakes' labels, the latents' generator, {name: generator} of
-    the random streams a snapshot keeps); a continued run takes them up where its snapshot left them."""
+                  device, batch_gpu: int, z_dim: int, say) -> tuple:
+    """(the Minibatches, {name: generator} of the random streams a snapshot keeps); a continued
+    run takes them up where its snapshot left them."""
     # A continued run draws a new data order, not the one it started with.
     batches = infinite_batches(dataset, config.batch, config.workers, config.seed + cur_nimg, processes)
     fake_labels = FakeLabels(dataset, device, config.seed, config.label_mix)
@@ -174,7 +173,7 @@ def open_sampling(config: TrainConfig, dataset, resume: Optional[Resume], cur_ni
         say(f"Continuing {resume.path} at kimg {cur_nimg / 1000:g}: {' and '.join(restored)} restored"
             + ("" if "random state" in restored else " (no random state in that file)")
             + ("" if config.aug == "ada" else f" (--aug {config.aug}: no ADA p to continue)"))
-    return batches, fake_labels, latents, generators
+    return Minibatches(batches, fake_labels, latents, config.batch, batch_gpu, z_dim, device, processes), generators
 
 
 def describe_labels(dataset, config: TrainConfig) -> str:
@@ -282,15 +281,9 @@ class Run:
     loss: StyleGAN2Loss
     phases: list
     ada: object
-    batches: object
-    fake_labels: FakeLabels
-    latents: torch.Generator
-    batch_gpu: int
-    num_chunks: int
-    writer: SnapshotWriter
+    minibatches: Minibatches
+    writer: SnapshotWriter  # knows the newest snapshot that is whole, named when a later one fails
     progress: Progress
-    last_snapshot: object  # the newest snapshot known to be whole: named when a later one fails
-    skipped_before: int = 0  # minibatches skipped in the previous read: a run of bad reads warns once
 
     def loop(self) -> Path:
         config, progress = self.config, self.progress
@@ -314,25 +307,14 @@ class Run:
     def minibatch(self) -> torch.Tensor:
         """One minibatch of every phase due, then the EMA; 1.0 if every phase stepped (on the device)."""
         config, progress = self.config, self.progress
-        real_img, real_c = next(self.batches)
-        real_img = real_img.to(self.device, non_blocking=True).to(torch.float32) / 127.5 - 1
-        real_c = real_c.to(self.device, non_blocking=True)
         self.loss.cur_nimg = progress.cur_nimg
-        reals = list(zip(real_img.split(self.batch_gpu), real_c.split(self.batch_gpu)))
-        stepped = run_phases(self.phases, progress.batch_idx, reals, self.new_latents, self.num_chunks,
-                             self.processes, self.add_stats)
+        stepped = run_phases(self.phases, progress.batch_idx, self.minibatches.reals(), self.minibatches.fakes,
+                             self.minibatches.num_chunks, self.processes, self.add_stats)
         update_ema(self.state.G_ema, self.state.G, config, progress.cur_nimg)
         progress.advance(config.batch)
         if self.ada is not None:
             self.ada.maybe_adjust(progress.batch_idx)
         return stepped
-
-    def new_latents(self) -> list:
-        """[(z, c) per chunk] of this process's share of a new global batch."""
-        z = torch.randn([self.config.batch, self.state.G.z_dim], device=self.device, generator=self.latents)
-        c = self.fake_labels.sample(self.config.batch)
-        share = self.processes.share
-        return list(zip(share(z).split(self.batch_gpu), share(c).split(self.batch_gpu)))
 
     def add_stats(self, stats: dict) -> None:
         self.progress.add_stats(stats)
@@ -342,13 +324,12 @@ class Run:
     def check_finite(self, skipped_steps: SkippedSteps) -> None:
         """Warn once per run of reads with skipped minibatches; stop after NONFINITE_LIMIT in a row."""
         kimg = self.progress.cur_nimg / 1000
-        skipped, longest = skipped_steps.read()
-        if skipped and not self.skipped_before:
+        skipped, longest, starts = skipped_steps.read()
+        if starts:
             self.say(f"Warning: a non-finite loss in {skipped} minibatch(es) up to kimg {kimg:g}; "
                      f"{'that step was' if skipped == 1 else 'those steps were'} skipped")
-        self.skipped_before = skipped
         if longest >= NONFINITE_LIMIT:
-            path = self.writer.save(self.progress.cur_nimg, metrics=False) or self.last_snapshot
+            path = self.writer.save(self.progress.cur_nimg, metrics=False) or self.writer.newest
             raise TrainingDiverged(
                 f"losses were NaN or infinite in {longest} minibatches in a row (the limit is {NONFINITE_LIMIT}) by "
                 f"kimg {kimg:g}; no bad step was applied, so {path} holds the last good weights. Try a larger "
@@ -359,7 +340,7 @@ class Run:
         stop.requested = stop.requested or "a signal to another process"
         if self.writer.save(self.progress.cur_nimg, metrics=False) is None:
             raise checkpoint.CheckpointError(f"stopped by {stop.requested}, but the snapshot could not be "
-                                             f"written; the last one is {self.last_snapshot}")
+                                             f"written; the last one is {self.writer.newest}")
         self.say(f"Stopped by {stop.requested} at kimg {self.progress.cur_nimg / 1000:g}. Continue with:\n"
                  f"  python train.py --config {self.run_dir / 'config.yaml'} --resume auto")
 
@@ -374,9 +355,8 @@ class Run:
             saved = self.writer.save(progress.cur_nimg)
             if saved is None and progress.done:
                 raise checkpoint.CheckpointError(f"the final snapshot could not be written to {self.run_dir}; the "
-                                                 f"last one is {self.last_snapshot}. Free space and continue with "
+                                                 f"last one is {self.writer.newest}. Free space and continue with "
                                                  "--resume auto")
-            self.last_snapshot = saved or self.last_snapshot
 
     def tick_readings(self) -> dict:
         augment = self.state.augment

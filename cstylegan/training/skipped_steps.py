@@ -13,6 +13,7 @@ class SkippedSteps:
         self.streak = torch.zeros([], device=device)  # minibatches in a row, up to now, with a skipped step
         self.longest = torch.zeros([], device=device)  # the longest such streak since the last read
         self.skipped = torch.zeros([], device=device)  # minibatches with a skipped step since the last read
+        self.skipped_before = 0  # the previous read's count: a run of bad reads warns once
 
     def record(self, stepped: torch.Tensor) -> None:
         """`stepped`: 1 if every phase of this minibatch stepped, 0 if any skipped (a 0-dim tensor)."""
@@ -22,8 +23,11 @@ class SkippedSteps:
         self.skipped = self.skipped + bad
 
     def read(self) -> tuple:
-        """(minibatches skipped, the longest streak of them) since the last read; one device sync."""
+        """(minibatches skipped, the longest streak of them) since the last read, and whether
+        skipping starts anew with this read (the previous one had none); one device sync."""
         skipped, longest = (int(v) for v in torch.stack([self.skipped, self.longest]).tolist())
         self.skipped = torch.zeros_like(self.skipped)
         self.longest = self.streak.clone()
-        return skipped, longest
+        starts = skipped > 0 and self.skipped_before == 0
+        self.skipped_before = skipped
+        return skipped, longest, starts

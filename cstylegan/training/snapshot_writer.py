@@ -30,11 +30,12 @@ class TrainingState:
 
 class SnapshotWriter:
     def __init__(self, run_dir, config, state: TrainingState, grid: tuple, metric_data, processes, device, say,
-                 records):
+                 records, newest=None):
         self.run_dir, self.config, self.state, self.grid = run_dir, config, state, grid
         self.metric_data, self.processes, self.device, self.say = metric_data, processes, device, say
         self.records = records  # RunRecords of the main process (TensorBoard), None on the others
         self.data_size = data_size(config.data)  # --resume auto tells a changed data set by it
+        self.newest = newest  # the newest snapshot known to be whole: the resume file until one is written
 
     def save(self, cur_nimg: int, metrics: bool = True):
         """Write the fakes grid and the snapshot (main process), then, with `metrics`, compute the
@@ -54,6 +55,7 @@ class SnapshotWriter:
                 path = None
         if self.processes.any(path is None, self.device):
             return None
+        self.newest = path
         if metrics and self.config.metrics:
             self.evaluate(name, cur_nimg // 1000)
         return path
