@@ -24,6 +24,20 @@ def kimg_pair(ctx, param, value):
     return [start, end]
 
 
+def class_shares(ctx, param, value):
+    """click callback: 'openmoji_female=0.1,ghibli_male=0' -> {'openmoji_female': 0.1, 'ghibli_male': 0.0}."""
+    if value is None:
+        return None
+    shares = {}
+    for part in (p.strip() for p in value.split(",") if p.strip()):
+        name, _, share = part.partition("=")
+        try:
+            shares[name.strip()] = float(share)
+        except ValueError:
+            raise click.BadParameter(f"{part!r} is not CLASS=SHARE, e.g. openmoji_female=0.1") from None
+    return shares
+
+
 @click.command(cls=Command)
 @click.option("--data", type=str, help="Training data: a zip or folder with dataset.json (datasets/make_dataset.py).")
 @bool_option("--cond", help="Condition on the class labels of the data set.")
@@ -82,6 +96,10 @@ def kimg_pair(ctx, param, value):
               "at most the images per pass]")
 @click.option("--subset", type=int, help="Train on this many images of the data, a fixed random subset (by "
               "--seed).  [default: all]")
+@click.option("--class-fraction", "class_fraction", callback=class_shares, help="CLASS=SHARE[,...]: train on "
+              "this share of a class's images (a fixed random part, by --seed), e.g. openmoji_female=0.1; 0 holds "
+              "the class out, for an attribute model (--labels attributes) to draw a combination it never saw.  "
+              "[default: every image]")
 @click.option("--desc", type=str, help="Appended to the run folder's name.")
 @click.option("--gpus", type=click.IntRange(min=1), help="Processes to start on this machine, one per GPU (or "
               "CPU processes without one), as torchrun --standalone would.  [default: 1]")

@@ -192,6 +192,7 @@ class TrainConfig:
     snap: int = 50
     seed: int = 0
     subset: Optional[int] = None  # train on this many images, a fixed random subset (NVlabs' --subset)
+    class_fraction: dict = field(default_factory=dict)  # {class: share of its images to train on}; 0 holds it out
     desc: Optional[str] = None  # appended to the run folder's name (NVlabs' --desc)
     workers: int = 2
     device: str = "auto"
@@ -254,6 +255,9 @@ class TrainConfig:
                 raise ConfigError(f"{flag(field_.name)} takes text, not {value!r}")
             if field_.type is list and not isinstance(value, list):
                 raise ConfigError(f"{flag(field_.name)} takes a list, not {value!r}")
+            if field_.type is dict and not isinstance(value, dict):
+                raise ConfigError(f"{flag(field_.name)} takes a mapping (name: value), not {value!r}")
+        self._validate_class_fraction()
         whole = {f.name for f in dataclasses.fields(self) if f.type in (int, Optional[int])}
         for name, (allowed, meaning) in RANGES.items():
             value = getattr(self, name)
@@ -307,6 +311,15 @@ class TrainConfig:
                               "pick a power of two")
         if self.resolution is not None and (self.resolution < 4 or self.resolution & (self.resolution - 1)):
             raise ConfigError(f"resolution {self.resolution} is not a power of two >= 4")
+
+    def _validate_class_fraction(self) -> None:
+        for name, share in self.class_fraction.items():
+            if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+                raise ConfigError(f"--class-fraction {name}={share!r}: give the share of its images to keep, "
+                                  "a number from 0 (hold the class out) to 1")
+            if share == 0 and not (self.cond and self.labels == "attributes"):
+                raise ConfigError(f"--class-fraction {name}=0 holds the class out, which only a model of its "
+                                  "attributes can still draw; add --cond --labels attributes, or keep more than 0")
 
     def _validate_labels(self) -> None:
         if self.labels not in LABEL_KINDS:

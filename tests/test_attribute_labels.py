@@ -15,7 +15,7 @@ from PIL import Image
 
 from cstylegan.config import TrainConfig
 from cstylegan.data.classes import UnknownClassError
-from cstylegan.data.dataset import ImageDataset
+from cstylegan.data.dataset import DatasetError, ImageDataset
 from cstylegan.data.labels import LabelError, LabelSpace
 from cstylegan.data.writer import write_dataset_zip
 from cstylegan.metrics.compute import compute_metrics, generated_batches
@@ -101,6 +101,66 @@ def test_data_without_attributes_or_with_clashing_names_is_refused(tmp_path, att
                               attributes_by_class=attributes)
     with pytest.raises(LabelError, match="both named 'a_b_c'"):
         ImageDataset(clash, labels="attributes")
+
+
+@pytest.fixture(scope="module")
+def four_class_zip(tmp_path_factory) -> Path:
+    """The three classes of attribute_zip and cool_female too, 16 images each."""
+    rng = np.random.default_rng(0)
+    images = {name: noisy_images(colour, 16, rng) for name, colour in {**COLOURS, "cool_female": UNSEEN}.items()}
+    return write_dataset_zip(tmp_path_factory.mktemp("data") / "four.zip", images)
+
+
+def test_a_class_fraction_keeps_a_fixed_share_of_that_class_alone(four_class_zip):
+    full = ImageDataset(four_class_zip)
+    cut = ImageDataset(four_class_zip, class_fraction={"cool_female": 0.25})
+    assert cut.class_counts == {"warm_male": 16, "warm_female": 16, "cool_male": 16, "cool_female": 4}
+    assert set(cut.names) < set(full.names)
+    assert cut.names == ImageDataset(four_class_zip, class_fraction={"cool_female": 0.25}).names
+    other_seed = ImageDataset(four_class_zip, class_fraction={"cool_female": 0.25}, seed=1)
+    assert other_seed.names != cut.names and other_seed.class_counts == cut.class_counts
+    kept = [full.names.index(name) for name in cut.names]
+    assert np.array_equal(cut.labels, full.labels[kept]) and np.array_equal(cut.raw_classes, full.raw_classes[kept])
+    assert ImageDataset(four_class_zip, class_fraction={"cool_female": 0.01}).class_counts["cool_female"] == 1
+
+
+def test_a_class_held_out_leaves_the_data_and_its_combination_is_unseen(four_class_zip, attribute_zip):
+    held_out = ImageDataset(four_class_zip, labels="attributes", class_fraction={"cool_female": 0})
+    without = ImageDataset(attribute_zip, labels="attributes")
+    assert held_out.class_names == list(COLOURS) and held_out.class_counts == without.class_counts
+    assert held_out.label_space == without.label_space
+    assert held_out.label_space.describe(3) == "cool_female (unseen)"
+    assert np.array_equal(held_out.labels, without.labels)
+    with pytest.raises(DatasetError, match="--class-fraction purple_male: no such class.*its classes: warm_male"):
+        ImageDataset(four_class_zip, class_fraction={"purple_male": 0.5})
+    with pytest.raises(DatasetError, match="leaves no images"):
+        ImageDataset(four_class_zip, labels="attributes", class_fraction={name: 0 for name in held_out.class_names
+                                                                          + ["cool_female"]})
+
+
+def test_an_attribute_run_without_a_class_records_it_as_unseen(four_class_zip, tmp_path):
+    config = TrainConfig(data=str(four_class_zip), outdir=str(tmp_path), cfg="small", cond=True, labels="attributes",
+                         class_fraction={"cool_female": 0}, kimg=0.016, batch=8, cbase=256, cmax=16, workers=0,
+                         device="cpu")
+    lines = []
+    run_dir = train(config, log=lines.append)
+    opened = open_for_inference(sorted(run_dir.glob("network-snapshot-*.pt"))[-1])
+    assert opened.labels.seen == tuple(COLOURS) and opened.labels.describe(3) == "cool_female (unseen)"
+    assert opened.class_names == [*COLOURS, "cool_female"]
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["class_fraction"] == {"cool_female": 0}
+    assert any("not in the data: cool_female" in line for line in lines)
+
+
+def test_class_fraction_flags_are_checked_before_anything_runs(four_class_zip, tmp_path):
+    for flags, words in [(["--class-fraction", "cool_female=0"], ["cool_female=0 holds the class out",
+                                                                   "--labels attributes"]),
+                         (["--class-fraction", "cool_female=2"], ["cool_female=2.0", "from 0", "to 1"]),
+                         (["--class-fraction", "cool_female"], ["'cool_female' is not CLASS=SHARE"]),
+                         (["--class-fraction", "cool=0.5"], ["--class-fraction cool: no such class", "cool_female"])]:
+        result = run_cli("train.py", "--data", four_class_zip, "--cond", "--cfg", "small", *flags, "--outdir",
+                         tmp_path, "--device", "cpu", "--dry-run")
+        assert_one_line_error(result, *words)
+    assert not list(tmp_path.iterdir()), "no run folder for a refused run"
 
 
 def test_fake_labels_come_from_the_data_or_attribute_by_attribute(attribute_zip):

@@ -58,12 +58,13 @@ class ImageDataset(torch.utils.data.Dataset):
     The label is the class's one-hot row, with `labels="attributes"` one one-hot block per
     attribute of the image, or the image's own vector for data with vector labels
     (`label_space` says which). With `xflip`, the dataset doubles with mirrored copies
-    (NVlabs' --mirror). `max_size` keeps a fixed random subset. Pickles without an open
-    file, so each DataLoader worker opens the zip itself.
+    (NVlabs' --mirror). `max_size` keeps a fixed random subset, `class_fraction` a fixed
+    random share of the classes it names ({class: fraction}; 0 holds a class out). Pickles
+    without an open file, so each DataLoader worker opens the zip itself.
     """
 
     def __init__(self, path, use_labels: bool = True, xflip: bool = False, max_size=None, seed: int = 0,
-                 labels: str = "class"):
+                 labels: str = "class", class_fraction=None):
         self.path = Path(path)
         self._zip = None
         self._zip_pid = None
@@ -91,8 +92,10 @@ class ImageDataset(torch.utils.data.Dataset):
         else:
             self.class_names = []
             self.raw_classes = np.zeros(len(names), dtype=np.int64)
+        if class_fraction:
+            self._keep_fractions(class_fraction, seed)
         attributes = (info or {}).get("attributes") or {}
-        self.attributes = [attributes.get(n, {}) for n in names]
+        self.attributes = [attributes.get(n, {}) for n in self.names]
         if use_labels and vectors_of:
             self.label_space, self._vectors = self._vector_labels(info, vectors_of, labels)
         elif use_labels:
@@ -100,7 +103,7 @@ class ImageDataset(torch.utils.data.Dataset):
             in_space = [self.label_space.class_names.index(name) for name in self.class_names]
             self._vectors = self.label_space.vectors(in_space)[self.raw_classes]
         else:
-            self.label_space, self._vectors = LabelSpace.of_classes([]), np.zeros([len(names), 0], np.float32)
+            self.label_space, self._vectors = LabelSpace.of_classes([]), np.zeros([len(self.names), 0], np.float32)
         self.c_dim = self.label_space.c_dim
         self.xflip = xflip
         self._check_shapes()
@@ -168,6 +171,29 @@ class ImageDataset(torch.utils.data.Dataset):
                 raise DatasetError(f"{self.path}: label {entry!r} in {JSON_NAME} is not {shape}; {MAKE_HINT} again")
             label_of[entry[0].replace("\\", "/")] = label
         return label_of
+
+    def _keep_fractions(self, fractions: dict, seed: int) -> None:
+        """Keep a fixed random share of each named class's images (at least one unless the share
+        is 0); a class left without images leaves the class list, as if the data never had it."""
+        if not self.has_labels:
+            raise DatasetError(f"--class-fraction picks images by class, and {self.path} has no class labels; drop it")
+        unknown = [name for name in fractions if name not in self.class_names]
+        if unknown:
+            raise DatasetError(f"--class-fraction {unknown[0]}: no such class in {self.path}; "
+                               f"its classes: {', '.join(self.class_names)}")
+        keep = np.ones(len(self.names), dtype=bool)
+        rng = np.random.RandomState(seed)
+        for name, fraction in fractions.items():
+            members = rng.permutation(np.flatnonzero(self.raw_classes == self.class_names.index(name)))
+            kept = max(1, round(fraction * len(members))) if fraction > 0 else 0
+            keep[members[kept:]] = False
+        classes_left = sorted(set(self.raw_classes[keep].tolist()))
+        if not classes_left:
+            raise DatasetError("--class-fraction leaves no images; keep more than 0 of some class")
+        new_index = {old: new for new, old in enumerate(classes_left)}
+        self.names = [name for name, kept in zip(self.names, keep) if kept]
+        self.raw_classes = np.array([new_index[k] for k in self.raw_classes[keep].tolist()], dtype=np.int64)
+        self.class_names = [self.class_names[k] for k in classes_left]
 
     def _vector_labels(self, info, vectors_of: dict, labels: str) -> tuple:
         """(LabelSpace of the dimensions, float32 [images, dims]) for vector labels."""

@@ -113,7 +113,7 @@ def open_data(config: TrainConfig, processes: Processes, log) -> tuple:
     """(the config resolved for this data and resume file, the data set, the Resume or None, the starting image count)."""
     config.validate_before_data()
     dataset = ImageDataset(config.data, use_labels=config.cond, xflip=config.mirror, labels=config.labels,
-                           max_size=config.subset, seed=config.seed)
+                           max_size=config.subset, seed=config.seed, class_fraction=config.class_fraction)
     resume = Resume.find(config, log, dataset)
     cur_nimg = start_nimg(config, resume)
     config = dataclasses.replace(config.resolve(dataset.resolution, processes.world),
@@ -186,6 +186,8 @@ def describe_labels(dataset, config: TrainConfig) -> str:
         described += ("; labels from the attributes " + ", ".join(f"{name} ({len(values)})" for name, values
                                                            in config.attributes.items())
                       + f", fakes' labels drawn as --label-mix {config.label_mix}")
+        unseen = [name for name in dataset.label_space.class_names if name not in dataset.label_space.seen]
+        described += f"; not in the data: {', '.join(unseen)}" if unseen else ""
     return described
 
 
