@@ -154,7 +154,7 @@ def _check_train(settings: dict, where: str, conditional: bool = False) -> None:
         raise SpecError(f"{where}.train: {', '.join(unknown)} cannot be set here (the runner sets "
                         f"{', '.join(RUNNER_SETTINGS[:7])}); settable: {', '.join(TRAIN_SETTINGS)}")
     try:
-        TrainConfig(data="x", **settings).validate_before_data()
+        TrainConfig(data="x", cond=conditional, **settings).validate_before_data()
     except ConfigError as error:
         raise SpecError(f"{where}.train: {error}") from None
     if not conditional and settings.get("labels", "class") != "class":
