@@ -252,6 +252,7 @@ def test_per_class_models_route_each_image_to_its_class_model():
     (lambda c: c.update(num_gen=1), "at least 2"),
     (lambda c: c.update(curve_num_gen_per_class=1), "at least 2"),
     (lambda c: c["train"].update(labels="attributes"), "is for one conditional model; set it in that model's own"),
+    (lambda c: c["conditional"][0].update(train={"class_fraction": {"red_male": 0}}), "add --cond --labels attributes"),
 ])
 def test_bad_configs_are_refused_by_name(change, message):
     config = tiny_config("two.zip")

@@ -82,8 +82,7 @@ def open_run(config: TrainConfig, log, processes: Processes, device, files: cont
     processes.broadcast_modules(G, D, G_ema)
     G_params, D_params, G_opt, D_opt = open_optimisers(config, G, D, resume, G_kwargs, dataset.label_space, say)
     batch_gpu = config.per_pass_batch(processes.world)
-    num_chunks = config.batch // processes.world // batch_gpu
-    say_networks(say, config, G, D, D_params, device, processes, batch_gpu, num_chunks)
+    say_networks(say, config, G, D, D_params, device, processes, batch_gpu)
     augment, ada = open_augmentation(config, resume, processes, device, say)
 
     loss = StyleGAN2Loss(G, D, augment_pipe=augment, r1_gamma=config.gamma, style_mixing_prob=config.style_mixing_prob,
@@ -225,14 +224,14 @@ def check_precision_recall(config: TrainConfig, num_reals: int) -> None:
                           f"{num_reals}; drop it from --metrics or give more data")
 
 
-def say_networks(say, config, G, D, D_params, device, processes, batch_gpu: int, num_chunks: int) -> None:
+def say_networks(say, config, G, D, D_params, device, processes, batch_gpu: int) -> None:
     num_params = sum(p.numel() for p in G.parameters()), sum(p.numel() for p in D.parameters())
     say(f"Networks: G {num_params[0]:,} parameters, D {num_params[1]:,}"
         + (f" ({num_params[1] - sum(p.numel() for p in D_params):,} frozen by --freezed {config.freezed})"
            if config.freezed else "")
         + f"; device {device}"
         + (f", {processes.world} processes x {config.batch // processes.world} images" if processes.world > 1 else "")
-        + (f" in passes of {batch_gpu}" if num_chunks > 1 else ""))
+        + (f" in passes of {batch_gpu}" if batch_gpu < config.batch // processes.world else ""))
 
 
 def open_augmentation(config: TrainConfig, resume: Optional[Resume], processes, device, say) -> tuple:
