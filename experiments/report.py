@@ -5,8 +5,9 @@ its final metrics, what it cost, the config it was run with and the machine) and
 samples_<method>.png; the conditional StyleGAN2 model also writes swap_grid.png and
 <method>_G_ema.pt, its final generator alone in float16; each conditional StyleGAN3 model
 motion_<method>.png (motion.py). The summary (table.md / table.csv, fid_curves.png,
-sg2_vs_sg3.md / .csv / .png, environment.txt and a copy of the config) is then drawn
-again from every methods/*.json present, so units run in
+sg2_vs_sg3.md / .csv / .png, class_shares.md / .csv where a method trained on a share of
+a class, environment.txt and a copy of the config) is then drawn again from every
+methods/*.json present, and the records `references` quotes, so units run in
 separate sittings, on separate machines, merge into one table.
 """
 
@@ -30,6 +31,7 @@ from cstylegan.generation.image_grid import save_grid
 from cstylegan.generation.seeds import parse_seeds, z_from_seeds
 from cstylegan.snapshots.checkpoint import export_generator, load_snapshot
 from experiments.motion import motion_strip
+from experiments.shares import write_class_shares
 from experiments.spec import SpecError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,6 +51,25 @@ def read_records(spec, out: Path) -> list:
     """The committed record of each of the config's methods that has one, in table order."""
     paths = [record_path(out, name) for name in spec.method_names()]
     return [json.loads(path.read_text()) for path in paths if path.is_file()]
+
+
+def read_references(spec, results: Path) -> list:
+    """The records spec.references quotes ('config/method' under `results`), named so; one
+    measured with other shared settings than this config's is refused by name."""
+    quoted = []
+    for reference in spec.references:
+        config, method = reference.split("/")
+        path = record_path(results / config, method)
+        if not path.is_file():
+            raise SpecError(f"references: {reference} has no results at {path}; run that unit of "
+                            f"experiments/configs/{config}.yaml first")
+        record = json.loads(path.read_text())
+        differ = [key for key, value in plain(spec.shared_settings()).items() if record["settings"].get(key) != value]
+        if differ:
+            raise SpecError(f"references: {reference} was measured with other {', '.join(differ)} than {spec.name}; "
+                            "quote a method with this config's settings, or train it here")
+        quoted.append({**record, "method": reference, "row": {**record["row"], "method": reference}})
+    return quoted
 
 
 def unit_status(spec, unit: str, out: Path) -> str:
@@ -401,13 +422,18 @@ def write_summary(spec, spec_path: Path, out: Path, say) -> list:
     records = read_records(spec, out)
     if not records:
         return records
+    quoted = read_references(spec, out.parent)
     shutil.copyfile(spec_path, out / "config.yaml")
     missing = [name for name in spec.method_names() if name not in {r["method"] for r in records}]
     footer = [*sample_sizes(records), *first_match(records)] + ([f"Not run yet: {', '.join(missing)}."] if missing else [])
-    write_tables([r["row"] for r in records], out, footer)
-    plot_curves(records, out / "fid_curves.png")
+    footer += [f"{r['method']}: quoted from experiments/results/{r['method'].split('/')[0]}/ (the same data, "
+               "training settings and metrics)." for r in quoted]
+    write_tables([r["row"] for r in quoted + records], out, footer)
+    plot_curves(quoted + records, out / "fid_curves.png")
     write_sg2_vs_sg3(records, out)
+    shares = write_class_shares(quoted + records, out)
     write_environment(spec_path, records, out / "environment.txt")
-    say(f"Wrote {out}/: table.md, table.csv, fid_curves.png, sg2_vs_sg3.md/.csv/.png, environment.txt from "
-        f"{len(records)} of {len(spec.method_names())} methods" + (f" (not run yet: {', '.join(missing)})" if missing else ""))
+    say(f"Wrote {out}/: table.md, table.csv, fid_curves.png, sg2_vs_sg3.md/.csv/.png, "
+        + ("class_shares.md/.csv, " if shares else "") + f"environment.txt from {len(records)} of "
+        f"{len(spec.method_names())} methods" + (f" (not run yet: {', '.join(missing)})" if missing else ""))
     return records

@@ -73,6 +73,9 @@ class Spec:
     seed: int = 0
     transfer: Optional[Transfer] = None
     conditional: list = field(default_factory=list)
+    # Methods of other comparisons quoted in this one's tables, as "config/method": their
+    # committed results, refused unless measured with this config's shared settings.
+    references: list = field(default_factory=list)
 
     def method_names(self) -> list:
         """Every row of the table, in order."""
@@ -94,10 +97,13 @@ class Spec:
     def unit_settings(self, unit: str) -> dict:
         """Everything in the config that a unit's numbers depend on; committed with its results,
         so that a later run can tell whether they are still this config's."""
-        shared = {key: getattr(self, key) for key in ("data", "train", "num_gen", "num_gen_per_class",
-                                                      "curve_num_gen_per_class", "seed")}
         own = self.transfer if unit == "transfer" else self.conditional_named(unit)
-        return {**shared, unit: dataclasses.asdict(own)}
+        return {**self.shared_settings(), unit: dataclasses.asdict(own)}
+
+    def shared_settings(self) -> dict:
+        """The settings every method's numbers depend on."""
+        return {key: getattr(self, key) for key in ("data", "train", "num_gen", "num_gen_per_class",
+                                                    "curve_num_gen_per_class", "seed")}
 
     def parse_units(self, only) -> list:
         """The units named in a --only comma list, in config order; unknown names are refused by name."""
@@ -182,6 +188,9 @@ def parse_spec(values: dict, name: str) -> Spec:
     spec.conditional = [_build(Conditional, method, f"{name}.conditional[{i}]") for i, method in enumerate(conditional)]
     for method in spec.conditional:
         _check_train(method.train, f"{name}.{method.name}", conditional=True)
+    for reference in spec.references:
+        if not isinstance(reference, str) or reference.count("/") != 1:
+            raise SpecError(f"{name}.references: {reference!r} is not config/method, e.g. emoji32_cpu/cond_sg2")
     names = spec.method_names()
     if not names:
         raise SpecError(f"{name}: no methods; add a transfer: section and/or conditional: models")

@@ -133,6 +133,8 @@ def test_a_class_held_out_leaves_the_data_and_its_combination_is_unseen(four_cla
     assert np.array_equal(held_out.labels, without.labels)
     with pytest.raises(DatasetError, match="--class-fraction purple_male: no such class.*its classes: warm_male"):
         ImageDataset(four_class_zip, class_fraction={"purple_male": 0.5})
+    with pytest.raises(DatasetError, match="cool_male=0 leaves no image with one of its attribute values"):
+        ImageDataset(attribute_zip, labels="attributes", class_fraction={"cool_male": 0})  # cool's only class
     with pytest.raises(DatasetError, match="leaves no images"):
         ImageDataset(four_class_zip, labels="attributes", class_fraction={name: 0 for name in held_out.class_names
                                                                           + ["cool_female"]})

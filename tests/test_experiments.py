@@ -15,7 +15,7 @@ from cstylegan.data.writer import write_dataset_zip
 from cstylegan.networks.stylegan2 import Generator
 from experiments.matrix import conditional_config
 from experiments.methods import PerClassModels
-from experiments.report import unit_status, write_tables
+from experiments.report import read_references, unit_status, write_tables
 from experiments.spec import SpecError, load_spec, parse_spec
 from tests.conftest import COLOURS, REPO as ROOT, run_cli
 
@@ -253,6 +253,7 @@ def test_per_class_models_route_each_image_to_its_class_model():
     (lambda c: c.update(curve_num_gen_per_class=1), "at least 2"),
     (lambda c: c["train"].update(labels="attributes"), "is for one conditional model; set it in that model's own"),
     (lambda c: c["conditional"][0].update(train={"class_fraction": {"red_male": 0}}), "add --cond --labels attributes"),
+    (lambda c: c.update(references=["cond_sg2"]), "'cond_sg2' is not config/method"),
 ])
 def test_bad_configs_are_refused_by_name(change, message):
     config = tiny_config("two.zip")
@@ -296,3 +297,41 @@ def test_cli_errors_are_one_line(tmp_path):
     assert "missing.zip not found; build it with: (made by the test)" in result.stderr
     result = run_cli("experiments/run.py", str(tmp_path / "nope.yaml"))
     assert result.returncode == 2 and "experiments/configs/" in result.stderr
+
+
+@pytest.mark.slow  # about a minute: one 1-kimg attribute model, measured on all four classes
+def test_a_held_out_pair_is_measured_beside_a_quoted_reference(tmp_path):
+    """An attribute model trained without cool_female is measured against cool_female's real
+    images; class_shares.md puts it beside a model quoted from another results folder."""
+    rng = np.random.default_rng(2)
+    colours = {"warm_male": (230, 30, 30), "warm_female": (230, 30, 230), "cool_male": (30, 30, 30),
+               "cool_female": (30, 30, 230)}
+    images = {name: [np.clip(np.array(c) + rng.normal(0, 8, (16, 16, 3)), 0, 255).astype(np.uint8) for _ in range(6)]
+              for name, c in colours.items()}
+    config = {**tiny_config(write_dataset_zip(tmp_path / "four.zip", images)), "transfer": None,
+              "generator_num_gen": None, "conditional": [
+                  {"name": "held_out", "kimg": 1, "snap_kimg": 1,
+                   "train": {"labels": "attributes", "class_fraction": {"cool_female": 0}}}]}
+    (tmp_path / "holdout.yaml").write_text(yaml.safe_dump(config))
+    results = tmp_path / "results"
+    run = run_cli("experiments/run.py", tmp_path / "holdout.yaml", "--workdir", tmp_path / "work", "--results",
+                  results / "holdout")
+    assert run.returncode == 0, run.stderr[-3000:]
+    record = json.loads((results / "holdout" / "methods" / "held_out.json").read_text())
+    assert np.isfinite(record["final"]["fid_per_class/cool_female"]) and record["final_fakes_per_class"]["cool_female"]
+    shares = (results / "holdout" / "class_shares.md").read_text().splitlines()
+    assert shares[2:5] == ["## cool_female", "",
+                           "| method | labels | share_trained_on | fid | kid | class_acc | style_acc | gender_acc |"]
+    assert shares[6].startswith(f"| held_out | attributes, --label-mix data | 0 | "
+                                f"{record['final']['fid_per_class/cool_female']:.1f} | ")
+    samples = Image.open(results / "holdout" / "samples_held_out.png")
+    assert samples.height == 4 * 16  # a row per combination, the unseen one too
+
+    quoting = parse_spec({**config, "conditional": [{**config["conditional"][0], "name": "other"}],
+                          "references": ["holdout/held_out"]}, "quoting")
+    quoted = read_references(quoting, results)
+    assert [r["method"] for r in quoted] == ["holdout/held_out"] and quoted[0]["final"] == record["final"]
+    with pytest.raises(SpecError, match="holdout/held_out was measured with other train than quoting"):
+        read_references(replace(quoting, train={**quoting.train, "batch": 4}), results)
+    with pytest.raises(SpecError, match="holdout/gone has no results"):
+        read_references(replace(quoting, references=["holdout/gone"]), results)

@@ -100,6 +100,7 @@ class ImageDataset(torch.utils.data.Dataset):
             self.label_space, self._vectors = self._vector_labels(info, vectors_of, labels)
         elif use_labels:
             self.label_space = self._label_space(labels)
+            self._check_held_out(class_fraction or {})
             in_space = [self.label_space.class_names.index(name) for name in self.class_names]
             self._vectors = self.label_space.vectors(in_space)[self.raw_classes]
         else:
@@ -194,6 +195,13 @@ class ImageDataset(torch.utils.data.Dataset):
         self.names = [name for name, kept in zip(self.names, keep) if kept]
         self.raw_classes = np.array([new_index[k] for k in self.raw_classes[keep].tolist()], dtype=np.int64)
         self.class_names = [self.class_names[k] for k in classes_left]
+
+    def _check_held_out(self, fractions: dict) -> None:
+        """A held-out class must stay drawable: each of its attribute values still in the data."""
+        for name, fraction in fractions.items():
+            if fraction == 0 and self.label_space.attributes and name not in self.label_space.class_names:
+                raise DatasetError(f"--class-fraction {name}=0 leaves no image with one of its attribute values, so "
+                                   f"the model could not draw it; keep more than 0 of {name} or of a class sharing it")
 
     def _vector_labels(self, info, vectors_of: dict, labels: str) -> tuple:
         """(LabelSpace of the dimensions, float32 [images, dims]) for vector labels."""
