@@ -11,16 +11,19 @@ import csv
 from pathlib import Path
 
 
+def train_settings(record: dict) -> dict:
+    """The train.py settings the record's method ran with: the shared ones, its own over them."""
+    settings = record["settings"]
+    return {**settings["train"], **settings[record["unit"]].get("train", {})}
+
+
 def trained_share(record: dict, name: str) -> float:
     """The share of class `name`'s images that the record's method trained on."""
-    settings = record["settings"]
-    train = {**settings["train"], **settings[record["unit"]].get("train", {})}
-    return train.get("class_fraction", {}).get(name, 1.0)
+    return train_settings(record).get("class_fraction", {}).get(name, 1.0)
 
 
 def label_kind(record: dict) -> str:
-    settings = record["settings"]
-    train = {**settings["train"], **settings[record["unit"]].get("train", {})}
+    train = train_settings(record)
     kind = train.get("labels", "class")
     return f"{kind}, --label-mix {train.get('label_mix', 'data')}" if kind == "attributes" else kind
 
@@ -29,9 +32,7 @@ def cut_classes(records: list) -> list:
     """The classes that any record trained on less than all of, in the order they are named."""
     names = []
     for record in records:
-        settings = record["settings"]
-        for train in (settings["train"], settings[record["unit"]].get("train", {})):
-            names += [name for name in train.get("class_fraction", {}) if name not in names]
+        names += [name for name in train_settings(record).get("class_fraction", {}) if name not in names]
     return names
 
 
