@@ -19,13 +19,14 @@ from PIL import Image
 from cstylegan.config import TrainConfig
 from cstylegan.data import emoji_set
 from cstylegan.data.dataset import ImageDataset
+from cstylegan.data.labels import LabelSpace
 from cstylegan.data.writer import write_dataset_zip
 from cstylegan.metrics import __main__ as metrics_cli
 from cstylegan.metrics import compute as compute_module
 from cstylegan.metrics import inception as inception_module
 from cstylegan.metrics.cache import StatsCache
 from cstylegan.metrics.class_consistency import class_agreement, fit_probe
-from cstylegan.metrics.compute import Reals, compute_metrics, mixed_labels
+from cstylegan.metrics.compute import Reals, compute_metrics, image_function, mixed_labels
 from cstylegan.metrics.errors import MetricError
 from cstylegan.metrics.fid import feature_stats, fid_from_features, frechet_distance
 from cstylegan.metrics.images import dataset_images
@@ -361,6 +362,33 @@ def test_compute_metrics_runs_our_generator_the_official_way(colour_zip, tmp_pat
     assert seen == {"truncation_psi": 1, "noise_mode": "const"} and np.isfinite(results["fid"])
 
 
+def test_truncated_fakes_move_toward_their_own_class_centre():
+    """--trunc: psi 0 draws every fake of a class as that class's centre (the tracked class
+    average for one-hot labels, the mean w of 2000 seed-0 z's for attribute labels); psi 0.5
+    lies halfway, as generate.py --trunc draws it."""
+    torch.manual_seed(3)
+    G = Generator(z_dim=8, c_dim=4, w_dim=8, img_resolution=16, img_channels=3, channel_base=64, channel_max=16).eval()
+    G.mapping.w_avg_per_class.copy_(torch.randn(4, 8))
+    z, c = torch.randn(3, 8), torch.eye(4)[[2, 2, 0]]
+    at_zero = image_function(G, truncation_psi=0)[0](z, c)
+    with torch.no_grad():
+        centres = G.synthesis(G.mapping.w_avg_per_class[[2, 2, 0]][:, None].repeat(1, G.num_ws, 1), noise_mode="const")
+        halfway = G(z, c, truncation_psi=0.5, truncation_center="class", noise_mode="const")
+    assert torch.equal(at_zero, (centres * 127.5 + 128).clamp(0, 255).to(torch.uint8))
+    assert torch.equal(at_zero[0], at_zero[1]) and not torch.equal(at_zero[0], at_zero[2])
+    assert torch.equal(image_function(G, truncation_psi=0.5)[0](z, c), (halfway * 127.5 + 128).clamp(0, 255).to(torch.uint8))
+
+    space = LabelSpace.of_attributes({"style": ["warm", "cool"], "gender": ["male", "female"]}, seen=["warm_male"])
+    label = torch.from_numpy(space.vector(3))  # cool_female, unseen
+    with torch.no_grad():
+        many = torch.randn([2000, 8], generator=torch.Generator().manual_seed(0))
+        centre = G.mapping(many, label.expand(2000, -1))[:, 0].mean(dim=0)
+        w = G.mapping(z, label.expand(3, -1))
+        expected = G.synthesis(centre.lerp(w, 0.25), noise_mode="const")
+    drawn = image_function(G, truncation_psi=0.25, label_space=space)[0](z, label.expand(3, -1))
+    assert torch.equal(drawn, (expected * 127.5 + 128).clamp(0, 255).to(torch.uint8))
+
+
 def test_compute_metrics_refuses_what_cannot_be_measured(colour_zip, tmp_path, cheap_inception):
     data = ImageDataset(colour_zip, use_labels=False)
     unconditional = Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=16, img_channels=3, channel_base=64,
@@ -371,6 +399,10 @@ def test_compute_metrics_refuses_what_cannot_be_measured(colour_zip, tmp_path, c
                                           "pr, class_acc, eqt_int, eqt_frac, eqr, ppl_w_inception, ppl_z_inception, "
                                           "and NVlabs' fid50k_full, .* or none"):
         compute_metrics(ColourGenerator(), data, "fid,fid10k", num_gen=4, cache_dir=tmp_path, z_dim=4)
+    with pytest.raises(MetricError, match="--trunc applies to fid, kid.*; ppl_w_inception are defined without"):
+        compute_metrics(unconditional, data, "fid,ppl_w_inception", num_gen=4, cache_dir=tmp_path, truncation_psi=0.7)
+    with pytest.raises(MetricError, match="truncation needs the generator network itself"):
+        compute_metrics(ColourGenerator(), data, "fid", num_gen=4, cache_dir=tmp_path, z_dim=4, truncation_psi=0.7)
     with pytest.raises(MetricError, match="needs z_dim"):
         compute_metrics(ColourGenerator(), data, "fid", num_gen=4, cache_dir=tmp_path)
     (tmp_path / "plain").mkdir()
@@ -498,6 +530,9 @@ def test_cli_unknown_metric_is_one_line(tmp_path):
     (["--network", "{tmp}/network-snapshot-000000.pt", "--data", "{data}", "--metrics", "fid,class_acc"],
      "class_acc needs a conditional network"),
     (["--network", "{tmp}/network-snapshot-000000.pt", "--data", "{tmp}/none.zip"], "none.zip: no such file"),
+    (["--ref", "{tmp}/a", "--gen", "{tmp}/a", "--trunc", "0.7"], "--trunc draws a network's fakes"),
+    (["--network", "{tmp}/network-snapshot-000000.pt", "--data", "{data}", "--metrics", "eqt_int", "--trunc", "0.5"],
+     "eqt_int are defined without truncation"),
 ])
 def test_cli_errors(tmp_path, colour_zip, capsys, args, message):
     (tmp_path / "a").mkdir()

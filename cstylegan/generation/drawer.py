@@ -39,14 +39,19 @@ class Drawer:
             return one_hot(class_index, self.G.c_dim, self.device).expand(count, -1)
         return torch.from_numpy(self.label_space.vector(class_index)).to(self.device).expand(count, -1)
 
-    @torch.no_grad()
     def average(self, class_index) -> torch.Tensor:
         """[w_dim]: the mean w of a class of an attribute network."""
-        if class_index not in self._averages:
+        return self.average_of(self.labels(class_index, 1)[0])
+
+    @torch.no_grad()
+    def average_of(self, label: torch.Tensor) -> torch.Tensor:
+        """[w_dim]: the mean w of AVERAGE_SAMPLES seeded z's with this label vector [c_dim]."""
+        key = tuple(label.tolist())
+        if key not in self._averages:
             z = torch.randn([AVERAGE_SAMPLES, self.G.z_dim], generator=torch.Generator().manual_seed(AVERAGE_SEED))
-            w = self.G.mapping(z.to(self.device), self.labels(class_index, AVERAGE_SAMPLES))
-            self._averages[class_index] = w[:, 0].mean(dim=0)
-        return self._averages[class_index]
+            w = self.G.mapping(z.to(self.device), label.to(self.device).expand(AVERAGE_SAMPLES, -1))
+            self._averages[key] = w[:, 0].mean(dim=0)
+        return self._averages[key]
 
     @torch.no_grad()
     def ws(self, seeds, class_index, psi=None) -> torch.Tensor:
@@ -54,11 +59,16 @@ class Drawer:
         return self._ws(z_from_seeds(seeds, self.G.z_dim, self.device), class_index, self.psi if psi is None else psi)
 
     def _ws(self, z, class_index, psi: float) -> torch.Tensor:
-        c = self.labels(class_index, len(z))
+        return self.labelled_ws(z, self.labels(class_index, len(z)), psi)
+
+    @torch.no_grad()
+    def labelled_ws(self, z, c, psi: float) -> torch.Tensor:
+        """[N, num_ws, w_dim] for latents z with label vectors c [N, c_dim], each truncated
+        toward its own label's centre (the tracked class average of a one-hot network)."""
         if self.label_space is None or self.center != "class":
             return self.G.mapping(z, c, truncation_psi=psi, truncation_center=self.center)
         w = self.G.mapping(z, c)
-        return w if psi == 1 else self.average(class_index).lerp(w, psi)
+        return w if psi == 1 else torch.stack([self.average_of(label) for label in c])[:, None].lerp(w, psi)
 
     @torch.no_grad()
     def swap_ws(self, seeds, content: int, style: int, swap_layer: int, psi=None) -> torch.Tensor:

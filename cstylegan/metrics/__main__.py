@@ -35,6 +35,10 @@ from cstylegan.snapshots.checkpoint import open_for_inference, snapshot_kimg
               help="Fakes for fid, kid, pr; latents for eqt_int, eqt_frac, eqr; latent pairs for ppl_*_inception "
               "(labels drawn from the data).")
 @click.option("--num-gen-per-class", type=click.IntRange(min=2), help="Fakes per class for fid_per_class, kid_per_class, class_acc.  [default: --num-gen]")
+@click.option("--trunc", "truncation_psi", type=click.FloatRange(0, 1), default=1, show_default=True,
+              help="Truncation psi of the fakes, each toward its own class's average w as generate.py --trunc "
+              "draws them: what a user's pictures score. Published metrics use 1; not for the generator metrics "
+              "or NVlabs' names.")
 @click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Fake i uses generate.py's seed SEED+i.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1 or auto.")
@@ -47,8 +51,8 @@ from cstylegan.snapshots.checkpoint import open_for_inference, snapshot_kimg
               help="Processes on this machine, one per GPU (or CPU processes), each doing its share of the samples.")
 @bool_option("--quiet", default=False, help="No progress bars.")
 @bool_option("--verbose", help="NVlabs' spelling: --verbose=0 is --quiet.")
-def main(network_path, data, ref, gen, metrics, recipe, num_gen, num_gen_per_class, batch, seed, device, cache_dir,
-         inception_path, out, mirror, gpus, quiet, verbose):
+def main(network_path, data, ref, gen, metrics, recipe, num_gen, num_gen_per_class, truncation_psi, batch, seed,
+         device, cache_dir, inception_path, out, mirror, gpus, quiet, verbose):
     """FID, KID, per-class FID, precision/recall (k=3, Inception features), class consistency,
     path length (on Inception features, not NVlabs' VGG16 PPL) and, for StyleGAN3, the
     equivariance EQ-T, EQ-T frac and EQ-R in dB.
@@ -68,6 +72,8 @@ def main(network_path, data, ref, gen, metrics, recipe, num_gen, num_gen_per_cla
     if not folders:
         check_seed(seed, [num_gen, num_gen_per_class or 0, *(NVLABS_METRICS[m].num_gen for m in names
                                                               if m in NVLABS_METRICS)])
+    if truncation_psi != 1 and folders:
+        raise MetricError("--trunc draws a network's fakes; a folder comparison has none to truncate")
     if gpus > 1 and folders:
         raise MetricError("--gpus shares the work of a network's metrics; a folder comparison runs in one process")
     if gpus > 1 and not in_started_processes(gpus):
@@ -84,7 +90,8 @@ def main(network_path, data, ref, gen, metrics, recipe, num_gen, num_gen_per_cla
         dataset = ImageDataset(data, use_labels=False)
         mirror = bool((opened.config or {}).get("mirror")) if mirror is None else mirror
         results = compute_metrics(opened.G, dataset, names, num_gen, seed=seed, num_gen_per_class=num_gen_per_class,
-                                  label_space=opened.labels, processes=processes, mirror=mirror, **common)
+                                  label_space=opened.labels, processes=processes, mirror=mirror,
+                                  truncation_psi=truncation_psi, **common)
     stop_processes()
     if not processes.main:
         return
@@ -98,7 +105,7 @@ def main(network_path, data, ref, gen, metrics, recipe, num_gen, num_gen_per_cla
         run_dir, snapshot = Path(network_path).parent, Path(network_path).name
         kimg = opened.cur_nimg / 1000 if opened.cur_nimg is not None else snapshot_kimg(network_path)
         settings = {"data": data, "num_gen": num_gen, "num_gen_per_class": num_gen_per_class or num_gen, "seed": seed,
-                    "features": recipe, "mirror": mirror}
+                    "features": recipe, "mirror": mirror, "trunc": truncation_psi}
     for path in write_metric_jsonl(run_dir, results, kimg, snapshot, out=out, settings=settings, num_gpus=gpus):
         click.echo(f"Appended to {path}")
 

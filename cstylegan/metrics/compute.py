@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from cstylegan.generation.drawer import Drawer
 from cstylegan.generation.seeds import z_from_seeds
 from cstylegan.metrics.cache import StatsCache, cache_key
 from cstylegan.metrics.class_consistency import class_agreement, fit_probe
@@ -233,15 +234,24 @@ def _evaluate(metrics: list, reals: Reals, fakes: Fakes) -> MetricResults:
     return results
 
 
-def image_function(generator, z_dim=None) -> tuple:
-    """(fn(z, c) -> uint8 NCHW, z_dim, c_dim or None): a Generator module is run the official way."""
+def image_function(generator, z_dim=None, truncation_psi: float = 1, label_space=None) -> tuple:
+    """(fn(z, c) -> uint8 NCHW, z_dim, c_dim or None): a Generator module is run the official
+    way, at psi 1 unless `truncation_psi` says otherwise, each fake then truncated toward its
+    own label's centre as generate.py --trunc draws it."""
     if isinstance(generator, torch.nn.Module):
+        drawer = None if truncation_psi == 1 else Drawer(generator, next(generator.parameters()).device,
+                                                         label_space=label_space)
 
         def generate(z, c):
-            images = generator(z, c, truncation_psi=1, noise_mode="const")
+            if drawer is None:
+                images = generator(z, c, truncation_psi=1, noise_mode="const")
+            else:
+                images = generator.synthesis(drawer.labelled_ws(z, c, truncation_psi), noise_mode="const")
             return (images * 127.5 + 128).clamp(0, 255).to(torch.uint8)
 
         return generate, generator.z_dim, generator.c_dim
+    if truncation_psi != 1:
+        raise MetricError("truncation needs the generator network itself, not a function that draws images")
     if z_dim is None:
         raise MetricError("a generator callable needs z_dim (the length of its latent)")
     return generator, z_dim, None
@@ -312,6 +322,10 @@ def compute_metrics(generator, dataset, metrics, num_gen: int, recipe: str = "cl
     `mirror`: the data set trains with x-flips, which NVlabs' fid50k and kid50k then compare with too."""
     metrics = parse_metrics(metrics)
     ours = [m for m in metrics if m in METRICS]
+    at_psi_one = [m for m in metrics if m not in METRICS]
+    if options.get("truncation_psi", 1) != 1 and at_psi_one:
+        raise MetricError(f"--trunc applies to {', '.join(METRICS)}; {', '.join(at_psi_one)} are defined without "
+                          "truncation: measure them in a run without --trunc")
     results = _compute(generator, dataset, ours, num_gen, recipe=recipe, **options) if ours else MetricResults()
     of_generator = _generator_metrics(generator, dataset, [m for m in metrics if m in GENERATOR_METRICS], num_gen,
                                       **options)
@@ -360,7 +374,8 @@ def _generator_metrics(generator, dataset, names, num_gen: int, device="cpu", se
 def _compute(generator, dataset, metrics, num_gen: int, device="cpu", batch: int = 64, cache_dir=None,
              inception_path=None, seed: int = 0, num_gen_per_class=None, z_dim=None,
              progress: bool = True, processes: Processes = Processes(), per_class_from_mixed: bool = False,
-             label_space=None, recipe: str = "clean", max_reals=None, mirrored_reals: bool = False) -> MetricResults:
+             label_space=None, recipe: str = "clean", max_reals=None, mirrored_reals: bool = False,
+             truncation_psi: float = 1) -> MetricResults:
     """{key: value} for the metrics named (see METRICS); keys such as fid, kid, kid_std,
     fid_per_class/<class>, fid_per_class_mean, kid_per_class/<class>, kid_per_class_std/<class>,
     kid_per_class_mean, precision, recall, class_acc/<class>, class_acc_mean, class_acc_real_heldout
@@ -375,14 +390,15 @@ def _compute(generator, dataset, metrics, num_gen: int, device="cpu", batch: int
     features and statistics are cached in `cache_dir`. `label_space`: the network's, when
     it was trained with --labels attributes (default: one-hot classes). `recipe`: the
     Inception resize (inception.py); `max_reals`: only the first this many real images, of the
-    images and their x-flipped copies with `mirrored_reals`.
+    images and their x-flipped copies with `mirrored_reals`. `truncation_psi` < 1 truncates
+    each fake toward its class's own average w (NVlabs measure at 1, the default).
     With `processes` (torchrun), every process must call this: each generates and extracts
     its shard of every image set, and all get the same results.
     """
     if label_space is not None and label_space.kind == "vector":
         raise MetricError("metrics of a network trained on vector labels are not supported yet (they draw fakes "
                           "per class)")
-    generate, z_dim, c_dim = image_function(generator, z_dim)
+    generate, z_dim, c_dim = image_function(generator, z_dim, truncation_psi, label_space)
     images = dataset_images(dataset)
     images = (images.mirrored() if mirrored_reals else images).first(max_reals)
     made = getattr(generator, "img_resolution", None)
