@@ -1,14 +1,17 @@
-"""benchmarks/train_speed.py runs as documented and prints one row per configuration."""
+"""The benchmark scripts run as documented: train_speed.py prints one row per configuration,
+ops_speed.py and gpu_check.sh their steps, class_probe_degraded.py spoils images as it says."""
 
 import os
 import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
 from cstylegan.config import TrainConfig
+from cstylegan.data.writer import write_dataset_zip
 from cstylegan.networks import GENERATORS
 from cstylegan.networks.discriminator import Discriminator
 from cstylegan.networks.vit_discriminator import VitDiscriminator
@@ -117,3 +120,38 @@ def test_gpu_check_refuses_what_it_cannot_run_in_one_line(args, env, message):
                             env={**os.environ, **env})
     assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1
     assert result.stdout == ""
+
+
+def test_class_probe_degradations_spoil_the_pictures_as_their_names_say():
+    """Shuffled tiles keep every tile's pixels and lose only their places; noise of sigma 0 is
+    no change; blurring to 8 px keeps each 4x4 block's mean (area down, then bilinear up)."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from class_probe_degraded import blurred, noisy, tiles_shuffled
+
+    rng = np.random.default_rng(0)
+    images = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
+    shuffled = tiles_shuffled(images, grid=2, rng=rng)
+    tile = lambda x, i, j: x[:, :, 4 * i:4 * i + 4, 4 * j:4 * j + 4]  # noqa: E731
+    for n in range(2):
+        before = sorted(tuple(tile(images[n:n + 1], i, j).flatten().tolist()) for i in range(2) for j in range(2))
+        after = sorted(tuple(tile(shuffled[n:n + 1], i, j).flatten().tolist()) for i in range(2) for j in range(2))
+        assert before == after
+    assert not torch.equal(shuffled, images)  # seed 0 moves at least one tile of the two pictures
+    assert torch.equal(tiles_shuffled(images, grid=1, rng=rng), images)
+    assert torch.equal(noisy(images, sigma=0.0, rng=rng), images)
+    assert noisy(images, sigma=24.0, rng=np.random.default_rng(1)).sub(images).std().item() == pytest.approx(24, rel=0.1)
+    flat = torch.ones(1, 3, 32, 32) * 7.0
+    assert torch.allclose(blurred(flat, size=8, rng=rng), flat)
+    ramp = torch.linspace(0, 255, 32).repeat(1, 3, 32, 1)
+    assert blurred(ramp, size=8, rng=rng).mean().item() == pytest.approx(ramp.mean().item(), abs=1.5)
+    assert blurred(ramp, size=8, rng=rng).sub(ramp).abs().max().item() > 1  # and it does blur
+
+
+def test_class_probe_benchmark_refuses_class_names_without_style_and_gender(tmp_path):
+    """A data set whose classes are not <style>_<gender> is refused in one line, before Inception loads."""
+    images = {name: [np.full((16, 16, 3), value, np.uint8)] * 2 for name, value in (("red", 200), ("dark_blue_male", 20))}
+    data = write_dataset_zip(tmp_path / "colours.zip", images)
+    result = run_cli("benchmarks/class_probe_degraded.py", "--data", str(data))
+    assert result.returncode == 2, result.stderr
+    assert "are not all <style>_<gender>" in result.stderr
+    assert "Traceback" not in result.stderr
