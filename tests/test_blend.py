@@ -4,8 +4,6 @@
 import math
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -18,7 +16,7 @@ from cstylegan.generation.image_grid import make_grid
 from cstylegan.networks import GENERATORS
 from cstylegan.snapshots.blend import BlendError, blend_generators, layer_position
 from cstylegan.snapshots.blend import main as blend_main
-from cstylegan.snapshots.checkpoint import load_snapshot, open_for_inference, save_snapshot
+from cstylegan.snapshots.checkpoint import load_snapshot, open_for_inference, save_snapshot, with_defaults
 from tests.conftest import COLOURS, REPO, assert_one_line_error, run_cli, run_command
 
 SG2_KWARGS = dict(z_dim=8, c_dim=0, w_dim=8, img_resolution=16, img_channels=3, channel_base=64, channel_max=8,
@@ -37,7 +35,7 @@ def perturbed(family, kwargs, seed) -> dict:
         for parameter in G.parameters():
             parameter.add_(0.2 * torch.randn(parameter.shape, generator=generator))
     state = G.state_dict()
-    return dict(G=state, G_ema=state, G_family=family, G_kwargs=kwargs, class_names=[])
+    return with_defaults(dict(G=state, G_ema=state, G_family=family, G_kwargs=kwargs, class_names=[]))  # as loaded
 
 
 def draw(snapshot, seeds=(0, 1)) -> torch.Tensor:
@@ -49,8 +47,7 @@ def draw(snapshot, seeds=(0, 1)) -> torch.Tensor:
 
 
 def blend_cli(*args):
-    return subprocess.run([sys.executable, "-m", "cstylegan.snapshots.blend", *map(str, args)], capture_output=True, text=True,
-                          cwd=REPO)
+    return run_cli("-m", "cstylegan.snapshots.blend", *args)
 
 
 @pytest.fixture(scope="module")

@@ -62,7 +62,7 @@ class LabelSpace:
     def of_snapshot(snapshot: dict) -> "LabelSpace":
         """The space a snapshot was trained with (an `attributes` entry makes it an attribute space,
         `label_names` a vector space)."""
-        return LabelSpace.of(snapshot["class_names"], snapshot.get("attributes"), snapshot.get("label_names") or ())
+        return LabelSpace.of(snapshot["class_names"], snapshot["attributes"], snapshot["label_names"])
 
     @property
     def kind(self) -> str:

@@ -88,7 +88,7 @@ def main(network_path, data, ref, gen, metrics, recipe, num_gen, num_gen_per_cla
         opened = open_for_inference(network_path, torch_device)
         data = data or _data_of(opened, network_path, processes.main)
         dataset = ImageDataset(data, use_labels=False)
-        mirror = bool((opened.config or {}).get("mirror")) if mirror is None else mirror
+        mirror = bool(opened.config.get("mirror")) if mirror is None else mirror
         results = compute_metrics(opened.G, dataset, names, num_gen, seed=seed, num_gen_per_class=num_gen_per_class,
                                   label_space=opened.labels, processes=processes, mirror=mirror,
                                   truncation_psi=truncation_psi, **common)
@@ -143,7 +143,7 @@ def _check_mode(network_path, data, ref, gen) -> bool:
 
 def _data_of(opened, network_path, say: bool) -> str:
     """The data set named in the snapshot's config, when it is still there."""
-    data = (opened.config or {}).get("data")
+    data = opened.config.get("data")
     if not data:
         raise MetricError(f"{network_path} names no data set in its config; give --data DATASET")
     if not Path(data).exists():

@@ -88,8 +88,8 @@ def blend_generators(lower_snapshot: dict, higher_snapshot: dict, split_res=None
                 split=split_res if family == "stylegan2" else split_layer,
                 split_by="res" if family == "stylegan2" else "layer")
     return dict(G=blended, G_ema=blended, G_family=family, G_kwargs=lower_snapshot["G_kwargs"],
-                class_names=list(lower_snapshot["class_names"]), attributes=lower_snapshot.get("attributes", {}),
-                label_names=lower_snapshot.get("label_names", []), blend=note)
+                class_names=list(lower_snapshot["class_names"]), attributes=lower_snapshot["attributes"],
+                label_names=lower_snapshot["label_names"], blend=note)
 
 
 def _check_same_architecture(lower: dict, higher: dict) -> str:

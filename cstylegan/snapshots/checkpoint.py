@@ -4,12 +4,14 @@ A snapshot is a dict that `torch.load(weights_only=True)` accepts:
     G, G_ema, D            state dicts (NVlabs parameter names)
     G_opt, D_opt           optimiser state dicts (absent in export-only files)
     G_family               "stylegan2" or "stylegan3": which Generator class G_kwargs are for
+    D_backbone             "resnet" or "vit": which Discriminator class D_kwargs are for
     G_kwargs, D_kwargs     constructor arguments, NVlabs names
     config                 the run's TrainConfig as a dict
     class_names            index -> class name ([] for an unconditional model)
     attributes             {attribute: [value, ...]} for a model trained with --labels attributes
     label_names            the dimensions of a model trained on vector labels
-    cur_nimg               images shown so far
+    cur_nimg               images shown so far (None in a blend of two models)
+    data_size              the training data file's size in bytes, to tell a changed data set
     ada_p                  augmentation probability (0 without ADA)
     rng                    random generator states (cstylegan.training.rng_state), for --resume auto
     format                 "cstylegan-snapshot-1"
@@ -129,14 +131,19 @@ def check_label_names(snapshot: dict, path) -> dict:
     """The snapshot, if its class names and attribute values can each be a folder name (they
     become folders in generate.py); a one-line error naming the first that cannot."""
     check_class_names(snapshot["class_names"], path)
-    for attribute, values in (snapshot.get("attributes") or {}).items():
+    for attribute, values in snapshot["attributes"].items():
         check_class_names(values, f"{path}: attribute {attribute!r}", "value")
     return snapshot
 
 
 def with_defaults(snapshot: dict) -> dict:
-    """The keys that files written before they existed lack, filled in."""
-    return {"G_family": "stylegan2", "D_backbone": "resnet", "class_names": [], **snapshot}
+    """Every key a reader may find missing, filled in: files written before the key existed,
+    and files that never hold it (an export, a blend, an NVlabs import). Readers index."""
+    filled = {"G_family": "stylegan2", "D_backbone": "resnet", "class_names": [], "attributes": {},
+              "label_names": [], "config": {}, "cur_nimg": None, "ada_p": 0.0, "data_size": None, **snapshot}
+    for key, empty in (("attributes", {}), ("label_names", []), ("config", {})):
+        filled[key] = filled[key] or empty  # older files stored None for "none"
+    return filled
 
 
 def generator_from(snapshot: dict, device="cpu", source="the snapshot"):
@@ -169,7 +176,7 @@ class Opened:
     labels: LabelSpace              # its classes and their label vectors
     D: Optional[torch.nn.Module]    # only when asked for and the file has one
     cur_nimg: Optional[int]         # images shown in training (None for a blend)
-    config: Optional[dict]          # the run's TrainConfig as a dict
+    config: dict                    # the run's TrainConfig as a dict ({} when the file has none)
 
     @property
     def class_names(self) -> list:
@@ -183,14 +190,14 @@ def open_for_inference(path, device="cpu", with_D: bool = False) -> Opened:
     snapshot = load_snapshot(path)
     G = generator_from(snapshot, device, path)
     D = discriminator_from(snapshot, device) if with_D else None
-    return Opened(G, drawing_labels(snapshot), D, snapshot.get("cur_nimg"), snapshot.get("config"))
+    return Opened(G, drawing_labels(snapshot), D, snapshot["cur_nimg"], snapshot["config"])
 
 
 def drawing_labels(snapshot: dict) -> LabelSpace:
     """The label space to draw a loaded snapshot with: its own, its classes named class0,
     class1, ... when the file names none."""
     names = class_names_or_default(snapshot["class_names"], snapshot["G_kwargs"]["c_dim"])
-    return LabelSpace.of(names, snapshot.get("attributes"), snapshot.get("label_names") or ())
+    return LabelSpace.of(names, snapshot["attributes"], snapshot["label_names"])
 
 
 GENERATOR_ONLY_KEYS = ("G_family", "G_kwargs", "class_names", "attributes", "label_names", "cur_nimg", "config")

@@ -40,7 +40,7 @@ class Resume:
 
     @property
     def ada_p(self) -> float:
-        return float(self.snapshot.get("ada_p", 0.0))
+        return float(self.snapshot["ada_p"])
 
     def restore_optimisers(self, G_opt, D_opt, G_kwargs: dict, label_space) -> bool:
         """Load the file's optimiser states when it has them for these very networks and labels."""
@@ -67,12 +67,12 @@ ARCHITECTURE_SETTINGS = ("cfg", "cbase", "cmax", "map_depth", "z_dim", "w_dim", 
 def why_another_run(snapshot: dict, config: TrainConfig, dataset) -> Optional[str]:
     """Why the snapshot is not of the run `config` describes (None when it is): another data
     set, or the same file changed since, other classes, or another architecture."""
-    trained = snapshot.get("config") or {}
+    trained = snapshot["config"]
     data = trained.get("data")
     if data is not None and Path(data).resolve() != Path(config.data).resolve():
         return f"trained on {data}, not {config.data}"
     size = data_size(config.data)
-    if snapshot.get("data_size") not in (None, size):
+    if snapshot["data_size"] not in (None, size):
         return f"{config.data} has changed since: {snapshot['data_size']} bytes then, {size} now"
     classes = list(dataset.class_names) if config.cond else []
     if list(snapshot["class_names"]) != classes:
@@ -89,4 +89,4 @@ def start_nimg(config: TrainConfig, resume: Optional[Resume]) -> int:
     also when it finds nothing to continue (`config` as given, before --resume is resolved)."""
     if config.nkimg is not None and config.resume not in CONTINUE_RESUME:
         return int(config.nkimg * 1000)
-    return int(resume.snapshot.get("cur_nimg", 0)) if resume is not None else 0
+    return int(resume.snapshot["cur_nimg"] or 0) if resume is not None else 0
