@@ -12,24 +12,40 @@ import numpy as np
 from PIL import Image
 
 
+class WarnOnce:
+    """Runs writes that may meet a full disk: the first OSError of a failing stretch gives one
+    warning (`message(error)`), the next ones none, until a write succeeds again."""
+
+    def __init__(self, warn, message):
+        self.warn, self.message, self.failing = warn, message, False
+
+    def run(self, write) -> None:
+        try:
+            write()
+        except OSError as error:
+            if not self.failing:
+                self.warn(self.message(error))
+            self.failing = True
+        else:
+            self.failing = False
+
+
 class LineFile:
     """A text file that each line is appended to on its own (opened, written, closed): a full
     disk costs that line and one warning, never the run, and nothing is left open on a crash."""
 
     def __init__(self, path: Path, warn):
-        self.path, self.warn, self.failing = Path(path), warn, False
+        self.path = Path(path)
+        self.guard = WarnOnce(warn, lambda error: f"Warning: could not append to {self.path} "
+                              f"({error.strerror or error}); its lines are lost until there is space again, "
+                              "training goes on")
 
     def append(self, line: str) -> None:
-        try:
+        def write():
             with open(self.path, "a") as file:
                 file.write(line + "\n")
-        except OSError as error:
-            if not self.failing:
-                self.warn(f"Warning: could not append to {self.path} ({error.strerror or error}); its lines are "
-                          "lost until there is space again, training goes on")
-            self.failing = True
-        else:
-            self.failing = False
+
+        self.guard.run(write)
 
 
 def open_event_writer(run_dir: Path, say):
@@ -46,7 +62,9 @@ class RunRecords:
     """Opened in the main process only; `files` (an ExitStack) closes them whatever happens."""
 
     def __init__(self, run_dir: Path, say, files: contextlib.ExitStack):
-        self.run_dir, self.say, self.events_failing = run_dir, say, False
+        self.run_dir, self.say = run_dir, say
+        self.events_guard = WarnOnce(say, lambda error: f"Warning: could not write TensorBoard events in {run_dir} "
+                                     f"({error.strerror or error}); stats.jsonl keeps the numbers, training goes on")
         self.stats_file = LineFile(run_dir / "stats.jsonl", say)
         self.events = open_event_writer(run_dir, say)
         if self.events is not None:
@@ -81,14 +99,10 @@ class RunRecords:
         (stats.jsonl keeps the numbers) and one warning until there is room again, not the run."""
         if self.events is None:
             return
-        try:
+
+        def write_and_flush():
             write(self.events)
             if flush:
                 self.events.flush()
-        except OSError as error:
-            if not self.events_failing:
-                self.say(f"Warning: could not write TensorBoard events in {self.run_dir} ({error.strerror or error}); "
-                         "stats.jsonl keeps the numbers, training goes on")
-            self.events_failing = True
-        else:
-            self.events_failing = False
+
+        self.events_guard.run(write_and_flush)
