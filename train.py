@@ -157,9 +157,9 @@ def main(config_path, gpus, dry_run, **flags):
             reuse_freed_memory()  # glibc keeps large freed blocks (cstylegan/runtime/cpu_allocator.py)
         train(config)
     except (torch.OutOfMemoryError, MemoryError) as error:
-        click.echo(f"Error: out of memory on --device {config.device} with batch {config.batch or 'from --cfg'}"
-                   f" ({str(error).splitlines()[0][:80]}); lower --batch, or --cbase/--cmax, or use --cfg small", err=True)
-        sys.exit(2)
+        raise ConfigError(f"out of memory on --device {config.device} with batch {config.batch or 'from --cfg'}"
+                          f" ({str(error).splitlines()[0][:80]}); lower --batch, or --cbase/--cmax, or use --cfg small"
+                          ) from None
     except KeyboardInterrupt:
         click.echo("Stopped at once by a second Ctrl-C; the snapshots written so far are kept (--resume auto)", err=True)
         sys.exit(130)

@@ -1,6 +1,9 @@
 """The pure-PyTorch ops against independent formulas (scipy, hand computation, loops)."""
 
 import math
+import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -16,6 +19,7 @@ from cstylegan.networks.ops.conv2d_resample import conv2d_resample
 from cstylegan.networks.ops.modulated_conv import demodulation_coefficients, modulated_conv2d
 from cstylegan.networks.ops.upfirdn2d import (downsample2d, filter2d, setup_filter, upfirdn2d,
                                              upfirdn2d_reference, upfirdn2d_strided, upsample2d)
+from tests.conftest import REPO, assert_one_line_error
 
 
 def scipy_upfirdn2d(img, f, up, down, pad, flip_filter, gain):
@@ -366,8 +370,17 @@ def test_set_impl_switches_every_op_and_refuses_unknown_names():
         reference = bias_act(x, b, act="lrelu")
         assert ops_switch.set_impl("fast") == "reference" and ops_switch.use_fast()
         torch.testing.assert_close(bias_act(x, b, act="lrelu"), reference)
-        with pytest.raises(ValueError, match="'fast', 'reference' or 'fused', got 'quick'"):
+        with pytest.raises(ops_switch.OpsError, match="'fast', 'reference' or 'fused', got 'quick'"):
             ops_switch.set_impl("quick")
         assert ops_switch.IMPL == "fast"
     finally:
         ops_switch.set_impl(previous)
+
+
+def test_a_bad_cstylegan_ops_is_one_line_from_the_command_not_a_traceback_on_import(tmp_path):
+    shipped = REPO / "experiments" / "results" / "emoji32_cpu" / "cond_sg2_G_ema.pt"
+    result = subprocess.run([sys.executable, str(REPO / "generate.py"), "--network", str(shipped), "--class",
+                             "twemoji_male", "--seeds", "0", "--outdir", str(tmp_path)], capture_output=True, text=True,
+                            env={**os.environ, "CSTYLEGAN_OPS": "quick"})
+    assert_one_line_error(result, "CSTYLEGAN_OPS", "got 'quick'", "unset it")
+    assert not list(tmp_path.glob("*.png"))

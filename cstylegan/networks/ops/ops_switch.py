@@ -1,5 +1,6 @@
-"""The one switch between op implementations: CSTYLEGAN_OPS when the process starts, or
-`set_impl(name)` from code (benchmarks, tests):
+"""The one switch between op implementations: `set_impl(name)` from code (benchmarks, tests),
+else CSTYLEGAN_OPS, read when an op first asks (so that a bad value is a one-line error of
+the command that runs, not a traceback while importing):
 
   fast (default)  pure-PyTorch paths that skip wasted work (strided / transposed upfirdn2d,
                   bias_act keeping one tensor for backward)
@@ -15,26 +16,42 @@ import warnings
 
 import torch
 
+from ...runtime.errors import UserError
+
 IMPLS = ("fast", "reference", "fused")
-IMPL = "fast"
+IMPL = None  # None: not chosen yet, CSTYLEGAN_OPS decides on first use
 _compile_failed = False
+
+
+class OpsError(UserError):
+    """CSTYLEGAN_OPS names no implementation."""
 
 
 def set_impl(name: str) -> str:
     """Switch every op to `name`; returns the one it replaces."""
     global IMPL
-    if name not in IMPLS:
-        raise ValueError(f"CSTYLEGAN_OPS must be 'fast', 'reference' or 'fused', got {name!r}")
-    previous, IMPL = IMPL, name
+    previous, IMPL = current(), checked(name)
     return previous
 
 
-set_impl(os.environ.get("CSTYLEGAN_OPS", "fast"))
+def current() -> str:
+    """The implementation in use: set_impl's choice, else CSTYLEGAN_OPS (default fast)."""
+    global IMPL
+    if IMPL is None:
+        IMPL = checked(os.environ.get("CSTYLEGAN_OPS", "fast"))
+    return IMPL
+
+
+def checked(name: str) -> str:
+    if name not in IMPLS:
+        raise OpsError(f"CSTYLEGAN_OPS must be 'fast', 'reference' or 'fused', got {name!r}; "
+                       "unset it for the default (fast)")
+    return name
 
 
 def use_fast() -> bool:
     """Whether ops take their fast path (everything but CSTYLEGAN_OPS=reference)."""
-    return IMPL != "reference"
+    return current() != "reference"
 
 
 def compiled_if_fused(kernel):
@@ -46,7 +63,7 @@ def compiled_if_fused(kernel):
     @functools.wraps(kernel)
     def run(*args):
         global _compile_failed
-        if IMPL != "fused" or _compile_failed:
+        if current() != "fused" or _compile_failed:
             return kernel(*args)
         try:
             if not compiled:
