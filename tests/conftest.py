@@ -30,7 +30,8 @@ COLOURS = {
 # Scripts whose click command the tests call in this process: the same arguments, exit status
 # and output as a subprocess, without importing torch again for every call.
 IN_PROCESS = ("generate.py", "train.py", "datasets/make_dataset.py", "datasets/emoji.py")
-IN_PROCESS_MODULES = {"cstylegan.metrics": "cstylegan.metrics.__main__", "cstylegan.projection": "cstylegan.projection.cli"}
+IN_PROCESS_MODULES = {"cstylegan.metrics": "cstylegan.metrics.__main__", "cstylegan.projection": "cstylegan.projection.cli",
+                      "cstylegan.snapshots.blend": "cstylegan.snapshots.blend"}
 
 
 def run_cli(*args, cwd=REPO):

