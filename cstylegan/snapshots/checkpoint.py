@@ -208,7 +208,7 @@ def export_generator(snapshot: dict, path) -> Path:
     to float32), its constructor arguments, class names, kimg and config. generate.py, the
     web page and the projector open it like any snapshot (no D: the projector's D distance
     is then unavailable)."""
-    small = {key: snapshot[key] for key in GENERATOR_ONLY_KEYS if key in snapshot}
+    small = {key: snapshot[key] for key in GENERATOR_ONLY_KEYS}
     small["G_ema"] = {name: tensor.half() if tensor.is_floating_point() else tensor
                       for name, tensor in snapshot["G_ema"].items()}
     save_snapshot(path, small)
