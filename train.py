@@ -5,7 +5,7 @@ import sys
 import click
 import torch
 
-from cstylegan.config import AUG_MODES, CFG_NAMES, D_BACKBONES, LABEL_KINDS, LABEL_MIXES, ConfigError, TrainConfig, load_yaml
+from cstylegan.config import AUG_MODES, CFG_NAMES, D_BACKBONES, LABEL_KINDS, LABEL_MIXES, ConfigError, TrainConfig, read_settings
 from cstylegan.runtime.cli import Command, bool_option
 from cstylegan.runtime.cpu_allocator import reuse_freed_memory
 from cstylegan.runtime.devices import pick_device
@@ -121,7 +121,8 @@ def class_shares(ctx, param, value):
 @click.option("--ds-pool", "ds_pool", type=int, help="Average-pool the images by this factor before comparing "
               "them, so that shapes and colours count and pixel noise does not.  [default: 4]")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
-              help="Start from a run's config.yaml; other flags override it.")
+              help="Start from the settings in a YAML file: a run's config.yaml, or one "
+              "with only some settings; other flags override it.")
 def main(config_path, gpus, dry_run, **flags):
     """Train one StyleGAN2 on all classes of a data set.
 
@@ -142,15 +143,12 @@ def main(config_path, gpus, dry_run, **flags):
         given["metrics"] = [m.strip() for m in given["metrics"].split(",") if m.strip()]
     try:
         if config_path:
-            config = load_yaml(config_path)
-            fields = config.to_dict()
+            fields = read_settings(config_path)
             for derived in ("resolution", "img_channels", "class_names", "attributes", "label_names"):
                 fields.pop(derived, None)
             config = TrainConfig.from_dict({**fields, **given})
-        elif "data" not in given:
-            raise ConfigError("--data is required (a zip made by datasets/make_dataset.py or datasets/emoji.py)")
         else:
-            config = TrainConfig(**given)
+            config = TrainConfig.from_dict(given)
         if dry_run:
             return print_dry_run(config)
         if pick_device(config.device).type == "cpu":

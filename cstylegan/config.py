@@ -415,6 +415,8 @@ class TrainConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(f"unknown settings in config: {', '.join(unknown)}")
+        if "data" not in values:
+            raise ConfigError("--data is required (a zip made by datasets/make_dataset.py or datasets/emoji.py)")
         return cls(**values)
 
 
@@ -424,7 +426,12 @@ def save_yaml(config: TrainConfig, path) -> None:
 
 
 def load_yaml(path) -> TrainConfig:
-    """A run's config.yaml (--config); one line for a missing, unreadable or malformed file."""
+    return TrainConfig.from_dict(read_settings(path))
+
+
+def read_settings(path) -> dict:
+    """The settings in a YAML file (--config: a run's config.yaml, or a file with only some of
+    them, the rest given as flags); one line for a missing, unreadable or malformed file."""
     try:
         text = Path(path).read_text()
     except (OSError, UnicodeDecodeError) as error:
@@ -436,4 +443,4 @@ def load_yaml(path) -> TrainConfig:
     if not isinstance(values, dict):
         raise ConfigError(f"--config {path} holds a {type(values).__name__}, not settings (name: value lines); "
                           "give a run's config.yaml")
-    return TrainConfig.from_dict(values)
+    return values

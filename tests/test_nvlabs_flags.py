@@ -56,6 +56,20 @@ def test_no_flag_overrides_a_config_file(colour_zip, tmp_path):
     assert "mirror: false" in result.stdout and "cond: true" in result.stdout
 
 
+def test_a_config_file_may_hold_only_some_settings(colour_zip, tmp_path):
+    """A hand-written file with a few settings: the flags give the rest, --data included."""
+    config = tmp_path / "few.yaml"
+    config.write_text("pl_weight: 0\nstyle_mixing_prob: 0\nmirror: true\n")
+    result = run_in_process("train.py", ["--config", config, "--data", colour_zip, "--outdir", tmp_path / "runs",
+                                         *TINY, "-n"], REPO)
+    assert result.returncode == 0, result.stderr
+    settings = yaml.safe_load(result.stdout.split("Training options:\n")[1].split("\nData: ")[0])
+    assert (settings["pl_weight"], settings["style_mixing_prob"], settings["mirror"], settings["batch"]) == (0, 0, True, 8)
+    assert settings["data"] == str(colour_zip)
+    without_data = run_in_process("train.py", ["--config", config, "-n"], REPO)
+    assert_one_line_error(without_data, "--data is required")
+
+
 def test_a_boolean_flag_with_a_bad_value_is_one_line(colour_zip, tmp_path):
     result = run_in_process("train.py", ["--data", colour_zip, "--mirror=maybe", "-n"], REPO)
     assert_one_line_error(result, "--mirror", "maybe", "not a valid boolean")
