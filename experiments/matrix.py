@@ -44,6 +44,7 @@ class Method:
     notes: str = ""
     curve: dict = field(default_factory=dict)  # {kimg as text: curve metric results}
     final: dict = field(default_factory=dict)  # the final model's full metric results
+    metric_seconds: float = 0.0  # its metrics' time, over every call of the runner that measured them
 
     @property
     def kimg(self) -> float:
@@ -153,10 +154,14 @@ def evaluate(spec: Spec, workspace: Workspace, method: Method, dataset: ImageDat
                 done["final"] = have
             else:
                 done["curve"][key] = have
+            done.setdefault("seconds", {})[key] = time.time() - start
             workspace.write_json("evaluations.json", stored)
     method.curve, method.final = done["curve"], done["final"]
+    method.metric_seconds = sum(done.get("seconds", {}).values())
     if spec.generator_num_gen and method.models_trained == 1:
-        method.final = {**method.final, **evaluate_generator(spec, workspace, method, dataset, say)}
+        measured = evaluate_generator(spec, workspace, method, dataset, say)
+        method.final = {**method.final, **measured["results"]}
+        method.metric_seconds += measured.get("seconds", 0.0)
 
 
 def generator_metrics(arch: str) -> list:
@@ -166,7 +171,8 @@ def generator_metrics(arch: str) -> list:
 
 def evaluate_generator(spec: Spec, workspace: Workspace, method: Method, dataset: ImageDataset, say) -> dict:
     """generator_metrics of the final model from spec.generator_num_gen latents (pairs for the
-    path length), kept in evaluations.json beside the method's other results."""
+    path length), kept in evaluations.json beside the method's other results: its entry there,
+    with the results and the seconds they took."""
     stored = workspace.read_json("evaluations.json", {})
     done = stored.setdefault(f"{method.name}/generator", {})
     names = generator_metrics(method.arch)
@@ -177,11 +183,11 @@ def evaluate_generator(spec: Spec, workspace: Workspace, method: Method, dataset
         model = method.points[-1].build(device)
         results = compute_metrics(model.G, dataset, names, spec.generator_num_gen, device=device, seed=spec.seed,
                                   progress=False, label_space=model.labels)
-        done.update(num_gen=spec.generator_num_gen, results=dict(results))
+        done.update(num_gen=spec.generator_num_gen, results=dict(results), seconds=time.time() - start)
         say(f"{method.name}: " + "  ".join(f"{name} {value:.4g}" for name, value in results.items())
             + f"  ({time.time() - start:.0f} s)")
         workspace.write_json("evaluations.json", stored)
-    return done["results"]
+    return done
 
 
 def final_fakes_per_class(spec: Spec, dataset: ImageDataset) -> list:

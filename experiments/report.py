@@ -138,7 +138,7 @@ def method_record(spec, method, class_names: list, fakes_per_class: list, device
         "arch": method.arch, "kimg": method.kimg, "wall_s": method.wall_s,
         "train_img_per_s": method.kimg * 1000 / method.wall_s, "parameters": method.parameters,
         "peak_mem_gb": method.peak_mem_gb, "models": method.models_trained, "notes": method.notes,
-        "unit_seconds": unit_seconds, "environment": environment(device),
+        "unit_seconds": unit_seconds, "metric_seconds": method.metric_seconds, "environment": environment(device),
         "generator_num_gen": spec.generator_num_gen if "ppl_w_inception" in method.final else None,
     })
 
@@ -393,8 +393,17 @@ def write_environment(spec_path: Path, records: list, path: Path) -> None:
         lines += [f"{r['method']} (unit {r['unit']}): finished {env['finished']}, commit {env['commit']}",
                   f"  device: {env['device']}; python {env['python']}, torch {env['torch']}; {env['platform']}",
                   f"  training {_duration(r['wall_s'])} for {r['kimg']:g} kimg ({r['train_img_per_s']:.1f} img/s); "
-                  f"the whole unit (training + metrics + pictures) {_duration(r['unit_seconds'])}"]
+                  + _unit_cost(r)]
     path.write_text("\n".join(lines) + "\n")
+
+
+def _unit_cost(record: dict) -> str:
+    """What the unit cost beyond training. Training and metric times add up every call of the
+    runner that did that work; the wall time is the last call's (older records have only it)."""
+    if "metric_seconds" not in record:
+        return f"the whole unit (training + metrics + pictures) {_duration(record['unit_seconds'])}"
+    return (f"metrics {_duration(record['metric_seconds'])} (over every call that measured them); "
+            f"the runner's last call {_duration(record['unit_seconds'])}")
 
 
 def write_unit_outputs(spec, methods: list, class_names: list, fakes_per_class: list, device, unit_seconds: float,

@@ -159,6 +159,12 @@ def test_runner_writes_every_output(comparison):
     assert samples.height >= 2 * 16 and samples.width >= 3 * 16
     environment = (results / "environment.txt").read_text()
     assert all(f"{m} (unit " in environment for m in METHODS) and "commit" in environment
+    # Metric time adds up every measurement of the method, whichever runner call made it.
+    stored = json.loads((root / "work" / "evaluations.json").read_text())
+    measured = sum(stored["cond_sg2"]["seconds"].values()) + stored["cond_sg2/generator"]["seconds"]
+    assert set(stored["cond_sg2"]["seconds"]) == {"1", "2", "final"}
+    assert record["metric_seconds"] == pytest.approx(measured) and measured > 0
+    assert "cond_sg2 (unit" in environment and "(over every call that measured them); the runner's last call" in environment
     assert "transfer_base: training" in runs["rest"].stdout
 
 
