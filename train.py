@@ -142,13 +142,10 @@ def main(config_path, gpus, dry_run, **flags):
     if "metrics" in given:
         given["metrics"] = [m.strip() for m in given["metrics"].split(",") if m.strip()]
     try:
-        if config_path:
-            fields = read_settings(config_path)
-            for derived in ("resolution", "img_channels", "class_names", "attributes", "label_names"):
-                fields.pop(derived, None)
-            config = TrainConfig.from_dict({**fields, **given})
-        else:
-            config = TrainConfig.from_dict(given)
+        fields = read_settings(config_path) if config_path else {}
+        for derived in ("resolution", "img_channels", "class_names", "attributes", "label_names"):
+            fields.pop(derived, None)
+        config = TrainConfig.from_dict({**fields, **given})
         if dry_run:
             return print_dry_run(config)
         if pick_device(config.device).type == "cpu":
