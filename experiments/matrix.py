@@ -147,14 +147,15 @@ def evaluate(spec: Spec, workspace: Workspace, method: Method, dataset: ImageDat
             have = compute_metrics(generator, dataset, metrics, spec.num_gen, device=device, seed=spec.seed,
                                    num_gen_per_class=per_class, per_class_from_mixed=per_class is None,
                                    z_dim=generator.z_dim, progress=False, label_space=generator.labels)
+            seconds = time.time() - start
             say(f"{method.name} at {where}: " + "  ".join(
                 f"{name} {value:.4g}" for name, value in have.items() if "/" not in name)
-                + f"  ({time.time() - start:.0f} s)")
+                + f"  ({seconds:.0f} s)")
             if key == "final":
                 done["final"] = have
             else:
                 done["curve"][key] = have
-            done.setdefault("seconds", {})[key] = time.time() - start
+            done.setdefault("seconds", {})[key] = seconds
             workspace.write_json("evaluations.json", stored)
     method.curve, method.final = done["curve"], done["final"]
     method.metric_seconds = sum(done.get("seconds", {}).values())
@@ -185,7 +186,7 @@ def evaluate_generator(spec: Spec, workspace: Workspace, method: Method, dataset
                                   progress=False, label_space=model.labels)
         done.update(num_gen=spec.generator_num_gen, results=dict(results), seconds=time.time() - start)
         say(f"{method.name}: " + "  ".join(f"{name} {value:.4g}" for name, value in results.items())
-            + f"  ({time.time() - start:.0f} s)")
+            + f"  ({done['seconds']:.0f} s)")
         workspace.write_json("evaluations.json", stored)
     return done
 

@@ -213,6 +213,20 @@ def test_plan_measures_each_unit_before_anything_runs(comparison):
     assert "measuring its training speed" in plan.stdout
 
 
+def test_plan_columns_line_up_for_long_unit_names(monkeypatch):
+    from types import SimpleNamespace
+    from experiments import plan
+    units = ["cond_sg2", "attr_holdout_uniform_with_a_long_name"]
+    spec = SimpleNamespace(units=lambda: units)
+    monkeypatch.setattr(plan, "estimate", lambda spec, unit, *args: {
+        "kimg": 140, "img_per_s": 22.5, "train_h": 1.5, "metric_h": 0.25, "hours": 1.75})
+    monkeypatch.setattr(plan, "unit_status", lambda spec, unit, results: "to run")
+    lines = plan.plan_lines(spec, None, None, None, print)
+    assert [line.split()[0] for line in lines] == ["unit"] + units
+    kimg_ends = {line.index("kimg") + 4 if i == 0 else line.index("140") + 3 for i, line in enumerate(lines)}
+    assert len(kimg_ends) == 1 and lines[2].split()[1:6] == ["140", "22.5", "1:30:00", "0:15:00", "1:45:00"]
+
+
 @pytest.mark.slow
 def test_a_killed_training_continues_and_units_merge(comparison):
     root, _, _, one_row, after = comparison
