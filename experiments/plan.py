@@ -106,9 +106,10 @@ def estimate(spec, unit: str, workspace, dataset, say) -> dict:
 
 def plan_lines(spec, workspace, dataset, results, say) -> list:
     """One line per unit: kimg, img/s measured here, expected hours, and whether it is done."""
-    width = max(len("unit"), *(len(unit) for unit in spec.units()))
+    units = spec.units()
+    width = max(len("unit"), *(len(unit) for unit in units))
     lines = [f"{'unit':<{width}} {'kimg':>7} {'img/s':>7} {'training':>9} {'metrics':>9} {'total':>9}  status"]
-    for unit in spec.units():
+    for unit in units:
         e = estimate(spec, unit, workspace, dataset, say)
         train, metrics, total = (hours_minutes_seconds(e[key]) for key in ("train_h", "metric_h", "hours"))
         lines.append(f"{unit:<{width}} {e['kimg']:>7g} {e['img_per_s']:>7.1f} {train:>9} {metrics:>9} {total:>9}  "

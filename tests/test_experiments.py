@@ -3,6 +3,7 @@
 import csv
 import json
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from cstylegan.data.writer import write_dataset_zip
 from cstylegan.networks.stylegan2 import Generator
 from experiments.matrix import conditional_config
 from experiments.methods import PerClassModels
+from experiments.plan import plan_lines
 from experiments.report import read_references, unit_status, write_tables
 from experiments.spec import SpecError, load_spec, parse_spec
 from tests.conftest import COLOURS, REPO as ROOT, run_cli
@@ -214,16 +216,14 @@ def test_plan_measures_each_unit_before_anything_runs(comparison):
 
 
 def test_plan_columns_line_up_for_long_unit_names(monkeypatch):
-    from types import SimpleNamespace
-    from experiments import plan
     units = ["cond_sg2", "attr_holdout_uniform_with_a_long_name"]
     spec = SimpleNamespace(units=lambda: units)
-    monkeypatch.setattr(plan, "estimate", lambda spec, unit, *args: {
+    monkeypatch.setattr("experiments.plan.estimate", lambda spec, unit, *args: {
         "kimg": 140, "img_per_s": 22.5, "train_h": 1.5, "metric_h": 0.25, "hours": 1.75})
-    monkeypatch.setattr(plan, "unit_status", lambda spec, unit, results: "to run")
-    lines = plan.plan_lines(spec, None, None, None, print)
+    monkeypatch.setattr("experiments.plan.unit_status", lambda spec, unit, results: "to run")
+    lines = plan_lines(spec, None, None, None, print)
     assert [line.split()[0] for line in lines] == ["unit"] + units
-    kimg_ends = {line.index("kimg") + 4 if i == 0 else line.index("140") + 3 for i, line in enumerate(lines)}
+    kimg_ends = {lines[0].index("kimg") + len("kimg")} | {line.index("140") + len("140") for line in lines[1:]}
     assert len(kimg_ends) == 1 and lines[2].split()[1:6] == ["140", "22.5", "1:30:00", "0:15:00", "1:45:00"]
 
 
